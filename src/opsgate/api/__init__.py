@@ -1,0 +1,5 @@
+"""The HTTP surface."""
+
+from opsgate.api.app import create_app
+
+__all__ = ["create_app"]

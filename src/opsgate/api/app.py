@@ -1,0 +1,83 @@
+"""`create_app(config)`: the ASGI application, with no state built at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+
+from opsgate.api import admin, health, openai_routes
+from opsgate.api.responses import error_response, handle_opsgate_error, handle_unexpected
+from opsgate.config.loader import ConfigError, load_config
+from opsgate.config.schema import Config
+from opsgate.errors import NotFoundError, OpsgateError
+from opsgate.gateway import Gateway
+
+log = logging.getLogger("opsgate")
+
+
+def create_app(config: Config | None = None, *, config_path: str | Path | None = None) -> Starlette:
+    """Build the gateway app. Without `config`, it is loaded from `config_path` (or the default)."""
+    if config is None:
+        config = load_config(config_path)
+    gateway = Gateway(config, config_path=config_path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        _watch_sighup(gateway)
+        try:
+            yield
+        finally:
+            await gateway.aclose()
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        if status == 405:
+            err = OpsgateError(f"Method {request.method} is not allowed on {request.url.path}.")
+            err.status, err.type, err.code = 405, "invalid_request_error", "method_not_allowed"
+            return error_response(err)
+        return error_response(
+            NotFoundError(f"Unknown path {request.url.path}.", code="unknown_url")
+        )
+
+    app = Starlette(
+        routes=[*openai_routes.routes, *health.routes, *admin.routes],
+        lifespan=lifespan,
+        exception_handlers={
+            OpsgateError: handle_opsgate_error,
+            404: not_found,
+            405: not_found,
+            Exception: handle_unexpected,
+        },
+    )
+    app.state.gateway = gateway
+    return app
+
+
+def _watch_sighup(gateway: Gateway) -> None:
+    """SIGHUP reloads the config (main thread only; tests run apps in other threads)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+        return
+    loop = asyncio.get_running_loop()
+
+    async def reload() -> None:
+        try:
+            await gateway.reload()
+        except ConfigError as exc:
+            log.error("config reload rejected, keeping the old config: %s", exc)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
+
+
+def app_from_env() -> Starlette:
+    """Factory for `uvicorn --factory` and worker processes: config from $OPSGATE_CONFIG."""
+    return create_app()

@@ -1,0 +1,131 @@
+"""The OpenAI-compatible routes. Thin: parse, call the pipeline, serialise."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from opsgate.api.parse import parse_chat, parse_embedding, read_json
+from opsgate.api.responses import SSE_DONE, JSONResponse, error_response, sse_event
+from opsgate.chat import ChatChunk, ChatResponse
+from opsgate.errors import OpsgateError
+from opsgate.gateway import Gateway
+from opsgate.pipeline.context import (
+    ChatCall,
+    ChatResult,
+    EmbeddingCall,
+    RequestContext,
+    new_trace_id,
+)
+
+log = logging.getLogger("opsgate.api")
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def _route_headers(ctx: RequestContext) -> dict[str, str]:
+    headers = {"x-opsgate-trace-id": ctx.trace_id}
+    if ctx.route.attempts:
+        headers["x-opsgate-attempts"] = str(len(ctx.route.attempts))
+    if ctx.route.deployment is not None:
+        headers["x-opsgate-deployment"] = ctx.route.deployment.id
+    return headers
+
+
+async def chat_completions(request: Request) -> Response:
+    runtime = _gateway(request).runtime
+    trace_id = new_trace_id()
+    ctx: RequestContext | None = None
+    result: ChatResult | None = None
+    try:
+        ctx = RequestContext(headers=request.headers, trace_id=trace_id)
+        body = await read_json(request, runtime.config.server.max_body_bytes)
+        result = await runtime.chat(ChatCall(ctx, parse_chat(body)))
+        if isinstance(result, ChatResponse):
+            return JSONResponse(result.body, headers=_route_headers(ctx))
+        first = await anext(result)
+    except OpsgateError as exc:
+        headers = _route_headers(ctx) if ctx else {"x-opsgate-trace-id": trace_id}
+        if result is not None and not isinstance(result, ChatResponse):
+            await _close(result)
+        return error_response(exc, headers)
+    except StopAsyncIteration:
+        empty = OpsgateError("the upstream stream ended without any chunk")
+        return error_response(empty, {"x-opsgate-trace-id": trace_id})
+    headers = {**_route_headers(ctx), "cache-control": "no-cache", "x-accel-buffering": "no"}
+    return StreamingResponse(_sse(first, result), media_type="text/event-stream", headers=headers)
+
+
+async def _sse(first: ChatChunk, rest: AsyncIterator[ChatChunk]) -> AsyncIterator[bytes]:
+    """Frame chunks as SSE; a failure after the first chunk ends the stream with an error event."""
+    try:
+        yield sse_event(first.body)
+        async for chunk in rest:
+            yield sse_event(chunk.body)
+        yield SSE_DONE
+    except OpsgateError as exc:
+        yield sse_event(exc.to_body())
+    except Exception:
+        log.exception("stream failed")
+        yield sse_event(OpsgateError("The gateway hit an internal error mid-stream.").to_body())
+    finally:
+        await _close(rest)
+
+
+async def _close(stream: object) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def embeddings(request: Request) -> Response:
+    runtime = _gateway(request).runtime
+    trace_id = new_trace_id()
+    ctx: RequestContext | None = None
+    try:
+        ctx = RequestContext(headers=request.headers, trace_id=trace_id)
+        body = await read_json(request, runtime.config.server.max_body_bytes)
+        result = await runtime.embeddings(EmbeddingCall(ctx, parse_embedding(body)))
+    except OpsgateError as exc:
+        return error_response(exc, _route_headers(ctx) if ctx else {"x-opsgate-trace-id": trace_id})
+    return JSONResponse(result, headers=_route_headers(ctx))
+
+
+async def list_models(request: Request) -> Response:
+    runtime = _gateway(request).runtime
+    ctx = RequestContext(headers=request.headers)
+    try:
+        runtime.auth.authenticate(ctx)
+    except OpsgateError as exc:
+        return error_response(exc, {"x-opsgate-trace-id": ctx.trace_id})
+    data = [
+        {
+            "id": name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "opsgate",
+            "kind": group.kind,
+            "description": group.description,
+        }
+        for name, group in runtime.router.groups.items()
+    ]
+    return JSONResponse(
+        {"object": "list", "data": data}, headers={"x-opsgate-trace-id": ctx.trace_id}
+    )
+
+
+routes = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/embeddings", embeddings, methods=["POST"]),
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/models", list_models, methods=["GET"]),
+]

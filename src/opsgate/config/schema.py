@@ -1,0 +1,123 @@
+"""The config file's schema (phase one: the raw file, validated, secrets not yet resolved).
+
+Every model rejects unknown keys, so a typo is an error with its path rather than a silent no-op.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+Strategy = Literal["weighted", "least-latency", "least-busy", "lowest-cost"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Price(Strict):
+    """USD per one million tokens."""
+
+    input: Decimal = Field(ge=0)
+    output: Decimal = Field(ge=0)
+    cached_input: Decimal | None = Field(default=None, ge=0)
+
+
+class DeploymentConfig(Strict):
+    """One concrete place a model runs."""
+
+    provider: str = Field(min_length=1)
+    model: str = Field(min_length=1, description="the upstream's own model id")
+    id: str | None = Field(default=None, description="stable name; derived when omitted")
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api_version: str | None = Field(default=None, description="Azure OpenAI api-version")
+    headers: dict[str, str] = Field(default_factory=dict)
+    weight: float = Field(default=1.0, gt=0)
+    price: Price | None = None
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    timeout: float = Field(default=60.0, gt=0, description="seconds to a response or first chunk")
+    stream_idle_timeout: float = Field(default=60.0, gt=0, description="seconds between chunks")
+    max_tokens_cap: int | None = Field(default=None, gt=0)
+    tags: list[str] = Field(default_factory=list)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="provider-specific settings, checked by the provider"
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
+class ModelGroupConfig(Strict):
+    """A public model name and the deployments that can serve it."""
+
+    name: str = Field(min_length=1)
+    deployments: list[DeploymentConfig] = Field(min_length=1)
+    description: str | None = None
+    kind: Literal["chat", "embedding"] = "chat"
+
+
+class CircuitConfig(Strict):
+    failure_threshold: int = Field(default=5, ge=1, description="consecutive failures to open")
+    cooldown: float = Field(default=30.0, gt=0, description="seconds before a half-open probe")
+
+
+class RouterConfig(Strict):
+    strategy: Strategy = "weighted"
+    retries: int = Field(default=2, ge=0, le=10, description="extra attempts within a model group")
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    backoff_base: float = Field(default=0.2, ge=0, description="seconds; doubled per retry")
+    backoff_max: float = Field(default=5.0, ge=0)
+    max_retry_after: float = Field(
+        default=10.0, ge=0, description="longest Retry-After honoured by waiting; longer moves on"
+    )
+    request_timeout: float = Field(default=600.0, gt=0, description="whole request, all attempts")
+    circuit: CircuitConfig = Field(default_factory=CircuitConfig)
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+
+
+class Settings(Strict):
+    """Process settings, normally from the environment (OPSGATE_*)."""
+
+    database_url: str = "sqlite:///./opsgate.db"
+    redis_url: str | None = None
+    master_key: SecretStr | None = None
+
+
+class Config(Strict):
+    models: list[ModelGroupConfig] = Field(default_factory=list)
+    router: RouterConfig = Field(default_factory=RouterConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    settings: Settings = Field(default_factory=Settings)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> Config:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        known = set(names)
+        for source, targets in self.router.fallbacks.items():
+            for name in [source, *targets]:
+                if name not in known:
+                    raise ValueError(f"router.fallbacks names unknown model {name!r}")
+        ids = [d.id for m in self.models for d in m.deployments if d.id]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"deployment ids must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+    def group(self, name: str) -> ModelGroupConfig | None:
+        return next((m for m in self.models if m.name == name), None)

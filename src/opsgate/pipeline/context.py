@@ -1,0 +1,86 @@
+"""The context one request carries through the pipeline's stages."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Usage
+from opsgate.errors import BadRequestError
+from opsgate.routing.router import RouteState
+from opsgate.types import JSONObject
+
+ChatResult = ChatResponse | AsyncIterator[ChatChunk]
+"""What a chat pipeline returns: a whole answer, or a stream of chunks."""
+
+
+def new_trace_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class Principal:
+    """Who is calling. Access control fills in more; for now the key's identity only."""
+
+    key_id: str
+    is_master: bool = False
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Shared by every stage of one request; nothing in it knows the HTTP framework."""
+
+    headers: Mapping[str, str]
+    """Incoming request headers, lower-cased."""
+    trace_id: str = field(default_factory=new_trace_id)
+    started: float = field(default_factory=time.time)
+    principal: Principal | None = None
+    route: RouteState = field(init=False)
+    usage: Usage | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.route = RouteState(trace_id=self.trace_id, timeout=_timeout(self.headers))
+
+    @property
+    def bearer(self) -> str | None:
+        value = self.headers.get("authorization", "")
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return self.headers.get("api-key") or self.headers.get("x-api-key") or None
+
+
+@dataclass(slots=True)
+class ChatCall:
+    ctx: RequestContext
+    request: ChatRequest
+
+
+@dataclass(slots=True)
+class EmbeddingCall:
+    ctx: RequestContext
+    request: EmbeddingRequest
+
+
+EmbeddingResult = JSONObject
+
+
+def _timeout(headers: Mapping[str, str]) -> float | None:
+    """A per-request timeout from `x-opsgate-timeout` (seconds)."""
+    raw = headers.get("x-opsgate-timeout")
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise BadRequestError(
+            "header x-opsgate-timeout must be a positive number of seconds",
+            code="invalid_header",
+            param="x-opsgate-timeout",
+        )
+    return value

@@ -1,0 +1,149 @@
+"""The one HTTP client every provider shares (aiohttp: measured faster than httpx under load,
+see docs/benchmarks.md), wrapped so providers see only the project's own error types."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+
+from opsgate.providers.errors import (
+    StreamBrokenError,
+    UpstreamConnectionError,
+    UpstreamProtocolError,
+    UpstreamTimeoutError,
+)
+from opsgate.types import JSONObject
+
+
+@dataclass(slots=True)
+class HTTPResult:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> JSONObject:
+        try:
+            data = orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError(
+                f"upstream answered {self.status} with a body that is not JSON"
+            ) from None
+        if not isinstance(data, dict):
+            raise UpstreamProtocolError("upstream answered with JSON that is not an object")
+        return data
+
+
+class StreamResponse:
+    """An open streamed response: status, headers, and its body line by line."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, idle_timeout: float) -> None:
+        self._resp = resp
+        self._idle = idle_timeout
+        self.status = resp.status
+        self.headers = {k.lower(): v for k, v in resp.headers.items()}
+
+    async def read(self) -> bytes:
+        try:
+            async with asyncio.timeout(self._idle):
+                return await self._resp.read()
+        except TimeoutError:
+            raise UpstreamTimeoutError("upstream stopped sending the error body") from None
+        except aiohttp.ClientError as exc:
+            raise StreamBrokenError(f"upstream error body broke off: {exc}") from None
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        """Body lines without their line ending; a stall longer than the idle timeout raises."""
+        content = self._resp.content
+        while True:
+            try:
+                async with asyncio.timeout(self._idle):
+                    line = await content.readline()
+            except TimeoutError:
+                raise UpstreamTimeoutError(
+                    f"upstream stream stalled for more than {self._idle:g}s"
+                ) from None
+            except aiohttp.ClientPayloadError as exc:
+                raise StreamBrokenError(f"upstream stream broke off: {exc}") from None
+            except aiohttp.ClientError as exc:
+                raise StreamBrokenError(f"upstream stream failed: {exc}") from None
+            if not line:
+                return
+            yield line.rstrip(b"\r\n")
+
+
+class HTTPClient:
+    """A pooled HTTP/1.1 client; one per gateway process, created inside the event loop."""
+
+    def __init__(self, *, limit: int = 1000) -> None:
+        self._limit = limit
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=0, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+                auto_decompress=True,
+                trust_env=False,
+            )
+        return self._session
+
+    async def post_json(
+        self, url: str, body: JSONObject, headers: dict[str, str], timeout: float
+    ) -> HTTPResult:
+        data = orjson.dumps(body)
+        try:
+            async with asyncio.timeout(timeout):
+                async with self.session.post(
+                    url, data=data, headers={"content-type": "application/json", **headers}
+                ) as resp:
+                    raw = await resp.read()
+                    return HTTPResult(
+                        resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw
+                    )
+        except TimeoutError:
+            raise UpstreamTimeoutError(f"upstream did not answer within {timeout:g}s") from None
+        except aiohttp.ClientConnectionError as exc:
+            raise UpstreamConnectionError(f"cannot reach upstream: {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamProtocolError(f"upstream request failed: {exc}") from None
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        url: str,
+        body: JSONObject,
+        headers: dict[str, str],
+        timeout: float,
+        idle_timeout: float,
+    ) -> AsyncIterator[StreamResponse]:
+        """Open a streamed POST; `timeout` bounds the wait for the response head."""
+        data = orjson.dumps(body)
+        try:
+            async with asyncio.timeout(timeout):
+                resp = await self.session.post(
+                    url,
+                    data=data,
+                    headers={"content-type": "application/json", **headers},
+                )
+        except TimeoutError:
+            raise UpstreamTimeoutError(f"upstream did not answer within {timeout:g}s") from None
+        except aiohttp.ClientConnectionError as exc:
+            raise UpstreamConnectionError(f"cannot reach upstream: {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamProtocolError(f"upstream request failed: {exc}") from None
+        try:
+            yield StreamResponse(resp, idle_timeout)
+        finally:
+            resp.close()
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()

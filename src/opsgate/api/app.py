@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from opsgate.api import admin, health, openai_routes
+from opsgate.api.middleware import TraceIdMiddleware
 from opsgate.api.responses import error_response, handle_opsgate_error, handle_unexpected
 from opsgate.config.loader import ConfigError, load_config
 from opsgate.config.schema import Config
@@ -50,6 +52,7 @@ def create_app(config: Config | None = None, *, config_path: str | Path | None =
 
     app = Starlette(
         routes=[*openai_routes.routes, *health.routes, *admin.routes],
+        middleware=[Middleware(TraceIdMiddleware)],
         lifespan=lifespan,
         exception_handlers={
             OpsgateError: handle_opsgate_error,

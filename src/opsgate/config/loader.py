@@ -19,6 +19,13 @@ from opsgate.config.defaults import default_config_data
 from opsgate.config.schema import Config
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# `${VAR}` is not valid inside a YAML flow mapping (`{api_key: ${KEY}}`), so before parsing each
+# reference is swapped for a plain token that any YAML position accepts, and swapped back after.
+_TOKEN = re.compile(r"opsgateenv([0-9a-f]+)x")
+
+
+def _protect(text: str) -> str:
+    return _VAR.sub(lambda m: f"opsgateenv{m.group(0).encode().hex()}x", text)
 
 
 class ConfigError(Exception):
@@ -35,6 +42,8 @@ def _interpolate(node: Any, env: Mapping[str, str], path: str, problems: list[st
         return {k: _interpolate(v, env, _join(path, str(k)), problems) for k, v in node.items()}
     if isinstance(node, list):
         return [_interpolate(v, env, f"{path}[{i}]", problems) for i, v in enumerate(node)]
+    if isinstance(node, str) and "opsgateenv" in node:
+        node = _TOKEN.sub(lambda m: bytes.fromhex(m.group(1)).decode(), node)
     if isinstance(node, str) and "${" in node:
 
         def sub(match: re.Match[str]) -> str:
@@ -112,7 +121,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     except UnicodeDecodeError:
         raise ConfigError(source, ["file is not valid UTF-8"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(_protect(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

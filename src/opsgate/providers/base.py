@@ -30,7 +30,8 @@ class CallContext:
 
     trace_id: str
     timeout: float
-    """Seconds to a complete answer (or, for a stream, to its first chunk)."""
+    """Seconds to a complete answer, or for a stream to its response head (the router bounds
+    the wait for the first chunk with the same figure)."""
     stream_idle_timeout: float = 60.0
     """Seconds allowed between two chunks of a stream."""
     extra_headers: dict[str, str] = field(default_factory=dict)

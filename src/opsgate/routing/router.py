@@ -25,7 +25,7 @@ from opsgate.errors import (
     ServiceUnavailableError,
 )
 from opsgate.providers.base import CallContext
-from opsgate.providers.errors import UpstreamError
+from opsgate.providers.errors import UpstreamError, UpstreamTimeoutError
 from opsgate.routing.deployment import Deployment, ModelGroup
 from opsgate.routing.health import Clock
 from opsgate.routing.strategies import STRATEGIES
@@ -112,7 +112,15 @@ class Router:
         ) -> tuple[ChatChunk, AsyncIterator[ChatChunk]]:
             chunks = aiter(dep.provider.stream(req, ctx))
             try:
-                return await anext(chunks), chunks
+                # The attempt's timeout bounds the first chunk, not just the response head: an
+                # upstream that answers 200 and then stays silent must not hold the request.
+                async with asyncio.timeout(ctx.timeout):
+                    return await anext(chunks), chunks
+            except TimeoutError:
+                await _aclose(chunks)
+                raise UpstreamTimeoutError(
+                    f"upstream sent no chunk within {ctx.timeout:g}s"
+                ) from None
             except StopAsyncIteration:
                 raise UpstreamError("upstream stream ended before its first chunk") from None
             except BaseException:

@@ -1,0 +1,3 @@
+from opsgate.cli import main
+
+main()

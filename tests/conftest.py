@@ -1,0 +1,47 @@
+"""Shared fixtures: real fake-upstream servers and a way to run the real gateway against them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.fixtures.gateway import GatewayServer, make_config
+from tests.fixtures.upstream import FakeUpstream
+
+
+@pytest.fixture(scope="session")
+def _upstreams() -> Iterator[dict[str, FakeUpstream]]:
+    servers = {name: FakeUpstream(name) for name in ("alpha", "beta", "gamma")}
+    for s in servers.values():
+        s.start()
+    yield servers
+    for s in servers.values():
+        s.stop()
+
+
+@pytest.fixture
+def upstreams(_upstreams: dict[str, FakeUpstream]) -> dict[str, FakeUpstream]:
+    """Three fake upstreams (`alpha`, `beta`, `gamma`), reset before each test."""
+    for s in _upstreams.values():
+        s.reset()
+    return _upstreams
+
+
+GatewayFactory = Callable[[dict[str, Any]], GatewayServer]
+
+
+@pytest.fixture
+def gateway() -> Iterator[GatewayFactory]:
+    """`gateway(config_dict)` starts a real gateway on a loopback port; stopped after the test."""
+    started: list[GatewayServer] = []
+
+    def start(data: dict[str, Any], env: dict[str, str] | None = None) -> GatewayServer:
+        server = GatewayServer(make_config(data, env)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

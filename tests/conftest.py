@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,12 +14,8 @@ from tests.fixtures.upstream import FakeUpstream
 
 @pytest.fixture(scope="session")
 def _upstreams() -> Iterator[dict[str, FakeUpstream]]:
-    servers = {name: FakeUpstream(name) for name in ("alpha", "beta", "gamma")}
-    for s in servers.values():
-        s.start()
-    yield servers
-    for s in servers.values():
-        s.stop()
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(FakeUpstream(name)) for name in ("alpha", "beta", "gamma")}
 
 
 @pytest.fixture

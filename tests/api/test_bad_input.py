@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.api.test_openai_compat import MSG, oa, one_model
 from tests.conftest import GatewayFactory
 from tests.fixtures.upstream import FakeUpstream

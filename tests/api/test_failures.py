@@ -8,6 +8,7 @@ import time
 import httpx
 import openai
 import pytest
+
 from tests.api.test_openai_compat import MSG, anth, oa, one_model
 from tests.conftest import GatewayFactory
 from tests.fixtures.upstream import (
@@ -190,11 +191,14 @@ async def test_client_disconnect_cancels_upstream(
     a = upstreams["alpha"]
     gw = gateway(one_model(oa("a", a)))
     a.script(Reply(stream_chunks=200, chunk_delay=0.05))
-    async with httpx.AsyncClient(timeout=10) as http, http.stream(
-        "POST",
-        f"{gw.url}/chat/completions",
-        json={"model": "m", "messages": MSG, "stream": True},
-    ) as resp:
+    async with (
+        httpx.AsyncClient(timeout=10) as http,
+        http.stream(
+            "POST",
+            f"{gw.url}/chat/completions",
+            json={"model": "m", "messages": MSG, "stream": True},
+        ) as resp,
+    ):
         async for _ in resp.aiter_lines():
             break
     assert await a.wait_disconnects(1, within=5) == 1
@@ -202,3 +206,21 @@ async def test_client_disconnect_cancels_upstream(
     async with httpx.AsyncClient() as http:
         deps = (await http.get(f"{gw.base}/admin/v1/deployments")).json()["data"]
     assert deps[0]["in_flight"] == 0
+
+
+def test_stream_head_then_silence_falls_back(
+    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream]
+) -> None:
+    a, b = upstreams["alpha"], upstreams["beta"]
+    cfg = {
+        "models": [
+            {"name": "m", "deployments": [oa("a", a, timeout=0.5)]},
+            {"name": "backup", "deployments": [oa("b", b)]},
+        ],
+        "router": {"retries": 0, "fallbacks": {"m": ["backup"]}},
+    }
+    gw = gateway(cfg)
+    a.script(Hang(30, after_chunks=0))
+    chunks = list(client(gw.url).chat.completions.create(model="m", messages=MSG, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "hello from beta"

@@ -6,6 +6,7 @@ from typing import Any
 
 import openai
 import pytest
+
 from tests.conftest import GatewayFactory
 from tests.fixtures.upstream import FakeUpstream, Reply, ToolCall
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.fixtures.gateway import GatewayServer
-from tests.fixtures.upstream import FakeUpstream, Reply
 
 from opsgate.config import load_config
+from tests.fixtures.gateway import GatewayServer
+from tests.fixtures.upstream import FakeUpstream, Reply
 
 pytestmark = pytest.mark.integration
 

@@ -110,6 +110,8 @@ class HTTPClient:
                     )
         except TimeoutError:
             raise UpstreamTimeoutError(f"upstream did not answer within {timeout:g}s") from None
+        except aiohttp.ClientPayloadError as exc:
+            raise StreamBrokenError(f"upstream answer broke off: {exc}") from None
         except aiohttp.ClientConnectionError as exc:
             raise UpstreamConnectionError(f"cannot reach upstream: {exc}") from None
         except aiohttp.ClientError as exc:

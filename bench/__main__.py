@@ -1,0 +1,115 @@
+"""`python -m bench [gateway|choices|all|profile]` — see docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from bench.docs import DOCS_PATH, machine_note, update_section
+from bench.loadgen import tool_name
+from bench.measure import Settings
+from bench.servers import ASGI_SERVERS
+
+console = Console()
+if not console.is_terminal and console.width < 132:
+    console = Console(width=132)  # piped output: keep the tables on one line each
+
+
+def progress(message: str) -> None:
+    console.print(f"[dim]… {message}[/]", highlight=False)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "which",
+        nargs="?",
+        default="gateway",
+        choices=["gateway", "choices", "all", "profile"],
+        help="gateway (default): gateway vs direct upstream; choices: ASGI "
+        "server, HTTP client, JSON; all: both; profile: py-spy the gateway",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
+    parser.add_argument("--seconds", type=int, default=2, help="seconds per round (whole)")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds per target")
+    parser.add_argument(
+        "--server",
+        choices=ASGI_SERVERS,
+        default="uvicorn",
+        help="ASGI server for the gateway benchmark",
+    )
+    parser.add_argument(
+        "--load-client",
+        choices=["aiohttp", "httpx"],
+        default=None,
+        help="use the Python load client even when wrk is installed",
+    )
+    parser.add_argument(
+        "--no-bare", action="store_true", help="skip the bare Python proxy column (faster)"
+    )
+    parser.add_argument("--stream", action="store_true", help="profile: stream instead of JSON")
+    parser.add_argument("--no-docs", action="store_true", help=f"do not update {DOCS_PATH}")
+    parser.add_argument("--profile-dir", type=Path, default=Path("/tmp/opsgate-profile"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    settings = Settings(
+        rounds=max(1, args.rounds),
+        seconds=max(1, args.seconds),
+        warmup=max(1, args.warmup),
+        load_client=args.load_client,
+    )
+    note = machine_note(tool_name(args.load_client))
+    console.print(note, highlight=False)
+    started = time.monotonic()
+    if args.which == "profile":
+        from bench.pyspy import print_profile, run_profile
+
+        print_profile(run_profile(args.profile_dir, stream=args.stream), console)
+        return 0
+    if args.which in ("gateway", "all"):
+        from bench.gateway import run_gateway
+        from bench.report import gateway_grids, gateway_markdown, print_grids
+
+        run = run_gateway(settings, args.server, progress=progress, with_bare=not args.no_bare)
+        print_grids(gateway_grids(run), console)
+        if not args.no_docs:
+            update_section(f"gateway-{args.server}", gateway_markdown(run, note))
+    if args.which in ("choices", "all"):
+        from bench.choices import run_choices
+        from bench.report import choices_grids, choices_markdown, print_grids
+
+        choices = run_choices(settings, progress=progress)
+        print_grids(choices_grids(choices), console)
+        if not args.no_docs:
+            update_section("choices", choices_markdown(choices, note))
+    console.print(
+        f"done in {time.monotonic() - started:.0f} s"
+        + ("" if args.no_docs else f"; figures written to {DOCS_PATH}")
+    )
+    return 0
+
+
+def run() -> int:
+    """`main` with the usual exits: 130 on Ctrl-C, 1 with a message when a server or load
+    generator fails (every process it started is stopped either way)."""
+    from bench.procs import ServerError
+
+    try:
+        return main()
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]; servers stopped")
+        return 130
+    except (ServerError, RuntimeError) as exc:
+        console.print(f"[bold red]benchmark failed:[/] {exc}", highlight=False)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(run())

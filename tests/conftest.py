@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,12 +31,22 @@ GatewayFactory = Callable[[dict[str, Any]], GatewayServer]
 
 
 @pytest.fixture
-def gateway() -> Iterator[GatewayFactory]:
-    """`gateway(config_dict)` starts a real gateway on a loopback port; stopped after the test."""
+def db_url(tmp_path: Path) -> str:
+    """A fresh SQLite database file for this test."""
+    return f"sqlite:///{tmp_path}/opsgate.db"
+
+
+@pytest.fixture
+def gateway(db_url: str) -> Iterator[GatewayFactory]:
+    """`gateway(config_dict)` starts a real gateway on a loopback port; stopped after the test.
+
+    Its database is this test's own SQLite file unless `env` names another.
+    """
     started: list[GatewayServer] = []
 
     def start(data: dict[str, Any], env: dict[str, str] | None = None) -> GatewayServer:
-        server = GatewayServer(make_config(data, env)).start()
+        server = GatewayServer(make_config(data, {"OPSGATE_DATABASE_URL": db_url, **(env or {})}))
+        server.start()
         started.append(server)
         return server
 

@@ -1,10 +1,13 @@
-"""The composition root: builds the runtime (router + pipelines) from config, and swaps it
+"""The composition root: builds the runtime (router + pipelines) from config, owns the
+process-wide parts (HTTP client, metrics, tracer, trace store and writer), and swaps the runtime
 atomically on reload. In-flight requests keep the runtime they started with."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,11 +16,20 @@ from opsgate.config.schema import Config
 from opsgate.pipeline.context import ChatCall, ChatResult, EmbeddingCall, EmbeddingResult
 from opsgate.pipeline.endpoints import RouteChat, RouteEmbedding
 from opsgate.pipeline.pipeline import Pipeline
+from opsgate.pipeline.publish import TracePublisher
 from opsgate.pipeline.stages.authenticate import Authenticate
-from opsgate.pipeline.stages.settle import Settle
+from opsgate.pipeline.stages.record import Record
+from opsgate.pipeline.stages.settle import Settle, SettleEmbedding
 from opsgate.providers.http import HTTPClient
 from opsgate.routing.build import build_router
 from opsgate.routing.router import Router
+from opsgate.store.db import dispose_engine, make_engine
+from opsgate.store.journal import default_journal_path
+from opsgate.store.migrate import upgrade
+from opsgate.store.sql import SqlTraceStore
+from opsgate.store.writer import TraceWriter
+from opsgate.telemetry.metrics import Metrics, create_metrics, mark_process_dead, multiprocess_dir
+from opsgate.telemetry.otel import GenAITracer, create_tracer
 
 log = logging.getLogger("opsgate")
 
@@ -27,41 +39,136 @@ class Runtime:
     config: Config
     router: Router
     auth: Authenticate
+    chat_record: Record
+    embedding_record: Record
     chat: Pipeline[ChatCall, ChatResult]
     embeddings: Pipeline[EmbeddingCall, EmbeddingResult]
 
 
 def build_runtime(
-    config: Config, http: HTTPClient, *, source: str, previous: Runtime | None = None
+    config: Config,
+    http: HTTPClient,
+    *,
+    source: str,
+    previous: Runtime | None = None,
+    publisher: TracePublisher | None = None,
 ) -> Runtime:
     router = build_router(
         config, http, source=source, previous=previous.router if previous else None
     )
     master = config.settings.master_key
     auth = Authenticate(master.get_secret_value() if master else None)
-    chat: Pipeline[ChatCall, ChatResult] = Pipeline([auth, Settle()], RouteChat(router))
-    embeddings: Pipeline[EmbeddingCall, EmbeddingResult] = Pipeline([auth], RouteEmbedding(router))
-    return Runtime(config, router, auth, chat, embeddings)
+    publisher = publisher or TracePublisher()
+    chat_record, embedding_record = Record(publisher, "chat"), Record(publisher, "embeddings")
+    chat: Pipeline[ChatCall, ChatResult] = Pipeline(
+        [chat_record, auth, Settle()], RouteChat(router)
+    )
+    embeddings: Pipeline[EmbeddingCall, EmbeddingResult] = Pipeline(
+        [embedding_record, auth, SettleEmbedding()], RouteEmbedding(router)
+    )
+    return Runtime(config, router, auth, chat_record, embedding_record, chat, embeddings)
 
 
 class Gateway:
-    """Owns the process-wide pieces: the HTTP client and the current runtime."""
+    """Owns the process-wide pieces and the current runtime."""
 
-    def __init__(self, config: Config, *, config_path: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_path: str | Path | None = None,
+        metrics: Metrics | None = None,
+        tracer: GenAITracer | None = None,
+    ) -> None:
         self.config_path = config_path
         self.source = str(config_path) if config_path else "<built-in default>"
         self.http = HTTPClient()
-        self.runtime = build_runtime(config, self.http, source=self.source)
+        self.metrics = metrics or create_metrics()
+        self.tracer = tracer or create_tracer(capture_content=config.traces.otel_capture_content)
+        self.database_url = config.settings.database_url
+        self.writer: TraceWriter | None = None
+        self._engine = None
+        self._migrate_task: asyncio.Task[None] | None = None
+        if config.traces.enabled:
+            self._engine = make_engine(self.database_url)
+            traces = config.traces
+            self.writer = TraceWriter(
+                SqlTraceStore(self._engine),
+                traces.journal_path or default_journal_path(self.database_url),
+                capacity=traces.queue_size,
+                batch_size=traces.batch_size,
+                flush_interval=traces.flush_interval,
+            )
+            self.metrics.watch_writer(self.writer.stats)
+        self.metrics.watch_circuits(self._circuits)
+        self.runtime = build_runtime(
+            config, self.http, source=self.source, publisher=self._publisher(config)
+        )
         self._reload_lock = asyncio.Lock()
+
+    def _publisher(self, config: Config) -> TracePublisher:
+        return TracePublisher(
+            self.metrics,
+            self.tracer,
+            self.writer,
+            store_bodies=config.traces.store_bodies == "full",
+        )
+
+    def _circuits(self) -> dict[str, str]:
+        groups = self.runtime.router.groups.values()
+        return {d.id: d.health.circuit.state.value for g in groups for d in g.deployments}
+
+    async def start(self) -> None:
+        """Migrate the database and start the trace writer. A database that is down does not
+        stop the gateway: traces go to the journal and migrations are retried."""
+        if self.writer is None:
+            return
+        try:
+            await upgrade(self.database_url)
+        except Exception as exc:
+            log.warning("database migration failed (%s); will retry in the background", exc)
+            self._migrate_task = asyncio.create_task(self._migrate_later())
+        await self.writer.start()
+
+    async def _migrate_later(self) -> None:
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await upgrade(self.database_url)
+            except Exception as exc:
+                log.warning("database migration still failing: %s", exc)
+                delay = min(delay * 2, 30.0)
+            else:
+                log.info("database migrated")
+                return
 
     async def reload(self) -> Runtime:
         """Validate the config file again and swap it in; on any error the old one stays."""
         async with self._reload_lock:
             config = await asyncio.to_thread(load_config, self.config_path)
-            runtime = build_runtime(config, self.http, source=self.source, previous=self.runtime)
+            runtime = build_runtime(
+                config,
+                self.http,
+                source=self.source,
+                previous=self.runtime,
+                publisher=self._publisher(config),
+            )
             self.runtime = runtime
             log.info("config reloaded from %s", self.source)
             return runtime
 
     async def aclose(self) -> None:
+        """Graceful shutdown: drain the trace queue, then release connections."""
+        if self._migrate_task is not None:
+            self._migrate_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._migrate_task
+        if self.writer is not None:
+            await self.writer.stop()
+        if self._engine is not None:
+            await dispose_engine(self._engine)
+        self.tracer.shutdown()
         await self.http.aclose()
+        if multiprocess_dir():
+            mark_process_dead(os.getpid())

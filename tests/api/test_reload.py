@@ -25,12 +25,13 @@ def cfg_text(fake: FakeUpstream, *names: str) -> str:
 
 
 async def test_reload_endpoint_swaps_and_rejects_bad_config(
-    tmp_path: Path, upstreams: dict[str, FakeUpstream]
+    monkeypatch: pytest.MonkeyPatch, db_url: str, tmp_path: Path, upstreams: dict[str, FakeUpstream]
 ) -> None:
     fake = upstreams["alpha"]
     path = tmp_path / "opsgate.yaml"
     path.write_text(cfg_text(fake, "one"))
-    with GatewayServer(load_config(path, env={}), config_path=path) as gw:
+    monkeypatch.setenv("OPSGATE_DATABASE_URL", db_url)
+    with GatewayServer(load_config(path), config_path=path) as gw:
         async with httpx.AsyncClient(base_url=gw.base, timeout=20) as http:
             fake.script(Reply(stream_chunks=20, chunk_delay=0.05))
             body = {"model": "one", "stream": True, "messages": [{"role": "user", "content": "x"}]}

@@ -71,8 +71,10 @@ def test_serve_sighup_and_config_reload(tmp_path: Path, upstreams: dict[str, Fak
     path.write_text("models:\n" + line.format(n="one", u=fake.url))
     port = unused_port()
     log = (tmp_path / "serve.log").open("w")
+    env = {**os.environ, "OPSGATE_DATABASE_URL": f"sqlite:///{tmp_path}/opsgate.db"}
     proc = subprocess.Popen(
         [*OPSGATE, "serve", "--config", str(path), "--port", str(port)],
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,

@@ -9,14 +9,10 @@ from opsgate.routing.strategies import least_busy, least_latency, lowest_cost, w
 
 
 def dep(name: str, weight: float = 1.0, price: tuple[str, str] | None = None) -> Deployment:
-    cfg = DeploymentConfig(
-        provider="simulator",
-        model=name,
-        weight=weight,
-        price=Price(input=Decimal(price[0]), output=Decimal(price[1])) if price else None,
-    )
+    cost = Price(input=Decimal(price[0]), output=Decimal(price[1])) if price else None
+    cfg = DeploymentConfig(provider="simulator", model=name, weight=weight, price=cost)
     health = Health(Circuit(5, 30), RateWindow(None, None))
-    return Deployment(name, "g", cfg, SimulatorProvider(cfg, None), health)
+    return Deployment(name, "g", cfg, SimulatorProvider(cfg, None), health, cost)
 
 
 def test_weighted_follows_weights() -> None:

@@ -35,6 +35,7 @@ def create_app(config: Config | None = None, *, config_path: str | Path | None =
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         _watch_sighup(gateway)
+        await gateway.start()
         try:
             yield
         finally:

@@ -29,7 +29,15 @@ async def readyz(request: Request) -> Response:
     )
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition (all workers' values in multiprocess mode)."""
+    gateway: Gateway = request.app.state.gateway
+    body, content_type = gateway.metrics.render(request.headers.get("accept"))
+    return Response(body, media_type=content_type)
+
+
 routes = [
+    Route("/metrics", metrics, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
 ]

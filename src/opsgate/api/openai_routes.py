@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -19,8 +20,9 @@ from opsgate.pipeline.context import (
     ChatResult,
     EmbeddingCall,
     RequestContext,
-    new_trace_id,
+    request_timeout,
 )
+from opsgate.pipeline.stages.record import Record
 
 log = logging.getLogger("opsgate.api")
 
@@ -39,26 +41,42 @@ def _route_headers(ctx: RequestContext) -> dict[str, str]:
     return headers
 
 
+async def _read(request: Request, ctx: RequestContext, record: Record, limit: int) -> Any:
+    """The decoded body, or an error response (traced) when it cannot be used."""
+    body: Any = None
+    try:
+        ctx.route.timeout = request_timeout(request.headers)
+        body = await read_json(request, limit)
+    except OpsgateError as exc:
+        record.rejected(ctx, exc)
+        return error_response(exc, {"x-opsgate-trace-id": ctx.trace_id})
+    return body
+
+
 async def chat_completions(request: Request) -> Response:
     runtime = _gateway(request).runtime
-    trace_id = new_trace_id()
-    ctx: RequestContext | None = None
+    ctx = RequestContext(headers=request.headers)
+    body = await _read(request, ctx, runtime.chat_record, runtime.config.server.max_body_bytes)
+    if isinstance(body, Response):
+        return body
+    try:
+        call = ChatCall(ctx, parse_chat(body))
+    except OpsgateError as exc:
+        runtime.chat_record.rejected(ctx, exc, body.get("model"))
+        return error_response(exc, {"x-opsgate-trace-id": ctx.trace_id})
     result: ChatResult | None = None
     try:
-        ctx = RequestContext(headers=request.headers, trace_id=trace_id)
-        body = await read_json(request, runtime.config.server.max_body_bytes)
-        result = await runtime.chat(ChatCall(ctx, parse_chat(body)))
+        result = await runtime.chat(call)
         if isinstance(result, ChatResponse):
             return JSONResponse(result.body, headers=_route_headers(ctx))
         first = await anext(result)
     except OpsgateError as exc:
-        headers = _route_headers(ctx) if ctx else {"x-opsgate-trace-id": trace_id}
         if result is not None and not isinstance(result, ChatResponse):
             await _close(result)
-        return error_response(exc, headers)
+        return error_response(exc, _route_headers(ctx))
     except StopAsyncIteration:
         empty = OpsgateError("the upstream stream ended without any chunk")
-        return error_response(empty, {"x-opsgate-trace-id": trace_id})
+        return error_response(empty, _route_headers(ctx))
     headers = {**_route_headers(ctx), "cache-control": "no-cache", "x-accel-buffering": "no"}
     return StreamingResponse(_sse(first, result), media_type="text/event-stream", headers=headers)
 
@@ -87,14 +105,20 @@ async def _close(stream: object) -> None:
 
 async def embeddings(request: Request) -> Response:
     runtime = _gateway(request).runtime
-    trace_id = new_trace_id()
-    ctx: RequestContext | None = None
+    ctx = RequestContext(headers=request.headers)
+    record = runtime.embedding_record
+    body = await _read(request, ctx, record, runtime.config.server.max_body_bytes)
+    if isinstance(body, Response):
+        return body
     try:
-        ctx = RequestContext(headers=request.headers, trace_id=trace_id)
-        body = await read_json(request, runtime.config.server.max_body_bytes)
-        result = await runtime.embeddings(EmbeddingCall(ctx, parse_embedding(body)))
+        call = EmbeddingCall(ctx, parse_embedding(body))
     except OpsgateError as exc:
-        return error_response(exc, _route_headers(ctx) if ctx else {"x-opsgate-trace-id": trace_id})
+        record.rejected(ctx, exc, body.get("model"))
+        return error_response(exc, {"x-opsgate-trace-id": ctx.trace_id})
+    try:
+        result = await runtime.embeddings(call)
+    except OpsgateError as exc:
+        return error_response(exc, _route_headers(ctx))
     return JSONResponse(result, headers=_route_headers(ctx))
 
 

@@ -88,6 +88,24 @@ class ServerConfig(Strict):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
 
 
+class TracesConfig(Strict):
+    """What the gateway keeps about each request, and how it writes it."""
+
+    enabled: bool = Field(default=True, description="store a trace per request")
+    store_bodies: Literal["off", "full"] = Field(
+        default="off", description="keep prompts and completions with the trace"
+    )
+    queue_size: int = Field(default=10_000, ge=1)
+    batch_size: int = Field(default=200, ge=1)
+    flush_interval: float = Field(default=0.5, gt=0, description="seconds")
+    journal_path: str | None = Field(
+        default=None, description="spill file while the database is down (default: beside it)"
+    )
+    otel_capture_content: bool = Field(
+        default=False, description="put prompts and completions on OpenTelemetry spans"
+    )
+
+
 class Settings(Strict):
     """Process settings, normally from the environment (OPSGATE_*)."""
 
@@ -100,6 +118,7 @@ class Config(Strict):
     models: list[ModelGroupConfig] = Field(default_factory=list)
     router: RouterConfig = Field(default_factory=RouterConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    traces: TracesConfig = Field(default_factory=TracesConfig)
     settings: Settings = Field(default_factory=Settings)
 
     @model_validator(mode="after")

@@ -36,13 +36,20 @@ class RequestContext:
     """Incoming request headers, lower-cased."""
     trace_id: str = field(default_factory=new_trace_id)
     started: float = field(default_factory=time.time)
+    """Epoch seconds, for the record."""
+    t0: float = field(default_factory=time.perf_counter)
+    """A monotonic start, for durations."""
     principal: Principal | None = None
     route: RouteState = field(init=False)
     usage: Usage | None = None
+    usage_estimated: bool = False
+    cost_micros: int = 0
+    output: list[str] | None = None
+    """The completion's text pieces, kept only when something needs the text (bodies, OTel)."""
     response_headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.route = RouteState(trace_id=self.trace_id, timeout=_timeout(self.headers))
+        self.route = RouteState(trace_id=self.trace_id)
 
     @property
     def bearer(self) -> str | None:
@@ -68,7 +75,7 @@ class EmbeddingCall:
 EmbeddingResult = JSONObject
 
 
-def _timeout(headers: Mapping[str, str]) -> float | None:
+def request_timeout(headers: Mapping[str, str]) -> float | None:
     """A per-request timeout from `x-opsgate-timeout` (seconds)."""
     raw = headers.get("x-opsgate-timeout")
     if not raw:

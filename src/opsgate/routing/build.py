@@ -6,6 +6,7 @@ slow or whose circuit is open.
 
 from __future__ import annotations
 
+from opsgate.accounting import resolve_price
 from opsgate.config.loader import ConfigError
 from opsgate.config.schema import Config
 from opsgate.providers.http import HTTPClient
@@ -63,6 +64,8 @@ def build_router(
                 ),
                 window=RateWindow(dep.rpm, dep.tpm),
             )
-            deployments.append(Deployment(dep_id, group.name, dep, cls(dep, http), health))
+            health.window.rpm, health.window.tpm = dep.rpm, dep.tpm
+            price = resolve_price(dep.model, dep.price)
+            deployments.append(Deployment(dep_id, group.name, dep, cls(dep, http), health, price))
         groups[group.name] = ModelGroup(group.name, group.kind, deployments, group.description)
     return Router(groups, config.router)

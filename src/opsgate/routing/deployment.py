@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from opsgate.config.schema import DeploymentConfig
+from opsgate.config.schema import DeploymentConfig, Price
 from opsgate.providers.base import Provider
 from opsgate.routing.health import Health
 
@@ -17,6 +17,8 @@ class Deployment:
     config: DeploymentConfig
     provider: Provider
     health: Health
+    price: Price | None = None
+    """What a token costs here: the configured price, else the built-in list price."""
 
     @property
     def tags(self) -> list[str]:
@@ -25,7 +27,7 @@ class Deployment:
     @property
     def unit_price(self) -> Decimal | None:
         """A single figure to compare costs: input plus output price per 1M tokens."""
-        price = self.config.price
+        price = self.price
         return None if price is None else price.input + price.output
 
 

@@ -1,41 +1,120 @@
-"""Settle: learn the request's token usage, and hide the usage chunk the client did not ask for.
+"""Settle: learn the request's token usage and cost once the answer is known.
 
-The gateway always asks streaming upstreams for usage (it needs it for cost), so the trailing
-usage-only chunk is removed here unless the client set `stream_options.include_usage`.
+Provider-reported usage is authoritative. The gateway always asks streaming upstreams for usage
+(it needs it for cost), so the trailing usage-only chunk is removed here unless the client set
+`stream_options.include_usage`. Where no usage comes back (some servers, a cut stream), tokens
+are counted locally and the trace is marked `usage_estimated`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
-from opsgate.chat import ChatChunk, ChatResponse
-from opsgate.pipeline.context import ChatCall, ChatResult, RequestContext
+from opsgate.accounting import cost_micros, count_prompt_tokens, count_text_tokens
+from opsgate.accounting.tokens import count_embedding_tokens
+from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, Usage
+from opsgate.pipeline.context import (
+    ChatCall,
+    ChatResult,
+    EmbeddingCall,
+    EmbeddingResult,
+    RequestContext,
+)
 from opsgate.pipeline.pipeline import Next
+
+
+def settle(ctx: RequestContext, usage: Usage) -> None:
+    """Price the usage with the serving deployment's price and count it against its tpm."""
+    ctx.usage = usage
+    dep = ctx.route.deployment
+    if dep is not None:
+        ctx.cost_micros = cost_micros(usage, dep.price)
+        dep.health.window.add_tokens(usage.total_tokens)
+
+
+def _estimate(req: ChatRequest, completion_text: str | int) -> Usage:
+    completion = (
+        completion_text if isinstance(completion_text, int) else count_text_tokens(completion_text)
+    )
+    prompt = count_prompt_tokens(req.messages, tools=req.params.get("tools"))
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
+
+def _response_text(body: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for choice in body.get("choices") or ():
+        message = choice.get("message") or {}
+        if isinstance(message.get("content"), str):
+            parts.append(message["content"])
+        for call in message.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            parts.append(f"{fn.get('name', '')}{fn.get('arguments', '')}")
+    return "".join(parts)
 
 
 class Settle:
     async def __call__(self, call: ChatCall, call_next: Next[ChatCall, ChatResult]) -> ChatResult:
         result = await call_next(call)
+        ctx = call.ctx
         if isinstance(result, ChatResponse):
-            call.ctx.usage = result.usage
+            usage = result.usage
+            if ctx.output is not None or usage is None:
+                text = _response_text(result.body)
+                if ctx.output is not None:
+                    ctx.output.append(text)
+            if usage is None:
+                usage = _estimate(call.request, text)
+                ctx.usage_estimated = True
+            settle(ctx, usage)
             return result
-        return _tee_usage(result, call.ctx, keep=call.request.include_usage)
+        return _settle_stream(result, call.request, ctx)
 
 
-async def _tee_usage(
-    chunks: AsyncIterator[ChatChunk], ctx: RequestContext, *, keep: bool
+async def _settle_stream(
+    chunks: AsyncIterator[ChatChunk], req: ChatRequest, ctx: RequestContext
 ) -> AsyncIterator[ChatChunk]:
+    keep_usage = req.include_usage
+    pieces: list[str] = ctx.output if ctx.output is not None else []
+    usage: Usage | None = None
     try:
         async for chunk in chunks:
-            usage = chunk.usage
-            if usage is not None:
-                ctx.usage = usage
-                if not keep:
+            for choice in chunk.body.get("choices") or ():
+                delta = choice.get("delta") or {}
+                content = delta.get("content")
+                if isinstance(content, str) and content:
+                    pieces.append(content)
+                for tool in delta.get("tool_calls") or ():
+                    fn = tool.get("function") or {}
+                    pieces.append(f"{fn.get('name') or ''}{fn.get('arguments') or ''}")
+            found = chunk.usage
+            if found is not None:
+                usage = found
+                if not keep_usage:
                     if chunk.is_usage_only:
                         continue
                     chunk.body.pop("usage", None)
             yield chunk
     finally:
+        if usage is None:
+            usage = _estimate(req, "".join(pieces))
+            ctx.usage_estimated = True
+        settle(ctx, usage)
         close = getattr(chunks, "aclose", None)
         if close is not None:
             await close()
+
+
+class SettleEmbedding:
+    async def __call__(
+        self, call: EmbeddingCall, call_next: Next[EmbeddingCall, EmbeddingResult]
+    ) -> EmbeddingResult:
+        result = await call_next(call)
+        raw = result.get("usage")
+        prompt = raw.get("prompt_tokens") if isinstance(raw, dict) else None
+        if isinstance(prompt, int):
+            settle(call.ctx, Usage(prompt_tokens=prompt))
+        else:
+            settle(call.ctx, Usage(prompt_tokens=count_embedding_tokens(call.request.inputs)))
+            call.ctx.usage_estimated = True
+        return result

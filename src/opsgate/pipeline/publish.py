@@ -1,0 +1,73 @@
+"""Where a finished trace goes: Prometheus, OpenTelemetry and the background writer.
+
+All three are in-memory hand-offs (counters, a span processor's queue, the writer's queue), so
+publishing never waits on I/O and never fails the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsgate.store.records import TraceRecord
+from opsgate.store.writer import TraceWriter
+from opsgate.telemetry.metrics import Metrics
+from opsgate.telemetry.otel import GenAITracer
+
+log = logging.getLogger("opsgate.publish")
+
+
+@dataclass(slots=True)
+class TraceDetail:
+    """What OpenTelemetry wants beside the record (never stored)."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, Any] | None = None
+    response_id: str | None = None
+    server_url: str | None = None
+    messages: Sequence[Mapping[str, Any]] | None = None
+    output: str | None = None
+
+
+class TracePublisher:
+    def __init__(
+        self,
+        metrics: Metrics | None = None,
+        tracer: GenAITracer | None = None,
+        writer: TraceWriter | None = None,
+        *,
+        store_bodies: bool = False,
+    ) -> None:
+        self.metrics = metrics
+        self.tracer = tracer if tracer is not None and tracer.enabled else None
+        self.writer = writer
+        self.store_bodies = store_bodies
+
+    @property
+    def wants_output(self) -> bool:
+        """Whether the completion's text must be collected for this request."""
+        return self.store_bodies or (self.tracer is not None and self.tracer.capture_content)
+
+    def publish(self, trace: TraceRecord, detail: TraceDetail) -> None:
+        if self.metrics is not None:
+            try:
+                self.metrics.observe(trace)
+            except Exception:
+                log.exception("metrics failed for trace %s", trace.trace_id)
+        if self.tracer is not None:
+            try:
+                self.tracer.emit(
+                    trace,
+                    headers=detail.headers,
+                    params=detail.params,
+                    response_id=detail.response_id,
+                    server_url=detail.server_url,
+                    messages=detail.messages,
+                    output=detail.output,
+                )
+            except Exception:
+                log.exception("OpenTelemetry export failed for trace %s", trace.trace_id)
+        if self.writer is not None:
+            self.writer.submit(trace)

@@ -1,0 +1,240 @@
+"""Record: the outermost stage. It opens the request's trace, closes it when the answer (or
+the stream, or the error) is done, and hands it to the publisher.
+
+It also reads the caller's own labels: `x-opsgate-session-id`, `x-opsgate-metadata` (a JSON
+object) or the body's `metadata`, and the end user from `x-opsgate-end-user` or the body's
+`user`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Literal
+
+import orjson
+
+from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest
+from opsgate.errors import BadRequestError, OpsgateError
+from opsgate.pipeline.context import RequestContext
+from opsgate.pipeline.pipeline import Next
+from opsgate.pipeline.publish import TraceDetail, TracePublisher
+from opsgate.store.records import SpanRecord, TraceRecord
+
+Endpoint = Literal["chat", "embeddings"]
+_DISCONNECTED = 499  # the nginx convention for "client closed the request"
+
+
+def caller_labels(
+    headers: Mapping[str, str], params: Mapping[str, Any]
+) -> tuple[dict[str, str], str | None, str | None]:
+    """(metadata, session id, end user) from headers and body; bad metadata is a 400."""
+    metadata: dict[str, str] = {}
+    body_meta = params.get("metadata")
+    if isinstance(body_meta, dict):
+        metadata.update({str(k): _text(v) for k, v in body_meta.items()})
+    raw = headers.get("x-opsgate-metadata")
+    if raw:
+        try:
+            header_meta = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            header_meta = None
+        if not isinstance(header_meta, dict):
+            raise BadRequestError(
+                "header x-opsgate-metadata must be a JSON object",
+                code="invalid_header",
+                param="x-opsgate-metadata",
+            )
+        metadata.update({str(k): _text(v) for k, v in header_meta.items()})
+    session = headers.get("x-opsgate-session-id") or metadata.get("session_id")
+    user = headers.get("x-opsgate-end-user") or params.get("user")
+    return metadata, session, user if isinstance(user, str) and user else None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+class Record:
+    def __init__(self, publisher: TracePublisher, endpoint: Endpoint) -> None:
+        self.publisher = publisher
+        self.endpoint = endpoint
+
+    async def __call__(self, call: Any, call_next: Next[Any, Any]) -> Any:
+        ctx: RequestContext = call.ctx
+        req: ChatRequest | EmbeddingRequest = call.request
+        trace = self._open(ctx, req)
+        try:
+            trace.metadata, trace.session_id, trace.end_user = caller_labels(
+                ctx.headers, req.params
+            )
+            if self.publisher.wants_output and isinstance(req, ChatRequest):
+                ctx.output = []
+            result = await call_next(call)
+        except OpsgateError as exc:
+            self._close(trace, ctx, req, error=exc)
+            raise
+        except asyncio.CancelledError:
+            self._close(trace, ctx, req, disconnected=True)
+            raise
+        if isinstance(req, ChatRequest) and req.stream and not isinstance(result, ChatResponse):
+            return self._watch(result, trace, ctx, req)
+        body = result.body if isinstance(result, ChatResponse) else result
+        self._close(trace, ctx, req, body=body)
+        return result
+
+    def rejected(self, ctx: RequestContext, error: OpsgateError, model: Any = None) -> None:
+        """Trace a request refused before it could be parsed (bad JSON, too large, ...)."""
+        trace = TraceRecord(
+            trace_id=ctx.trace_id,
+            started_at=ctx.started,
+            duration_ms=0.0,
+            endpoint=self.endpoint,
+            model_requested=model if isinstance(model, str) else "",
+        )
+        self._finish(trace, ctx, None, error=error)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _open(self, ctx: RequestContext, req: ChatRequest | EmbeddingRequest) -> TraceRecord:
+        return TraceRecord(
+            trace_id=ctx.trace_id,
+            started_at=ctx.started,
+            duration_ms=0.0,
+            endpoint=self.endpoint,
+            model_requested=req.model,
+            stream=isinstance(req, ChatRequest) and req.stream,
+        )
+
+    async def _watch(
+        self,
+        chunks: AsyncIterator[ChatChunk],
+        trace: TraceRecord,
+        ctx: RequestContext,
+        req: ChatRequest,
+    ) -> AsyncIterator[ChatChunk]:
+        error: OpsgateError | None = None
+        disconnected = False
+        last: dict[str, Any] = {}
+        try:
+            async for chunk in chunks:
+                if trace.ttft_ms is None:
+                    trace.ttft_ms = (time.perf_counter() - ctx.t0) * 1000
+                    last = {"id": chunk.body.get("id"), "model": chunk.body.get("model")}
+                for choice in chunk.body.get("choices") or ():
+                    if choice.get("finish_reason"):
+                        last["finish_reason"] = choice["finish_reason"]
+                yield chunk
+        except OpsgateError as exc:
+            error = exc
+            raise
+        except (GeneratorExit, asyncio.CancelledError):
+            disconnected = True
+            raise
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()  # the inner stages settle usage before the trace closes
+            summary = {**last, "choices": [{"finish_reason": last.get("finish_reason")}]}
+            self._close(
+                trace,
+                ctx,
+                req,
+                body=summary if last else None,
+                error=error,
+                disconnected=disconnected,
+            )
+
+    def _close(
+        self,
+        trace: TraceRecord,
+        ctx: RequestContext,
+        req: ChatRequest | EmbeddingRequest,
+        *,
+        body: dict[str, Any] | None = None,
+        error: OpsgateError | None = None,
+        disconnected: bool = False,
+    ) -> None:
+        dep = ctx.route.deployment
+        if dep is not None:
+            trace.deployment, trace.provider = dep.id, dep.config.provider
+            trace.fallback = dep.group != req.model
+        trace.attempts = len(ctx.route.attempts)
+        trace.spans = _attempt_spans(ctx)
+        if ctx.usage is not None:
+            trace.prompt_tokens = ctx.usage.prompt_tokens
+            trace.completion_tokens = ctx.usage.completion_tokens
+            trace.cached_tokens = ctx.usage.cached_tokens
+        trace.usage_estimated = ctx.usage_estimated
+        trace.cost_micros = ctx.cost_micros
+        if body is not None:
+            trace.model_served = body.get("model")
+            choices = body.get("choices") or ()
+            trace.finish_reason = choices[0].get("finish_reason") if choices else None
+        if disconnected and error is None:
+            trace.status, trace.http_status = "error", _DISCONNECTED
+            trace.error_type, trace.error_message = "client_disconnected", "client went away"
+        self._finish(trace, ctx, req, error=error, body=body)
+
+    def _finish(
+        self,
+        trace: TraceRecord,
+        ctx: RequestContext,
+        req: ChatRequest | EmbeddingRequest | None,
+        *,
+        error: OpsgateError | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        trace.duration_ms = (time.perf_counter() - ctx.t0) * 1000
+        if ctx.principal is not None:
+            trace.key_id = ctx.principal.key_id
+        if error is not None:
+            trace.status, trace.http_status = "error", error.status
+            trace.error_type, trace.error_message = error.code, error.message
+        output = "".join(ctx.output) if ctx.output is not None else None
+        if self.publisher.store_bodies and req is not None:
+            trace.request_body = orjson.dumps(_request_body(req))
+            if output is not None:
+                trace.response_body = output.encode()
+        dep = ctx.route.deployment
+        detail = TraceDetail(
+            headers=ctx.headers,
+            params=req.params if req is not None else None,
+            response_id=body.get("id") if body else None,
+            server_url=(dep.config.base_url if dep is not None else None),
+            messages=req.messages if isinstance(req, ChatRequest) else None,
+            output=output,
+        )
+        self.publisher.publish(trace, detail)
+
+
+def _request_body(req: ChatRequest | EmbeddingRequest) -> dict[str, Any]:
+    if isinstance(req, ChatRequest):
+        return {"model": req.model, "messages": req.messages, **req.params}
+    return {"model": req.model, "input": req.input, **req.params}
+
+
+def _attempt_spans(ctx: RequestContext) -> list[SpanRecord]:
+    spans = []
+    for i, attempt in enumerate(ctx.route.attempts):
+        attrs: dict[str, Any] = {
+            "deployment": attempt.deployment,
+            "model": attempt.group,
+            "attempt": i + 1,
+        }
+        if attempt.error:
+            attrs["error"] = attempt.error
+            attrs["message"] = attempt.message
+        spans.append(
+            SpanRecord(
+                span_id=f"{ctx.trace_id[:12]}{i:04x}",
+                trace_id=ctx.trace_id,
+                name="upstream_attempt",
+                started_at=attempt.started,
+                duration_ms=attempt.seconds * 1000,
+                status="error" if attempt.error else "ok",
+                attributes=attrs,
+            )
+        )
+    return spans

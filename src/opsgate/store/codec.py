@@ -1,0 +1,119 @@
+"""Conversions between `TraceRecord` and its stored forms: database rows and journal JSON.
+
+Values are made safe once here: text loses NUL characters and unencodable surrogates, JSON fields
+are forced through a JSON round trip (non-JSON values become strings). PostgreSQL refuses all of
+those, and one refused record must not hold a whole batch back.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from typing import Any
+
+import orjson
+
+from opsgate.store.records import SpanRecord, TraceRecord
+
+JOURNAL_VERSION = 1
+
+_TRACE_FIELDS = frozenset(f.name for f in dataclasses.fields(TraceRecord))
+_SPAN_FIELDS = frozenset(f.name for f in dataclasses.fields(SpanRecord))
+_BODY_FIELDS = ("request_body", "response_body")
+_JSON_FIELDS = ("metadata", "guard_verdicts")
+
+
+def clean_text(value: str) -> str:
+    """Text any database accepts: no NUL, valid UTF-8."""
+    value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def dump_json(value: Any) -> bytes:
+    """Serialize anything to JSON bytes without failing: unknown types become strings."""
+    try:
+        raw = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        raw = json.dumps(value, default=str, ensure_ascii=True).encode()
+    return raw.replace(b"\\u0000", b"\\ufffd")
+
+
+def clean_json(value: Any) -> Any:
+    """`value` as plain JSON data (dicts, lists, str, numbers, bools, None)."""
+    return orjson.loads(dump_json(value))
+
+
+def _clean_scalar(value: Any) -> Any:
+    return clean_text(value) if isinstance(value, str) else value
+
+
+def trace_row(record: TraceRecord) -> dict[str, Any]:
+    """The `traces` row for a record (spans excluded)."""
+    row: dict[str, Any] = {}
+    for name in _TRACE_FIELDS:
+        if name == "spans":
+            continue
+        value = getattr(record, name)
+        if name in _JSON_FIELDS:
+            row[name] = clean_json(value)
+        elif name in _BODY_FIELDS:
+            row[name] = value
+        else:
+            row[name] = _clean_scalar(value)
+    return row
+
+
+def span_rows(record: TraceRecord) -> list[dict[str, Any]]:
+    """The `spans` rows for a record, numbered in list order; trace_id is the record's own."""
+    rows = []
+    for position, span in enumerate(record.spans):
+        row = {name: _clean_scalar(getattr(span, name)) for name in _SPAN_FIELDS}
+        row["attributes"] = clean_json(span.attributes)
+        row["trace_id"] = record.trace_id
+        row["position"] = position
+        rows.append(row)
+    return rows
+
+
+def span_from_row(row: dict[str, Any]) -> SpanRecord:
+    return SpanRecord(**{k: v for k, v in row.items() if k in _SPAN_FIELDS})
+
+
+def trace_from_row(row: dict[str, Any], spans: list[SpanRecord]) -> TraceRecord:
+    fields = {k: v for k, v in row.items() if k in _TRACE_FIELDS and k != "spans"}
+    for name in _BODY_FIELDS:
+        if fields.get(name) is not None:
+            fields[name] = bytes(fields[name])
+    return TraceRecord(**fields, spans=spans)
+
+
+def to_journal_line(record: TraceRecord) -> bytes:
+    """One JSONL line (with its newline); bodies travel as base64."""
+    data = dataclasses.asdict(record)
+    for name in _BODY_FIELDS:
+        if data[name] is not None:
+            data[name] = base64.b64encode(data[name]).decode("ascii")
+    return dump_json({"v": JOURNAL_VERSION, "trace": data}) + b"\n"
+
+
+def from_journal_line(line: bytes) -> TraceRecord:
+    """Parse a journal line; raises ValueError when the line is not a trace."""
+    try:
+        envelope = orjson.loads(line)
+        data = dict(envelope["trace"])
+        for name in _BODY_FIELDS:
+            if data.get(name) is not None:
+                data[name] = base64.b64decode(data[name], validate=True)
+        spans = [
+            SpanRecord(**{k: v for k, v in span.items() if k in _SPAN_FIELDS})
+            for span in data.pop("spans", [])
+        ]
+        fields = {k: v for k, v in data.items() if k in _TRACE_FIELDS}
+        return TraceRecord(**fields, spans=spans)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"not a journal trace line: {exc}") from exc

@@ -1,0 +1,54 @@
+"""Alembic environment: runs on a connection handed over by `opsgate.store.migrate`.
+
+`upgrade(url)` opens the async engine itself and passes a sync-facing connection in
+`config.attributes["connection"]`; the alembic CLI path (no connection) opens one from the
+`sqlalchemy.url` option the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from opsgate.store.db import dispose_engine, make_engine
+from opsgate.store.migrate import VERSION_TABLE
+from opsgate.store.schema import metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=VERSION_TABLE,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_from_url(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_run)
+    finally:
+        await dispose_engine(engine)
+
+
+def main() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no connection and no sqlalchemy.url for migrations")
+    asyncio.run(_run_from_url(url))
+
+
+if context.is_offline_mode():
+    raise RuntimeError("offline (SQL script) migrations are not supported")
+main()

@@ -1,0 +1,165 @@
+"""The tables, as SQLAlchemy Core: the single description both dialects and the queries share.
+
+Migrations are hand-written beside this (store/migrations); a test checks the two agree. Types
+stay portable: epoch seconds as DOUBLE, money as integer micro-dollars (BIGINT), JSON as JSONB on
+PostgreSQL, bodies as BLOB/BYTEA. Text columns have no length, so PostgreSQL never rejects a long
+model name or error message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeEngine
+
+from opsgate.store import histogram
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+
+def json_type() -> TypeEngine[Any]:
+    """JSON everywhere, JSONB on PostgreSQL so metadata can get a GIN index later."""
+    return JSON().with_variant(JSONB(), "postgresql")
+
+
+traces = Table(
+    "traces",
+    metadata,
+    Column("trace_id", String, primary_key=True),
+    Column("started_at", Double, nullable=False),  # epoch seconds
+    Column("duration_ms", Double, nullable=False),
+    Column("endpoint", String, nullable=False),
+    Column("model_requested", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("http_status", Integer, nullable=False),
+    Column("error_type", String),
+    Column("error_message", Text),
+    Column("ttft_ms", Double),
+    Column("model_served", String),
+    Column("deployment", String),
+    Column("provider", String),
+    Column("attempts", Integer, nullable=False),
+    Column("fallback", Boolean, nullable=False),
+    Column("stream", Boolean, nullable=False),
+    Column("key_id", String),
+    Column("team_id", String),
+    Column("user_id", String),
+    Column("end_user", String),
+    Column("session_id", String),
+    Column("metadata", json_type(), nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False),
+    Column("usage_estimated", Boolean, nullable=False),
+    Column("cost_micros", BigInteger, nullable=False),
+    Column("cache", String),
+    Column("finish_reason", String),
+    Column("prompt_version", String),
+    Column("experiment_variant", String),
+    Column("guard_verdicts", json_type(), nullable=False),
+    Column("request_body", LargeBinary),
+    Column("response_body", LargeBinary),
+    # Every filter column leads a (column, started_at) index: equality plus a time range, newest
+    # first, is what the trace list asks for.
+    Index(None, "started_at"),
+    Index(None, "model_requested", "started_at"),
+    Index(None, "deployment", "started_at"),
+    Index(None, "key_id", "started_at"),
+    Index(None, "team_id", "started_at"),
+    Index(None, "end_user", "started_at"),
+    Index(None, "session_id"),
+    Index(None, "status", "started_at"),
+    Index(None, "cache", "started_at"),
+)
+
+spans = Table(
+    "spans",
+    metadata,
+    Column(
+        "trace_id",
+        String,
+        ForeignKey("traces.trace_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("position", Integer, nullable=False),  # order within the trace
+    Column("span_id", String, nullable=False),
+    Column("parent_id", String),
+    Column("name", String, nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("duration_ms", Double, nullable=False),
+    Column("status", String, nullable=False),
+    Column("attributes", json_type(), nullable=False),
+    # The primary key leads with trace_id, so it is also the index that fetches a trace's spans
+    # and that ON DELETE CASCADE uses.
+    PrimaryKeyConstraint("trace_id", "position"),
+)
+
+USAGE_KEY: tuple[str, ...] = (
+    "minute",
+    "model",
+    "deployment",
+    "key_id",
+    "team_id",
+    "end_user",
+    "status",
+)
+"""The bucket key (primary key). Absent values are stored as '', not NULL, so it stays unique."""
+
+USAGE_COUNTERS: tuple[str, ...] = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_micros",
+    "cache_hits",
+    "ttft_count",
+    *histogram.COLUMNS,
+)
+"""Integer columns added to on upsert."""
+
+USAGE_SUMS: tuple[str, ...] = ("latency_ms_sum", "ttft_ms_sum")
+"""Float columns added to on upsert."""
+
+usage_minute = Table(
+    "usage_minute",
+    metadata,
+    Column("minute", BigInteger, nullable=False),  # epoch seconds, a multiple of 60
+    Column("model", String, nullable=False),
+    Column("deployment", String, nullable=False),
+    Column("key_id", String, nullable=False),
+    Column("team_id", String, nullable=False),
+    Column("end_user", String, nullable=False),
+    Column("status", String, nullable=False),
+    *(Column(name, BigInteger, nullable=False, server_default="0") for name in USAGE_COUNTERS),
+    *(Column(name, Double, nullable=False, server_default="0") for name in USAGE_SUMS),
+    PrimaryKeyConstraint(*USAGE_KEY),
+    Index(None, "model", "minute"),
+    Index(None, "key_id", "minute"),
+    Index(None, "team_id", "minute"),
+    Index(None, "end_user", "minute"),
+)

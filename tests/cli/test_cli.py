@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.fixtures.upstream import FakeUpstream, unused_port
 
 pytestmark = pytest.mark.integration

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -232,7 +232,7 @@ async def test_deployment_filter_leaves_none_is_503() -> None:
 async def test_stream_silent_after_head_is_bounded_by_the_attempt_timeout() -> None:
     router, p, _ = make_router({"m": ["a"]}, retries=0)
     p["a"].script = ["silent"]
-    with pytest.raises(UpstreamTimeoutError, match="no chunk within 0.2s"):
+    with pytest.raises(UpstreamTimeoutError, match=r"no chunk within 0\.2s"):
         async for _ in router.stream(req(stream=True), RouteState("t", timeout=0.2)):
             pass
     assert router.groups["m"].deployments[0].health.in_flight == 0

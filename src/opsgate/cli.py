@@ -59,6 +59,8 @@ def serve(
     loaded = _load(config)
     if config is not None:
         os.environ["OPSGATE_CONFIG"] = str(config.resolve())
+    if workers > 1:
+        _share_metrics_across_workers()
     bind_host = host or loaded.server.host
     bind_port = port if port is not None else loaded.server.port
     names = ", ".join(m.name for m in loaded.models)
@@ -77,6 +79,17 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=30,
     )
+
+
+def _share_metrics_across_workers() -> None:
+    """Prometheus multiprocess mode: every worker writes to one folder, /metrics merges it."""
+    import tempfile
+
+    from opsgate.telemetry.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    path = os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="opsgate-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    prepare_multiprocess_dir(path)
 
 
 @config_app.command("check")

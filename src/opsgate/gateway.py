@@ -24,7 +24,7 @@ from opsgate.providers.http import HTTPClient
 from opsgate.routing.build import build_router
 from opsgate.routing.router import Router
 from opsgate.store.db import dispose_engine, make_engine
-from opsgate.store.journal import default_journal_path
+from opsgate.store.journal import Journal, JournalLockedError, default_journal_path
 from opsgate.store.migrate import upgrade
 from opsgate.store.sql import SqlTraceStore
 from opsgate.store.writer import TraceWriter
@@ -128,7 +128,20 @@ class Gateway:
         except Exception as exc:
             log.warning("database migration failed (%s); will retry in the background", exc)
             self._migrate_task = asyncio.create_task(self._migrate_later())
-        await self.writer.start()
+        await self._start_writer(self.writer)
+
+    @staticmethod
+    async def _start_writer(writer: TraceWriter) -> None:
+        """Each process needs a journal of its own (it is locked): with several workers on one
+        path, worker k takes `<journal>.k`. A restart finds the same slots and replays them."""
+        base = writer.journal.path
+        for slot in range(1, 257):
+            try:
+                await writer.start()
+                return
+            except JournalLockedError:
+                writer.journal = Journal(base.with_name(f"{base.name}.{slot}"))
+        raise RuntimeError(f"no free trace journal slot next to {base}")
 
     async def _migrate_later(self) -> None:
         delay = 1.0

@@ -22,15 +22,25 @@ from opsgate.config.loader import ConfigError, load_config
 from opsgate.config.schema import Config
 from opsgate.errors import NotFoundError, OpsgateError
 from opsgate.gateway import Gateway
+from opsgate.telemetry.otel import GenAITracer
 
 log = logging.getLogger("opsgate")
 
 
-def create_app(config: Config | None = None, *, config_path: str | Path | None = None) -> Starlette:
-    """Build the gateway app. Without `config`, it is loaded from `config_path` (or the default)."""
+def create_app(
+    config: Config | None = None,
+    *,
+    config_path: str | Path | None = None,
+    tracer: GenAITracer | None = None,
+) -> Starlette:
+    """Build the gateway app. Without `config`, it is loaded from `config_path` (or the default).
+
+    `tracer` replaces the OpenTelemetry exporter chosen from the environment (tests pass one
+    with an in-memory exporter).
+    """
     if config is None:
         config = load_config(config_path)
-    gateway = Gateway(config, config_path=config_path)
+    gateway = Gateway(config, config_path=config_path, tracer=tracer)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -33,7 +33,7 @@ def _gateway(request: Request) -> Gateway:
 
 
 def _route_headers(ctx: RequestContext) -> dict[str, str]:
-    headers = {"x-opsgate-trace-id": ctx.trace_id}
+    headers = {**ctx.response_headers, "x-opsgate-trace-id": ctx.trace_id}
     if ctx.route.attempts:
         headers["x-opsgate-attempts"] = str(len(ctx.route.attempts))
     if ctx.route.deployment is not None:

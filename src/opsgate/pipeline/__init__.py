@@ -1,11 +1,11 @@
 """The request path: stages around an endpoint, sharing one RequestContext."""
 
+from opsgate.access.principal import Principal
 from opsgate.pipeline.context import (
     ChatCall,
     ChatResult,
     EmbeddingCall,
     EmbeddingResult,
-    Principal,
     RequestContext,
 )
 from opsgate.pipeline.pipeline import Pipeline, Stage

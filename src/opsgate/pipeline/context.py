@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
+from opsgate.access.principal import Principal
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Usage
 from opsgate.errors import BadRequestError
 from opsgate.routing.router import RouteState
@@ -18,14 +19,6 @@ ChatResult = ChatResponse | AsyncIterator[ChatChunk]
 
 def new_trace_id() -> str:
     return uuid.uuid4().hex
-
-
-@dataclass(slots=True)
-class Principal:
-    """Who is calling. Access control fills in more; for now the key's identity only."""
-
-    key_id: str
-    is_master: bool = False
 
 
 @dataclass(slots=True)

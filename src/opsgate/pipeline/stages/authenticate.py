@@ -9,8 +9,9 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+from opsgate.access.principal import ANONYMOUS, MASTER, Principal
 from opsgate.errors import AuthenticationError
-from opsgate.pipeline.context import Principal, RequestContext
+from opsgate.pipeline.context import RequestContext
 from opsgate.pipeline.pipeline import C, Next
 
 
@@ -24,7 +25,7 @@ class Authenticate:
 
     def authenticate(self, ctx: RequestContext) -> Principal:
         if self._master is None:
-            ctx.principal = Principal(key_id="anonymous")
+            ctx.principal = ANONYMOUS
             return ctx.principal
         token = ctx.bearer
         if token is None:
@@ -34,5 +35,5 @@ class Authenticate:
             )
         if not hmac.compare_digest(token.encode(), self._master):
             raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
-        ctx.principal = Principal(key_id="master", is_master=True)
+        ctx.principal = MASTER
         return ctx.principal

@@ -189,6 +189,8 @@ class Record:
         trace.duration_ms = (time.perf_counter() - ctx.t0) * 1000
         if ctx.principal is not None:
             trace.key_id = ctx.principal.key_id
+            trace.user_id = ctx.principal.user_id
+            trace.team_id = ctx.principal.team_id
         if error is not None:
             trace.status, trace.http_status = "error", error.status
             trace.error_type, trace.error_message = error.code, error.message

@@ -32,6 +32,12 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
+def _headers(request: Request) -> dict[str, str]:
+    """The request headers as a plain dict, decoded once: stages look several up by name, and
+    ASGI already gives the names in lower case."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+
+
 def _route_headers(ctx: RequestContext) -> dict[str, str]:
     headers = {**ctx.response_headers, "x-opsgate-trace-id": ctx.trace_id}
     if ctx.route.attempts:
@@ -55,7 +61,7 @@ async def _read(request: Request, ctx: RequestContext, record: Record, limit: in
 
 async def chat_completions(request: Request) -> Response:
     runtime = _gateway(request).runtime
-    ctx = RequestContext(headers=request.headers)
+    ctx = RequestContext(headers=_headers(request))
     body = await _read(request, ctx, runtime.chat_record, runtime.config.server.max_body_bytes)
     if isinstance(body, Response):
         return body
@@ -105,7 +111,7 @@ async def _close(stream: object) -> None:
 
 async def embeddings(request: Request) -> Response:
     runtime = _gateway(request).runtime
-    ctx = RequestContext(headers=request.headers)
+    ctx = RequestContext(headers=_headers(request))
     record = runtime.embedding_record
     body = await _read(request, ctx, record, runtime.config.server.max_body_bytes)
     if isinstance(body, Response):
@@ -124,7 +130,7 @@ async def embeddings(request: Request) -> Response:
 
 async def list_models(request: Request) -> Response:
     runtime = _gateway(request).runtime
-    ctx = RequestContext(headers=request.headers)
+    ctx = RequestContext(headers=_headers(request))
     try:
         runtime.auth.authenticate(ctx)
     except OpsgateError as exc:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
@@ -18,7 +18,8 @@ ChatResult = ChatResponse | AsyncIterator[ChatChunk]
 
 
 def new_trace_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits: a valid W3C trace id, and cheaper than building a UUID object."""
+    return os.urandom(16).hex()
 
 
 @dataclass(slots=True)

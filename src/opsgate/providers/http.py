@@ -57,12 +57,15 @@ class StreamResponse:
             raise StreamBrokenError(f"upstream error body broke off: {exc}") from None
 
     async def lines(self) -> AsyncIterator[bytes]:
-        """Body lines without their line ending; a stall longer than the idle timeout raises."""
+        """Body lines without their line ending; a stall longer than the idle timeout raises.
+
+        The idle bound is aiohttp's `sock_read` timeout, set when the stream was opened: it
+        only arms when a read has to wait, where a per-line `asyncio.timeout` cost a timer
+        handle for every line (profiled on the streaming path)."""
         content = self._resp.content
         while True:
             try:
-                async with asyncio.timeout(self._idle):
-                    line = await content.readline()
+                line = await content.readline()
             except TimeoutError:
                 raise UpstreamTimeoutError(
                     f"upstream stream stalled for more than {self._idle:g}s"
@@ -89,6 +92,9 @@ class HTTPClient:
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=0, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
                 connector=connector,
+                # The gateway bounds every call itself; aiohttp's default 5-minute total would
+                # cut long streams, and a second timer per request costs CPU.
+                timeout=aiohttp.ClientTimeout(total=None),
                 json_serialize=lambda o: orjson.dumps(o).decode(),
                 auto_decompress=True,
                 trust_env=False,
@@ -134,6 +140,7 @@ class HTTPClient:
                     url,
                     data=data,
                     headers={"content-type": "application/json", **headers},
+                    timeout=aiohttp.ClientTimeout(total=None, sock_read=idle_timeout),
                 )
         except TimeoutError:
             raise UpstreamTimeoutError(f"upstream did not answer within {timeout:g}s") from None

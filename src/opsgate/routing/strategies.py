@@ -14,8 +14,16 @@ Strategy = Callable[[Sequence[Deployment], bool, random.Random], Deployment]
 
 
 def weighted(candidates: Sequence[Deployment], stream: bool, rng: random.Random) -> Deployment:
-    weights = [d.config.weight for d in candidates]
-    return rng.choices(list(candidates), weights=weights, k=1)[0]
+    # Hand-rolled rather than `rng.choices`: this runs on every request, and the common case
+    # (one deployment) should cost nothing (profiled: `choices` was 7% of the gateway's CPU).
+    if len(candidates) == 1:
+        return candidates[0]
+    point = rng.random() * sum(d.config.weight for d in candidates)
+    for d in candidates:
+        point -= d.config.weight
+        if point < 0:
+            return d
+    return candidates[-1]
 
 
 def _least(

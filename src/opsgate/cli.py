@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from opsgate._version import __version__
+from opsgate.cli_traces import register as register_read_commands
 from opsgate.config.loader import ConfigError, load_config
 from opsgate.config.schema import Config
 
@@ -133,6 +134,9 @@ def config_reload(
 def version() -> None:
     """Print the version."""
     out.print(f"opsgate {__version__} (Python {sys.version.split()[0]})")
+
+
+register_read_commands(app)  # traces, usage, db
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from opsgate.api import admin, health, openai_routes
+from opsgate.api import admin, admin_traces, health, openai_routes
 from opsgate.api.middleware import TraceIdMiddleware
 from opsgate.api.responses import error_response, handle_opsgate_error, handle_unexpected
 from opsgate.config.loader import ConfigError, load_config
@@ -62,7 +62,7 @@ def create_app(
         )
 
     app = Starlette(
-        routes=[*openai_routes.routes, *health.routes, *admin.routes],
+        routes=[*openai_routes.routes, *health.routes, *admin.routes, *admin_traces.routes],
         middleware=[Middleware(TraceIdMiddleware)],
         lifespan=lifespan,
         exception_handlers={

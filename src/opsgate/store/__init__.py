@@ -4,6 +4,7 @@ from opsgate.store.db import dispose_engine, make_engine
 from opsgate.store.errors import RecordRejectedError, StoreError, StoreUnavailableError
 from opsgate.store.journal import Journal, JournalLockedError, default_journal_path
 from opsgate.store.memory import MemoryTraceStore
+from opsgate.store.queries import InvalidCursorError, InvalidQueryError, TracePage, TraceQuery
 from opsgate.store.records import SpanRecord, TraceRecord
 from opsgate.store.repository import TraceStore
 from opsgate.store.sql import SqlTraceStore
@@ -11,6 +12,8 @@ from opsgate.store.usage import UsageDimension, UsageQuery, UsageRow
 from opsgate.store.writer import TraceWriter, WriterStats
 
 __all__ = [
+    "InvalidCursorError",
+    "InvalidQueryError",
     "Journal",
     "JournalLockedError",
     "MemoryTraceStore",
@@ -19,6 +22,8 @@ __all__ = [
     "SqlTraceStore",
     "StoreError",
     "StoreUnavailableError",
+    "TracePage",
+    "TraceQuery",
     "TraceRecord",
     "TraceStore",
     "TraceWriter",

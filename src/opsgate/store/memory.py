@@ -12,6 +12,7 @@ import copy
 from collections.abc import Callable
 
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
+from opsgate.store.queries import TracePage, TraceQuery, matches, page, summary
 from opsgate.store.records import TraceRecord
 from opsgate.store.usage import (
     Totals,
@@ -61,3 +62,9 @@ class MemoryTraceStore:
     async def usage(self, query: UsageQuery) -> list[UsageRow]:
         self._check()
         return rollup(dict(sorted(self.buckets.items())), query)
+
+    async def list_traces(self, query: TraceQuery) -> TracePage:
+        self._check()
+        found = [r for r in self.traces.values() if matches(r, query)]
+        found.sort(key=lambda r: (r.started_at, r.trace_id), reverse=True)
+        return page([summary(r) for r in found[: query.limit + 1]], query)

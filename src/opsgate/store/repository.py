@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from opsgate.store.queries import TracePage, TraceQuery
 from opsgate.store.records import TraceRecord
 from opsgate.store.usage import UsageQuery, UsageRow
 
@@ -24,6 +25,10 @@ class TraceStore(Protocol):
 
     async def get(self, trace_id: str) -> TraceRecord | None:
         """One trace with its spans, or None."""
+        ...
+
+    async def list_traces(self, query: TraceQuery) -> TracePage:
+        """Trace summaries (no bodies, no spans) matching `query`, newest first, one page."""
         ...
 
     async def usage(self, query: UsageQuery) -> list[UsageRow]:

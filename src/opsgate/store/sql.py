@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opsgate.store.codec import span_from_row, span_rows, trace_from_row, trace_row
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
+from opsgate.store.queries import SUMMARY_COLUMNS, TracePage, TraceQuery, page, where
 from opsgate.store.records import TraceRecord
 from opsgate.store.schema import USAGE_COUNTERS, USAGE_KEY, USAGE_SUMS, spans, traces, usage_minute
 from opsgate.store.usage import UsageQuery, UsageRow, aggregate, bucket_rows, minute_of, usage_row
@@ -130,6 +131,20 @@ class SqlTraceStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
         return trace_from_row(dict(row), span_list)
+
+    async def list_traces(self, query: TraceQuery) -> TracePage:
+        stmt = (
+            select(*SUMMARY_COLUMNS)
+            .where(*where(query, self._engine.dialect.name))
+            .order_by(traces.c.started_at.desc(), traces.c.trace_id.desc())
+            .limit(query.limit + 1)
+        )
+        try:
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(stmt)).mappings().all()
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+        return page([trace_from_row(dict(row), []) for row in rows], query)
 
     async def usage(self, query: UsageQuery) -> list[UsageRow]:
         minute = usage_minute.c.minute

@@ -160,8 +160,11 @@ class Record:
         if dep is not None:
             trace.deployment, trace.provider = dep.id, dep.config.provider
             trace.fallback = dep.group != req.model
+        elif ctx.route.attempts:  # every attempt failed: blame the last deployment tried
+            trace.deployment = ctx.route.attempts[-1].deployment
         trace.attempts = len(ctx.route.attempts)
-        trace.spans = _attempt_spans(ctx)
+        trace.spans = [*ctx.spans, *_attempt_spans(ctx)]
+        trace.cache = ctx.cache
         if ctx.usage is not None:
             trace.prompt_tokens = ctx.usage.prompt_tokens
             trace.completion_tokens = ctx.usage.completion_tokens

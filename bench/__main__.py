@@ -1,4 +1,4 @@
-"""`python -m bench [gateway|choices|all|profile]` — see docs/benchmarks.md."""
+"""`python -m bench [gateway|choices|all|profile|traces]` — see docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -29,9 +29,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "which",
         nargs="?",
         default="gateway",
-        choices=["gateway", "choices", "all", "profile"],
+        choices=["gateway", "choices", "all", "profile", "traces", "access", "cache"],
         help="gateway (default): gateway vs direct upstream; choices: ASGI "
-        "server, HTTP client, JSON; all: both; profile: py-spy the gateway",
+        "server, HTTP client, JSON; all: both; profile: py-spy the gateway; traces: trace "
+        "writer throughput, tracing overhead, rollups over --rows traces; access: what auth, "
+        "rate limits and budgets add per request (in-memory and Redis)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
     parser.add_argument("--seconds", type=int, default=2, help="seconds per round (whole)")
@@ -54,6 +56,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--stream", action="store_true", help="profile: stream instead of JSON")
     parser.add_argument("--no-docs", action="store_true", help=f"do not update {DOCS_PATH}")
     parser.add_argument("--profile-dir", type=Path, default=Path("/tmp/opsgate-profile"))
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=1_000_000,
+        help="traces: synthetic traces for the rollups (0 skips)",
+    )
+    parser.add_argument(
+        "--parts", default="writer,gateway,rollups", help="traces: which parts, comma-separated"
+    )
+    parser.add_argument(
+        "--cache-parts", default="stage,http,ann,quality,quant", help="cache: parts"
+    )
+    parser.add_argument("--ann-sizes", default="10000,100000,1000000", help="cache: ANN entries")
+    parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/opsgate-bench-cache"))
+    parser.add_argument("--writer-records", type=int, default=10_000, help="traces: per round")
+    parser.add_argument("--no-pg", action="store_true", help="traces: SQLite only")
+    parser.add_argument(
+        "--honest-limit",
+        type=float,
+        default=60.0,
+        help="traces: load with write_batch while that takes at most this many s for all rows",
+    )
     return parser.parse_args(argv)
 
 
@@ -81,6 +105,39 @@ def main(argv: list[str] | None = None) -> int:
         print_grids(gateway_grids(run), console)
         if not args.no_docs:
             update_section(f"gateway-{args.server}", gateway_markdown(run, note))
+    if args.which == "traces":
+        from bench.report import print_grids
+        from bench.traces import PARTS, TracesOptions, run_traces
+        from bench.traces_report import traces_grids, traces_markdown
+
+        parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+        if unknown := set(parts) - set(PARTS):
+            raise RuntimeError(f"unknown --parts {sorted(unknown)}; choose from {PARTS}")
+        options = TracesOptions(
+            settings,
+            rows=max(0, args.rows),
+            writer_records=max(1, args.writer_records),
+            parts=parts,
+            with_pg=not args.no_pg,
+            server=args.server,
+            honest_limit_s=args.honest_limit,
+        )
+        traced = run_traces(options, progress=progress)
+        print_grids(traces_grids(traced), console)
+        if not args.no_docs:
+            update_section("traces", traces_markdown(traced, note))
+    if args.which == "access":
+        from bench.access import access_grids, access_markdown, run_access
+        from bench.report import print_grids
+
+        access = run_access(settings.rounds, settings.seconds, progress)
+        print_grids(access_grids(access), console)
+        if not args.no_docs:
+            update_section("access", access_markdown(access, note))
+    if args.which == "cache":
+        from bench.cache import main_cache
+
+        main_cache(args, note, console, progress)
     if args.which in ("choices", "all"):
         from bench.choices import run_choices
         from bench.report import choices_grids, choices_markdown, print_grids

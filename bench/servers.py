@@ -121,8 +121,12 @@ def _gateway_argv(server: str, config: Path, port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def gateway(upstream: Server, server: str = "uvicorn") -> Iterator[Server]:
-    """The gateway with one model `bench` -> the fake upstream, checked with one real request."""
+def gateway(
+    upstream: Server, server: str = "uvicorn", *, extra_config: str = "", name: str = ""
+) -> Iterator[Server]:
+    """The gateway with one model `bench` -> the fake upstream, checked with one real request.
+
+    `extra_config` is appended to the YAML (top-level keys such as `traces:`)."""
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
         config = Path(tmp) / "opsgate.yaml"
         config.write_text(
@@ -130,11 +134,13 @@ def gateway(upstream: Server, server: str = "uvicorn") -> Iterator[Server]:
             f"  - name: {MODEL}\n"
             "    deployments:\n"
             f"      - {{provider: openai, base_url: {upstream.url}/v1, model: fake, api_key: x}}\n"
+            + extra_config
         )
         port = free_port()
         env = clean_env({"OPSGATE_CONFIG": str(config)})
         argv = _gateway_argv(server, config, port)
-        with serve(f"gateway ({server})", argv, port, "/healthz", env=env, cwd=Path(tmp)) as gw:
+        label = f"gateway ({name or server})"
+        with serve(label, argv, port, "/healthz", env=env, cwd=Path(tmp)) as gw:
             _smoke(gw)
             yield gw
 

@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from opsgate._version import __version__
+from opsgate.cli_access import register as register_access_commands
+from opsgate.cli_cache import register as register_cache_commands
 from opsgate.cli_traces import register as register_read_commands
 from opsgate.config.loader import ConfigError, load_config
 from opsgate.config.schema import Config
@@ -137,6 +139,8 @@ def version() -> None:
 
 
 register_read_commands(app)  # traces, usage, db
+register_access_commands(app)  # keys, teams, users
+register_cache_commands(app)  # cache, models
 
 
 def main() -> None:

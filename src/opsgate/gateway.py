@@ -10,13 +10,17 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from opsgate.access.admission import Admission
+from opsgate.access.control import AccessControl
 from opsgate.config.loader import load_config
 from opsgate.config.schema import Config
 from opsgate.pipeline.context import ChatCall, ChatResult, EmbeddingCall, EmbeddingResult
 from opsgate.pipeline.endpoints import RouteChat, RouteEmbedding
 from opsgate.pipeline.pipeline import Pipeline
 from opsgate.pipeline.publish import TracePublisher
+from opsgate.pipeline.stages.admit import Admit
 from opsgate.pipeline.stages.authenticate import Authenticate
 from opsgate.pipeline.stages.record import Record
 from opsgate.pipeline.stages.settle import Settle, SettleEmbedding
@@ -39,6 +43,7 @@ class Runtime:
     config: Config
     router: Router
     auth: Authenticate
+    admit: Admit | None
     chat_record: Record
     embedding_record: Record
     chat: Pipeline[ChatCall, ChatResult]
@@ -52,21 +57,25 @@ def build_runtime(
     source: str,
     previous: Runtime | None = None,
     publisher: TracePublisher | None = None,
+    access: AccessControl | None = None,
+    admission: Admission | None = None,
 ) -> Runtime:
     router = build_router(
         config, http, source=source, previous=previous.router if previous else None
     )
     master = config.settings.master_key
-    auth = Authenticate(master.get_secret_value() if master else None)
+    auth = Authenticate(master.get_secret_value() if master else None, access)
     publisher = publisher or TracePublisher()
     chat_record, embedding_record = Record(publisher, "chat"), Record(publisher, "embeddings")
+    admit = admission.stage(router) if admission is not None else None
+    admitting: list[Any] = [admit] if admit is not None else []
     chat: Pipeline[ChatCall, ChatResult] = Pipeline(
-        [chat_record, auth, Settle()], RouteChat(router)
+        [chat_record, auth, *admitting, Settle()], RouteChat(router)
     )
     embeddings: Pipeline[EmbeddingCall, EmbeddingResult] = Pipeline(
-        [embedding_record, auth, SettleEmbedding()], RouteEmbedding(router)
+        [embedding_record, auth, *admitting, SettleEmbedding()], RouteEmbedding(router)
     )
-    return Runtime(config, router, auth, chat_record, embedding_record, chat, embeddings)
+    return Runtime(config, router, auth, admit, chat_record, embedding_record, chat, embeddings)
 
 
 class Gateway:
@@ -87,10 +96,11 @@ class Gateway:
         self.tracer = tracer or create_tracer(capture_content=config.traces.otel_capture_content)
         self.database_url = config.settings.database_url
         self.writer: TraceWriter | None = None
-        self._engine = None
+        self._engine = make_engine(self.database_url)  # lazy: connects on first use
+        self.access = AccessControl.from_settings(self._engine, config.settings.redis_url)
+        self.admission = Admission(config, self._engine)
         self._migrate_task: asyncio.Task[None] | None = None
         if config.traces.enabled:
-            self._engine = make_engine(self.database_url)
             traces = config.traces
             self.writer = TraceWriter(
                 SqlTraceStore(self._engine),
@@ -102,7 +112,12 @@ class Gateway:
             self.metrics.watch_writer(self.writer.stats)
         self.metrics.watch_circuits(self._circuits)
         self.runtime = build_runtime(
-            config, self.http, source=self.source, publisher=self._publisher(config)
+            config,
+            self.http,
+            source=self.source,
+            publisher=self._publisher(config),
+            access=self.access,
+            admission=self.admission,
         )
         self._reload_lock = asyncio.Lock()
 
@@ -121,14 +136,15 @@ class Gateway:
     async def start(self) -> None:
         """Migrate the database and start the trace writer. A database that is down does not
         stop the gateway: traces go to the journal and migrations are retried."""
-        if self.writer is None:
-            return
         try:
             await upgrade(self.database_url)
         except Exception as exc:
             log.warning("database migration failed (%s); will retry in the background", exc)
             self._migrate_task = asyncio.create_task(self._migrate_later())
-        await self._start_writer(self.writer)
+        await self.access.start()
+        await self.admission.start()
+        if self.writer is not None:
+            await self._start_writer(self.writer)
 
     @staticmethod
     async def _start_writer(writer: TraceWriter) -> None:
@@ -166,6 +182,8 @@ class Gateway:
                 source=self.source,
                 previous=self.runtime,
                 publisher=self._publisher(config),
+                access=self.access,
+                admission=self.admission,
             )
             self.runtime = runtime
             log.info("config reloaded from %s", self.source)
@@ -177,8 +195,12 @@ class Gateway:
             self._migrate_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._migrate_task
+        if self.runtime.admit is not None:
+            await self.runtime.admit.aclose()
+        await self.admission.aclose()
         if self.writer is not None:
             await self.writer.stop()
+        await self.access.aclose()
         if self._engine is not None:
             await dispose_engine(self._engine)
         self.tracer.shutdown()

@@ -13,7 +13,17 @@ from opsgate.store.migrate import VERSION_TABLE, alembic_config, current, head, 
 from opsgate.store.schema import metadata
 from tests.store.conftest import Backend
 
-TABLES = {"traces", "spans", "usage_minute", VERSION_TABLE}
+TABLES = {
+    "traces",
+    "spans",
+    "usage_minute",
+    "teams",
+    "users",
+    "api_keys",
+    "access_version",
+    "alert_events",
+    VERSION_TABLE,
+}
 
 
 def _tables(conn: Connection) -> set[str]:
@@ -30,7 +40,7 @@ def _diff(conn: Connection) -> list[object]:
 async def test_upgrade_empty_database_to_head(empty_backend: Backend) -> None:
     assert await current(empty_backend.url) is None
     await upgrade(empty_backend.url)
-    assert await current(empty_backend.url) == head() == "v0001_traces"
+    assert await current(empty_backend.url) == head() == "v0003_alerts"
     await upgrade(empty_backend.url)  # every start calls it; the second run is a no-op
     engine = make_engine(empty_backend.url)
     try:

@@ -6,31 +6,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from opsgate.access.permissions import Permission
+from opsgate.access.principal import Principal
+from opsgate.api.admin_access import authorise
 from opsgate.api.responses import JSONResponse, error_response
 from opsgate.config.loader import ConfigError
-from opsgate.errors import BadRequestError, OpsgateError, PermissionDeniedError
+from opsgate.errors import BadRequestError, OpsgateError
 from opsgate.gateway import Gateway
-from opsgate.pipeline.context import RequestContext
-
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
-def _authorise(request: Request, gateway: Gateway) -> None:
-    """Master key when one is set; without one, only callers on this machine."""
-    ctx = RequestContext(headers=request.headers)
-    principal = gateway.runtime.auth.authenticate(ctx)
-    if principal.is_master:
-        return
-    host = request.client.host if request.client else ""
-    if gateway.runtime.config.settings.master_key is None and host in _LOOPBACK:
-        return
-    raise PermissionDeniedError("admin routes need the master key", code="admin_only")
+def _authorise(request: Request, gateway: Gateway, *needs: Permission) -> Principal:
+    """The caller (authenticated by the access middleware) if its role has `needs`; with no
+    `needs`, admins only. Without a master key, callers on this machine are admins."""
+    return authorise(request, *needs)
 
 
 async def reload_config(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     try:
-        _authorise(request, gateway)
+        _authorise(request, gateway, Permission.CONFIG_RELOAD)
         try:
             runtime = await gateway.reload()
         except ConfigError as exc:
@@ -48,7 +42,7 @@ async def reload_config(request: Request) -> Response:
 async def deployments(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     try:
-        _authorise(request, gateway)
+        _authorise(request, gateway, Permission.DEPLOYMENTS_READ)
     except OpsgateError as exc:
         return error_response(exc)
     data = []

@@ -20,6 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from opsgate.access.permissions import Permission, require
+from opsgate.access.principal import Principal
+from opsgate.access.scoping import may_read_trace, scope_trace_query, scope_usage_query
 from opsgate.accounting.cost import micros_to_usd
 from opsgate.api.admin import _authorise
 from opsgate.api.responses import JSONResponse, error_response
@@ -32,8 +35,9 @@ from opsgate.store.repository import TraceStore
 from opsgate.store.usage import UsageDimension, UsageQuery, UsageRow
 
 log = logging.getLogger("opsgate.api")
+P = Permission
 
-Handler = Callable[[Request, TraceStore], Awaitable[Response]]
+Handler = Callable[[Request, TraceStore, Principal], Awaitable[Response]]
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -54,19 +58,21 @@ MAX_BUCKETS = 50_000
 DEFAULT_USAGE_WINDOW_S = 86_400
 
 
-def admin_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def admin_endpoint(
+    handler: Handler, *needs: Permission
+) -> Callable[[Request], Awaitable[Response]]:
     """Authorise, find the trace store, and map every failure onto an OpenAI-shaped error."""
 
     async def endpoint(request: Request) -> Response:
         gateway: Gateway = request.app.state.gateway
         try:
-            _authorise(request, gateway)
+            who = _authorise(request, gateway, *needs)
             if gateway.writer is None:
                 raise ServiceUnavailableError(
                     "traces are disabled in the config (traces.enabled: false)",
                     code="traces_disabled",
                 )
-            return await handler(request, gateway.writer.store)
+            return await handler(request, gateway.writer.store, who)
         except OpsgateError as exc:
             return error_response(exc)
         except StoreUnavailableError as exc:
@@ -347,8 +353,8 @@ def usage_json(row: UsageRow, bucket: str) -> dict[str, Any]:
 # --- handlers --------------------------------------------------------------------------------
 
 
-async def list_traces(request: Request, store: TraceStore) -> Response:
-    query = trace_query(request.query_params, datetime.now(UTC).timestamp())
+async def list_traces(request: Request, store: TraceStore, who: Principal) -> Response:
+    query = scope_trace_query(who, trace_query(request.query_params, datetime.now(UTC).timestamp()))
     page = await store.list_traces(query)
     return JSONResponse(
         {
@@ -359,13 +365,15 @@ async def list_traces(request: Request, store: TraceStore) -> Response:
     )
 
 
-async def get_trace(request: Request, store: TraceStore) -> Response:
+async def get_trace(request: Request, store: TraceStore, who: Principal) -> Response:
     params = request.query_params
     _check_known(params, frozenset({"include_bodies"}))
     include_bodies = _flag(params, "include_bodies")
     trace_id: str = request.path_params["trace_id"]
+    if include_bodies:
+        require(who, Permission.TRACES_READ_BODIES)
     record = await store.get(trace_id)
-    if record is None:
+    if record is None or not may_read_trace(who, record):
         raise NotFoundError(f"no trace with id {trace_id!r}", code="trace_not_found")
     # SEAM: reading stored bodies is the sensitive read. This is where the audit log entry
     # (who read which trace's bodies, when) is written and where a role check (e.g. only
@@ -373,8 +381,9 @@ async def get_trace(request: Request, store: TraceStore) -> Response:
     return JSONResponse(trace_detail(record, include_bodies=include_bodies))
 
 
-async def usage(request: Request, store: TraceStore) -> Response:
+async def usage(request: Request, store: TraceStore, who: Principal) -> Response:
     query, bucket = usage_query(request.query_params, datetime.now(UTC).timestamp())
+    query = scope_usage_query(who, query)
     rows = await store.usage(query)
     return JSONResponse(
         {
@@ -390,7 +399,11 @@ async def usage(request: Request, store: TraceStore) -> Response:
 
 
 routes = [
-    Route("/admin/v1/traces", admin_endpoint(list_traces), methods=["GET"]),
-    Route("/admin/v1/traces/{trace_id:str}", admin_endpoint(get_trace), methods=["GET"]),
-    Route("/admin/v1/usage", admin_endpoint(usage), methods=["GET"]),
+    Route("/admin/v1/traces", admin_endpoint(list_traces, P.TRACES_READ), methods=["GET"]),
+    Route(
+        "/admin/v1/traces/{trace_id:str}",
+        admin_endpoint(get_trace, P.TRACES_READ),
+        methods=["GET"],
+    ),
+    Route("/admin/v1/usage", admin_endpoint(usage, P.USAGE_READ), methods=["GET"]),
 ]

@@ -15,7 +15,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from opsgate.api import admin, admin_traces, health, openai_routes
+from opsgate.api import admin, admin_access, admin_traces, health, openai_routes
+from opsgate.api.admin_alerts import alert_routes
 from opsgate.api.middleware import TraceIdMiddleware
 from opsgate.api.responses import error_response, handle_opsgate_error, handle_unexpected
 from opsgate.config.loader import ConfigError, load_config
@@ -62,8 +63,15 @@ def create_app(
         )
 
     app = Starlette(
-        routes=[*openai_routes.routes, *health.routes, *admin.routes, *admin_traces.routes],
-        middleware=[Middleware(TraceIdMiddleware)],
+        routes=[
+            *openai_routes.routes,
+            *health.routes,
+            *admin.routes,
+            *admin_traces.routes,
+            *admin_access.routes,
+            *alert_routes(lambda r: r.app.state.gateway.admission.alert_events),
+        ],
+        middleware=[Middleware(TraceIdMiddleware), Middleware(admin_access.AccessMiddleware)],
         lifespan=lifespan,
         exception_handlers={
             OpsgateError: handle_opsgate_error,

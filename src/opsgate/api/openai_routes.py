@@ -132,7 +132,7 @@ async def list_models(request: Request) -> Response:
     runtime = _gateway(request).runtime
     ctx = RequestContext(headers=_headers(request))
     try:
-        runtime.auth.authenticate(ctx)
+        principal = await runtime.auth.resolve(ctx)
     except OpsgateError as exc:
         return error_response(exc, {"x-opsgate-trace-id": ctx.trace_id})
     data = [
@@ -145,6 +145,7 @@ async def list_models(request: Request) -> Response:
             "description": group.description,
         }
         for name, group in runtime.router.groups.items()
+        if principal.may_use(name)
     ]
     return JSONResponse(
         {"object": "list", "data": data}, headers={"x-opsgate-trace-id": ctx.trace_id}

@@ -106,6 +106,37 @@ class TracesConfig(Strict):
     )
 
 
+class LimitsConfig(Strict):
+    """Where rate-limit and budget counters live."""
+
+    backend: Literal["auto", "memory", "redis"] = Field(
+        default="auto", description="auto: Redis when settings.redis_url is set, else memory"
+    )
+    redis_prefix: str = Field(default="opsgate:", min_length=1)
+    fail_open: bool = Field(
+        default=True, description="admit requests unlimited when Redis is unreachable"
+    )
+    lease_ttl: float = Field(default=30.0, gt=0, description="seconds a parallel slot is held")
+    default_max_tokens: int = Field(
+        default=4096, gt=0, description="worst case when neither request nor deployment caps it"
+    )
+
+
+class WebhookConfig(Strict):
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 signing secret")
+    format: Literal["json", "slack"] = "json"
+    timeout: float = Field(default=10.0, gt=0)
+
+
+class AlertsConfig(Strict):
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    queue_size: int = Field(default=1000, ge=1)
+    retry_attempts: int = Field(default=6, ge=1)
+    retry_base: float = Field(default=0.5, ge=0)
+    retry_max: float = Field(default=60.0, ge=0)
+
+
 class Settings(Strict):
     """Process settings, normally from the environment (OPSGATE_*)."""
 
@@ -119,6 +150,8 @@ class Config(Strict):
     router: RouterConfig = Field(default_factory=RouterConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     traces: TracesConfig = Field(default_factory=TracesConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     settings: Settings = Field(default_factory=Settings)
 
     @model_validator(mode="after")

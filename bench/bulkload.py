@@ -1,0 +1,167 @@
+"""Loading many synthetic traces fast, with exactly the rows `SqlTraceStore.write_batch` writes.
+
+Rows come from the store's own code: `codec.trace_row` / `codec.span_rows` for `traces` and
+`spans`, `usage.aggregate` + `usage.bucket_rows` for `usage_minute`. Only the way they reach the
+database differs: one `sqlite3` `executemany` per table and chunk (synchronous=OFF while
+loading), or asyncpg's binary `COPY` on PostgreSQL, instead of SQLAlchemy inserts and upserts.
+Each chunk covers its own whole minutes, so its `usage_minute` buckets are complete and never
+collide with another chunk's (no upsert needed).
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import sqlite3
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import asyncpg  # type: ignore[import-untyped]
+
+from opsgate.store.codec import span_rows, trace_row
+from opsgate.store.records import TraceRecord
+from opsgate.store.schema import USAGE_SUMS, spans, traces, usage_minute
+from opsgate.store.usage import aggregate, bucket_rows
+
+TRACE_COLUMNS = tuple(c.name for c in traces.columns)
+SPAN_COLUMNS = tuple(c.name for c in spans.columns)
+USAGE_COLUMNS = tuple(c.name for c in usage_minute.columns)
+JSON_COLUMNS = frozenset({"metadata", "guard_verdicts", "attributes"})
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    traces: list[Row]
+    spans: list[Row]
+    usage: list[Row]
+
+
+_pick_trace = operator.itemgetter(*TRACE_COLUMNS)
+_pick_span = operator.itemgetter(*SPAN_COLUMNS)
+_pick_usage = operator.itemgetter(*USAGE_COLUMNS)
+
+
+def _json_text(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON columns as text, serialised as SQLAlchemy's JSON type does (`json.dumps`), so the
+    stored bytes are the same as `write_batch`'s; asyncpg takes JSONB as text too."""
+    for name in JSON_COLUMNS.intersection(row):
+        row[name] = json.dumps(row[name])
+    return row
+
+
+def to_rows(records: Sequence[TraceRecord]) -> Rows:
+    """The three tables' rows for `records` (which must cover whole minutes on their own)."""
+    usage: list[Row] = []
+    for bucket in bucket_rows(aggregate(records)):
+        for name in USAGE_SUMS:
+            # float columns, also where the sum stayed at the int 0
+            bucket[name] = float(cast(float, bucket[name]))
+        usage.append(_pick_usage(bucket))
+    return Rows(
+        traces=[_pick_trace(_json_text(trace_row(r))) for r in records],
+        spans=[_pick_span(_json_text(s)) for r in records for s in span_rows(r)],
+        usage=usage,
+    )
+
+
+def _insert_sql(table: str, columns: Sequence[str]) -> str:
+    names = ", ".join(f'"{c}"' for c in columns)
+    return f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'
+
+
+class SqliteLoader:
+    """Plain `sqlite3` on the database file; one transaction per chunk."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=OFF")
+        self._conn.execute("PRAGMA cache_size=-262144")  # 256 MiB while loading
+        self._sql = {
+            "traces": _insert_sql("traces", TRACE_COLUMNS),
+            "spans": _insert_sql("spans", SPAN_COLUMNS),
+            "usage_minute": _insert_sql("usage_minute", USAGE_COLUMNS),
+        }
+
+    def load(self, rows: Rows) -> None:
+        cur = self._conn.cursor()
+        cur.execute("BEGIN")
+        cur.executemany(self._sql["traces"], rows.traces)
+        cur.executemany(self._sql["spans"], rows.spans)
+        cur.executemany(self._sql["usage_minute"], rows.usage)
+        cur.execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PgLoader:
+    """asyncpg `COPY ... FROM STDIN (FORMAT binary)`; one transaction per chunk."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        """An `asyncpg.Connection` (asyncpg ships no type hints)."""
+
+    @classmethod
+    async def open(cls, url: str) -> PgLoader:
+        return cls(await asyncpg.connect(url))
+
+    async def load(self, rows: Rows) -> None:
+        async with self._conn.transaction():
+            await self._conn.copy_records_to_table(
+                "traces", records=rows.traces, columns=TRACE_COLUMNS
+            )
+            await self._conn.copy_records_to_table(
+                "spans", records=rows.spans, columns=SPAN_COLUMNS
+            )
+            await self._conn.copy_records_to_table(
+                "usage_minute", records=rows.usage, columns=USAGE_COLUMNS
+            )
+
+    async def analyze(self) -> float:
+        """VACUUM ANALYZE (what autovacuum does to a settled table); returns seconds."""
+        began = time.perf_counter()
+        for table in ("traces", "spans", "usage_minute"):
+            await self._conn.execute(f"VACUUM ANALYZE {table}")
+        return time.perf_counter() - began
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+
+async def check_same_rows(records: Sequence[TraceRecord]) -> None:
+    """Write `records` once through `SqlTraceStore.write_batch` and once through the bulk path
+    (two temp SQLite files) and raise unless every table holds the same rows."""
+    from opsgate.store import SqlTraceStore, make_engine
+    from opsgate.store.db import dispose_engine
+    from opsgate.store.migrate import upgrade
+
+    with tempfile.TemporaryDirectory(prefix="bench-bulk-check-") as tmp:
+        honest, bulk = Path(tmp) / "honest.db", Path(tmp) / "bulk.db"
+        for path in (honest, bulk):
+            await upgrade(f"sqlite:///{path}")
+        engine = make_engine(f"sqlite:///{honest}")
+        try:
+            await SqlTraceStore(engine).write_batch(list(records))
+        finally:
+            await dispose_engine(engine)
+        loader = SqliteLoader(bulk)
+        loader.load(to_rows(records))
+        loader.close()
+        for table in ("traces", "spans", "usage_minute"):
+            if _dump(honest, table) != _dump(bulk, table):
+                raise RuntimeError(f"bulk load and write_batch disagree on table {table}")
+
+
+def _dump(path: Path, table: str) -> list[Row]:
+    conn = sqlite3.connect(path)
+    try:
+        return sorted(conn.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr)
+    finally:
+        conn.close()

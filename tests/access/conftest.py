@@ -1,0 +1,94 @@
+"""Access fixtures: a database per test (SQLite file, or a fresh PostgreSQL database), a private
+Redis key prefix per test (deleted afterwards, never FLUSHALL), and real gateways on top."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import yaml
+
+from opsgate.config import load_config
+from tests.access.helpers import MASTER, Client, config_data
+from tests.fixtures.gateway import GatewayServer
+from tests.fixtures.needs import need
+from tests.fixtures.redisdb import REDIS_URL
+from tests.fixtures.upstream import FakeUpstream
+from tests.store.conftest import _pg_database
+
+
+def redis_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database (the gateway migrates it on start)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'opsgate.db'}"
+        return
+    async with _pg_database() as backend:
+        yield backend.url
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    need(redis_up(), "Redis is not running on 127.0.0.1:6379")
+    prefix = f"opsgate-test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+GatewayStarter = Callable[..., Client]
+
+
+@pytest.fixture
+def access_gateway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstreams: dict[str, FakeUpstream]
+) -> Iterator[GatewayStarter]:
+    """`access_gateway(db_url, master=..., redis_prefix=...)` → a `Client` (as the master key)
+    for a real gateway started from a config *file*, so config reload works too."""
+    started: list[GatewayServer] = []
+
+    def start(
+        db_url: str,
+        *,
+        master: str | None = MASTER,
+        redis_prefix: str | None = None,
+        **traces: Any,
+    ) -> Client:
+        path = tmp_path / f"opsgate-{len(started)}.yaml"
+        path.write_text(yaml.safe_dump(config_data(upstreams["alpha"], **traces)))
+        monkeypatch.setenv("OPSGATE_DATABASE_URL", db_url)
+        for name, value in (
+            ("OPSGATE_MASTER_KEY", master),
+            ("OPSGATE_REDIS_URL", REDIS_URL if redis_prefix else None),
+            ("OPSGATE_REDIS_PREFIX", redis_prefix),
+        ):
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        server = GatewayServer(load_config(path), config_path=path)
+        server.start()
+        started.append(server)
+        return Client(server.base, master, server)
+
+    yield start
+    for server in started:
+        server.stop()

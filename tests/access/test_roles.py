@@ -1,0 +1,149 @@
+"""Every role against every admin endpoint, on a real gateway: allowed (2xx) or 403.
+
+The expected table is written out here, independently of `PERMISSIONS`, so changing who may do
+what needs a deliberate edit in both places (and in docs/access.md).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.access.conftest import GatewayStarter
+from tests.access.helpers import ROLES, Client, World, seed
+
+pytestmark = pytest.mark.integration
+
+EVERYONE = frozenset(ROLES)
+ADMIN = frozenset({"admin"})
+MANAGERS = frozenset({"admin", "team_admin"})
+READERS = frozenset({"admin", "team_admin", "viewer"})
+TRACE_READERS = frozenset({"admin", "team_admin", "member", "viewer"})
+BODY_READERS = frozenset({"admin", "team_admin", "member"})
+
+Body = Callable[[], Any] | None
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# (method, path, roles allowed besides the master key, body factory)
+ACCESS_ROUTES: list[tuple[str, str, frozenset[str], Body]] = [
+    ("GET", "/admin/v1/whoami", EVERYONE, None),
+    ("GET", "/admin/v1/openapi.json", EVERYONE, None),
+    ("POST", "/admin/v1/keys", MANAGERS, lambda: {"role": "member", "team_id": "team-a"}),
+    ("GET", "/admin/v1/keys", MANAGERS, None),
+    ("GET", "/admin/v1/keys/{key}", MANAGERS, None),
+    ("PATCH", "/admin/v1/keys/{key}", MANAGERS, lambda: {"alias": "renamed"}),
+    ("POST", "/admin/v1/keys/{key}/revoke", MANAGERS, None),
+    ("POST", "/admin/v1/keys/{key}/rotate", MANAGERS, lambda: {"grace": "1h"}),
+    ("GET", "/admin/v1/teams", READERS, None),
+    ("POST", "/admin/v1/teams", ADMIN, lambda: {"name": _unique("team")}),
+    ("GET", "/admin/v1/teams/team-a", READERS, None),
+    ("PATCH", "/admin/v1/teams/team-a", ADMIN, lambda: {"metadata": {"k": "v"}}),
+    ("DELETE", "/admin/v1/teams/{empty_team}", ADMIN, None),
+    ("GET", "/admin/v1/teams/team-a/budget", READERS, None),
+    ("PUT", "/admin/v1/teams/team-a/budget", ADMIN, lambda: {"budget": {"max_usd": "10"}}),
+    ("GET", "/admin/v1/budgets", READERS, None),
+    ("GET", "/admin/v1/users", MANAGERS, None),
+    ("POST", "/admin/v1/users", ADMIN, lambda: {"team_id": "team-a"}),
+    ("GET", "/admin/v1/users/user-a", MANAGERS, None),
+    ("PATCH", "/admin/v1/users/user-a", ADMIN, lambda: {"name": "Ada"}),
+    ("DELETE", "/admin/v1/users/{fresh_user}", ADMIN, None),
+    ("POST", "/admin/v1/config/reload", ADMIN, None),
+    ("GET", "/admin/v1/deployments", READERS, None),
+    ("GET", "/admin/v1/alerts", ADMIN, None),
+]
+
+TRACE_ROUTES: list[tuple[str, str, frozenset[str], Body]] = [
+    ("GET", "/admin/v1/traces", TRACE_READERS, None),
+    ("GET", "/admin/v1/traces/{trace}", TRACE_READERS, None),
+    ("GET", "/admin/v1/traces/{trace}?include_bodies=true", BODY_READERS, None),
+    ("GET", "/admin/v1/usage", READERS, None),
+]
+
+
+def _path(master: Client, template: str, trace_id: str) -> str:
+    """The route's path with fresh rows inside team A, so every case starts the same."""
+    values = {"trace": trace_id}
+    if "{key}" in template:
+        body = {"team_id": "team-a", "user_id": "user-a"}
+        values["key"] = master.ok("POST", "/admin/v1/keys", body)["id"]
+    if "{empty_team}" in template:
+        body = {"name": _unique("empty")}
+        values["empty_team"] = master.ok("POST", "/admin/v1/teams", body)["id"]
+    if "{fresh_user}" in template:
+        values["fresh_user"] = master.ok("POST", "/admin/v1/users", {"team_id": "team-a"})["id"]
+    return template.format(**values)
+
+
+def _run_matrix(
+    master: Client, world: World, routes: list[tuple[str, str, frozenset[str], Body]], trace: str
+) -> list[str]:
+    callers = {"master": master.key}
+    callers |= {role: world.keys[f"{role}:{'-' if role == 'admin' else 'a'}"] for role in ROLES}
+    wrong = []
+    for method, template, allowed, body in routes:
+        for name, secret in callers.items():
+            path = _path(master, template, trace)
+            resp = master.call(method, path, body() if body else None, key=secret)
+            want_ok = name == "master" or name in allowed
+            got_ok = resp.status_code in (200, 201)
+            if want_ok != got_ok or (not want_ok and resp.status_code != 403):
+                status = f"{resp.status_code} {resp.text[:120]}"
+                wrong.append(f"{name:10} {method:6} {template}: {status}")
+            elif not want_ok:
+                assert resp.json()["error"]["type"] == "permission_error"
+    return wrong
+
+
+def test_every_role_against_every_access_route(
+    access_gateway: GatewayStarter, database_url: str
+) -> None:
+    master = access_gateway(database_url)
+    world = seed(master)
+    wrong = _run_matrix(master, world, ACCESS_ROUTES, "")
+    assert not wrong, "role x route mismatches:\n" + "\n".join(wrong)
+
+
+def _trace_of(master: Client, world: World) -> str:
+    assert master.chat(key=world.keys["member:a"]).status_code == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = master.ok("GET", "/admin/v1/traces", params={"team_id": "team-a"})["data"]
+        if found:
+            return str(found[0]["id"])
+        time.sleep(0.05)
+    raise AssertionError("the trace never reached the store")
+
+
+def test_every_role_against_every_trace_route(
+    access_gateway: GatewayStarter, database_url: str
+) -> None:
+    master = access_gateway(database_url)
+    world = seed(master)
+    wrong = _run_matrix(master, world, TRACE_ROUTES, _trace_of(master, world))
+    assert not wrong, "role x route mismatches:\n" + "\n".join(wrong)
+
+
+def test_the_matrix_covers_every_admin_route(access_gateway: GatewayStarter, tmp_path: Any) -> None:
+    master = access_gateway(f"sqlite:///{tmp_path / 'cover.db'}")
+    served = {
+        (method.upper(), path)
+        for path, ops in master.ok("GET", "/admin/v1/openapi.json")["paths"].items()
+        for method in ops
+    }
+    names = {"{key}": "{key_id}", "{empty_team}": "{team_id}", "{fresh_user}": "{user_id}"}
+    names |= {"{trace}": "{trace_id}", "team-a": "{team_id}", "user-a": "{user_id}"}
+    tested = set()
+    for method, template, _, _ in ACCESS_ROUTES + TRACE_ROUTES:
+        for old, new in names.items():
+            template = template.replace(old, new)
+        tested.add((method, template))
+    missing = served - tested
+    assert not missing, f"admin routes without a row in the role table: {sorted(missing)}"

@@ -1,0 +1,69 @@
+"""Rate limits and budgets seen from the outside: the official SDK against a real gateway."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.api.test_openai_compat import MSG, oa, one_model
+from tests.conftest import GatewayFactory
+from tests.fixtures.upstream import FakeUpstream, Reply
+
+pytestmark = pytest.mark.integration
+MASTER = "og-master-test"
+
+
+def new_key(base: str, **body: Any) -> str:
+    resp = httpx.post(
+        f"{base}/admin/v1/keys", json=body, headers={"authorization": f"Bearer {MASTER}"}
+    )
+    assert resp.status_code in (200, 201), resp.text
+    secret: str = resp.json()["key"]
+    return secret
+
+
+def test_rpm_limit_gives_429_with_headers(
+    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream]
+) -> None:
+    gw = gateway(one_model(oa("a", upstreams["alpha"])), {"OPSGATE_MASTER_KEY": MASTER})
+    key = new_key(gw.base, role="service", limits={"rpm": 2})
+    client = openai.OpenAI(base_url=gw.url, api_key=key, max_retries=0)
+    first = client.chat.completions.with_raw_response.create(model="m", messages=MSG)
+    assert first.headers["x-ratelimit-limit-requests"] == "2"
+    assert first.headers["x-ratelimit-remaining-requests"] == "1"
+    client.chat.completions.create(model="m", messages=MSG)
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="m", messages=MSG)
+    err = info.value
+    assert int(err.response.headers["retry-after"]) >= 1
+    assert err.body is not None
+    assert "rpm" in str(err.body.get("param", "")) + err.message  # names the limit hit
+    assert len(upstreams["alpha"].requests) == 2, "the refused request never reached upstream"
+
+
+def test_budget_refuses_then_cuts_a_stream(
+    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream]
+) -> None:
+    a = upstreams["alpha"]
+    dep = oa("a", a, price={"input": 100000, "output": 100000})  # $0.10 a token
+    gw = gateway(one_model(dep), {"OPSGATE_MASTER_KEY": MASTER})
+    key = new_key(gw.base, role="service", budget={"max_usd": "1", "period": "daily"})
+    client = openai.OpenAI(base_url=gw.url, api_key=key, max_retries=0)
+    a.script(Reply(text=" ".join(["word"] * 60), stream_chunks=60))
+    with httpx.stream(
+        "POST",
+        f"{gw.url}/chat/completions",
+        timeout=20,
+        headers={"authorization": f"Bearer {key}"},
+        json={"model": "m", "messages": MSG, "stream": True},
+    ) as resp:
+        assert resp.status_code == 200
+        events = [line for line in resp.iter_lines() if line.startswith("data: ")]
+    assert "budget" in events[-1], events[-1]
+    assert "[DONE]" not in events[-1]
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="m", messages=MSG, max_tokens=5)
+    assert info.value.code == "budget_exceeded"

@@ -14,6 +14,9 @@ from typing import Any
 
 from opsgate.access.admission import Admission
 from opsgate.access.control import AccessControl
+from opsgate.cache.build import build_cache
+from opsgate.cache.embed.gateway import router_embed
+from opsgate.cache.service import CacheService
 from opsgate.config.loader import load_config
 from opsgate.config.schema import Config
 from opsgate.pipeline.context import ChatCall, ChatResult, EmbeddingCall, EmbeddingResult
@@ -22,6 +25,7 @@ from opsgate.pipeline.pipeline import Pipeline
 from opsgate.pipeline.publish import TracePublisher
 from opsgate.pipeline.stages.admit import Admit
 from opsgate.pipeline.stages.authenticate import Authenticate
+from opsgate.pipeline.stages.cache import Cache
 from opsgate.pipeline.stages.record import Record
 from opsgate.pipeline.stages.settle import Settle, SettleEmbedding
 from opsgate.providers.http import HTTPClient
@@ -59,6 +63,7 @@ def build_runtime(
     publisher: TracePublisher | None = None,
     access: AccessControl | None = None,
     admission: Admission | None = None,
+    cache: CacheService | None = None,
 ) -> Runtime:
     router = build_router(
         config, http, source=source, previous=previous.router if previous else None
@@ -69,8 +74,9 @@ def build_runtime(
     chat_record, embedding_record = Record(publisher, "chat"), Record(publisher, "embeddings")
     admit = admission.stage(router) if admission is not None else None
     admitting: list[Any] = [admit] if admit is not None else []
+    caching = Cache(cache, config.cache)  # also validates cache directives when off
     chat: Pipeline[ChatCall, ChatResult] = Pipeline(
-        [chat_record, auth, *admitting, Settle()], RouteChat(router)
+        [chat_record, auth, *admitting, caching, Settle()], RouteChat(router)
     )
     embeddings: Pipeline[EmbeddingCall, EmbeddingResult] = Pipeline(
         [embedding_record, auth, *admitting, SettleEmbedding()], RouteEmbedding(router)
@@ -99,6 +105,11 @@ class Gateway:
         self._engine = make_engine(self.database_url)  # lazy: connects on first use
         self.access = AccessControl.from_settings(self._engine, config.settings.redis_url)
         self.admission = Admission(config, self._engine)
+        self.cache = build_cache(
+            config.cache,
+            config.settings.redis_url,
+            embed_call=router_embed(lambda: self.runtime.router),
+        )
         self._migrate_task: asyncio.Task[None] | None = None
         if config.traces.enabled:
             traces = config.traces
@@ -118,6 +129,7 @@ class Gateway:
             publisher=self._publisher(config),
             access=self.access,
             admission=self.admission,
+            cache=self.cache,
         )
         self._reload_lock = asyncio.Lock()
 
@@ -184,6 +196,7 @@ class Gateway:
                 publisher=self._publisher(config),
                 access=self.access,
                 admission=self.admission,
+                cache=self.cache,
             )
             self.runtime = runtime
             log.info("config reloaded from %s", self.source)
@@ -198,6 +211,8 @@ class Gateway:
         if self.runtime.admit is not None:
             await self.runtime.admit.aclose()
         await self.admission.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
         if self.writer is not None:
             await self.writer.stop()
         await self.access.aclose()

@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from opsgate.api import admin, admin_access, admin_traces, health, openai_routes
+from opsgate.api import admin, admin_access, admin_cache, admin_traces, health, openai_routes
 from opsgate.api.admin_alerts import alert_routes
 from opsgate.api.middleware import TraceIdMiddleware
 from opsgate.api.responses import error_response, handle_opsgate_error, handle_unexpected
@@ -69,6 +69,7 @@ def create_app(
             *admin.routes,
             *admin_traces.routes,
             *admin_access.routes,
+            *admin_cache.routes,
             *alert_routes(lambda r: r.app.state.gateway.admission.alert_events),
         ],
         middleware=[Middleware(TraceIdMiddleware), Middleware(admin_access.AccessMiddleware)],

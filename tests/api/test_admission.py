@@ -48,9 +48,9 @@ def test_budget_refuses_then_cuts_a_stream(
     gateway: GatewayFactory, upstreams: dict[str, FakeUpstream]
 ) -> None:
     a = upstreams["alpha"]
-    dep = oa("a", a, price={"input": 100000, "output": 100000})  # $0.10 a token
+    dep = oa("a", a, price={"input": 10000, "output": 10000})  # $0.01 a token
     gw = gateway(one_model(dep), {"OPSGATE_MASTER_KEY": MASTER})
-    key = new_key(gw.base, role="service", budget={"max_usd": "1", "period": "daily"})
+    key = new_key(gw.base, role="service", budget={"max_usd": "0.3", "period": "daily"})
     client = openai.OpenAI(base_url=gw.url, api_key=key, max_retries=0)
     a.script(Reply(text=" ".join(["word"] * 60), stream_chunks=60))
     with httpx.stream(

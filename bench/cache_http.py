@@ -1,13 +1,11 @@
 """Hit latency (exact, semantic) against a miss through the simulator, over HTTP.
 
-The gateway runs in this process (uvicorn in a thread) with the cache stage put in front of
-Settle, as `build_runtime` does once the `cache:` config section is wired; requests go one at a
-time over a kept-alive connection. A miss pays the simulator's answer (120 ms to the first
+The gateway runs in this process (uvicorn in a thread) with `cache:` from `CACHE`; requests go
+one at a time over a kept-alive connection. A miss pays the simulator's answer (120 ms to the first
 token, 8 ms per token, 48 tokens); a hit pays only the gateway."""
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import threading
 import time
@@ -21,11 +19,7 @@ import uvicorn
 
 from bench.stats import percentile
 from opsgate.api.app import create_app
-from opsgate.cache import CacheConfig, build_cache
 from opsgate.config import parse_config
-from opsgate.pipeline.pipeline import Pipeline
-from opsgate.pipeline.stages.cache import Cache
-from opsgate.pipeline.stages.settle import Settle
 
 SYSTEM = "You are the support assistant of ACME Cloud. Answer in two sentences."
 CACHE = {"semantic": {"enabled": True, "embedder": {"type": "hashing"}}}
@@ -41,22 +35,12 @@ class HttpRow:
 
 @contextmanager
 def cached_gateway() -> Iterator[str]:
-    """A gateway on the simulator with the cache installed; yields its base URL."""
+    """A gateway on the simulator with the cache on; yields its base URL."""
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
-        data = {
-            "models": [{"name": "m", "deployments": [{"provider": "simulator", "model": "sim"}]}]
-        }
+        deployment = {"provider": "simulator", "model": "sim"}
+        data = {"models": [{"name": "m", "deployments": [deployment]}], "cache": CACHE}
         env = {"OPSGATE_DATABASE_URL": f"sqlite:///{tmp}/bench.db"}
         app = create_app(parse_config(data, source="<bench>", env=env))
-        gateway = app.state.gateway
-        cfg = CacheConfig.model_validate(CACHE)
-        service = build_cache(cfg)
-        runtime = gateway.runtime
-        stages = list(runtime.chat.stages)
-        stages.insert(
-            next(i for i, s in enumerate(stages) if isinstance(s, Settle)), Cache(service, cfg)
-        )
-        gateway.runtime = dataclasses.replace(runtime, chat=Pipeline(stages, runtime.chat.endpoint))
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         )

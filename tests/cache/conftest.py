@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from opsgate.access.principal import Principal
-from tests.cache.helpers import install_cache, one_model, use_keys
+from tests.cache.helpers import one_model, use_keys
 from tests.cache.redis_fixtures import redis_prefix
 from tests.conftest import GatewayFactory
 from tests.fixtures.gateway import GatewayServer
@@ -26,8 +26,7 @@ def cached(gateway: GatewayFactory, upstreams: dict[str, FakeUpstream]) -> Cache
         cache: dict[str, Any] | None = None, *, keys: dict[str, Principal] | None = None
     ) -> GatewayServer:
         data = {**one_model(upstreams["alpha"]), "traces": {"flush_interval": 0.05}}
-        gw = gateway(data)
-        install_cache(gw, cache or {})
+        gw = gateway({**data, "cache": cache or {}})
         if keys is not None:
             use_keys(gw, keys)
         return gw

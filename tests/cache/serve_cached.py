@@ -1,4 +1,4 @@
-"""`python -m tests.cache.serve_cached '<json>'`: a gateway with the cache, in its own process.
+"""`python -m tests.cache.serve_cached '<json>'`: a gateway in its own process.
 
 The JSON holds `config` (the gateway config) and `cache` (the cache section). It prints the port
 on one line once serving, and stops when stdin closes, so a test can run several replicas.
@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import sys
 
-from tests.cache.helpers import install_cache
 from tests.fixtures.gateway import GatewayServer, make_config
 
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
-    server = GatewayServer(make_config(spec["config"], spec.get("env", {})))
+    config = {**spec["config"], "cache": spec["cache"]}
+    server = GatewayServer(make_config(config, spec.get("env", {})))
     server.start()
-    install_cache(server, spec["cache"])
     print(server.port, flush=True)
     sys.stdin.read()
     server.stop()

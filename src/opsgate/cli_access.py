@@ -6,8 +6,6 @@ Everything goes through the admin API over HTTP (like `config reload`), authenti
 
 from __future__ import annotations
 
-import json
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,6 +14,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from opsgate.cli_http import call
 
 keys_app = typer.Typer(help="Create, list, revoke and rotate virtual keys.", no_args_is_help=True)
 teams_app = typer.Typer(help="Create and list teams.", no_args_is_help=True)
@@ -34,29 +34,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
     app.add_typer(teams_app, name="teams")
     app.add_typer(users_app, name="users")
-
-
-def call(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """One admin API call; on failure print the gateway's message and exit 1."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{url.rstrip('/')}{path}", data=data, method=method)
-    req.add_header("content-type", "application/json")
-    key = os.environ.get("OPSGATE_ADMIN_KEY") or os.environ.get("OPSGATE_MASTER_KEY")
-    if key:
-        req.add_header("authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read() or b"{}")["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            detail = exc.reason
-        err.print(f"[bold red]request failed[/] ({exc.code}): {detail}", highlight=False)
-    except OSError as exc:
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        err.print(f"[bold red]cannot reach the gateway[/] at {url}: {reason}", highlight=False)
-    raise typer.Exit(1)
 
 
 def _query(**params: str | None) -> str:

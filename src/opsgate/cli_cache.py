@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from opsgate.cli_http import call
 
 cache_app = typer.Typer(help="Inspect and purge the response cache.", no_args_is_help=True)
 models_app = typer.Typer(
@@ -32,29 +31,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
 
 
-def call(url: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """One admin call with `$OPSGATE_MASTER_KEY`; print the error and exit 1 on failure."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"{url.rstrip('/')}{path}", data=data, method=method)
-    req.add_header("content-type", "application/json")
-    key = os.environ.get("OPSGATE_MASTER_KEY")
-    if key:
-        req.add_header("authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read() or b"{}")["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            detail = exc.reason
-        err.print(f"[bold red]request failed[/] ({exc.code}): {detail}", highlight=False)
-    except OSError as exc:
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        err.print(f"[bold red]cannot reach the gateway[/] at {url}: {reason}", highlight=False)
-    raise typer.Exit(1)
-
-
 def _print_purged(answer: dict[str, Any]) -> None:
     purged = answer["purged"]
     out.print(f"purged {purged['exact']} exact and {purged['semantic']} semantic entries")
@@ -63,7 +39,7 @@ def _print_purged(answer: dict[str, Any]) -> None:
 @cache_app.command("stats")
 def stats(url: UrlOpt = DEFAULT_URL) -> None:
     """Entries held by each cache."""
-    answer = call(url, "GET", "/admin/v1/cache")
+    answer = call(url, "GET", "/admin/v1/cache", timeout=60)
     table = Table("cache", "backend / embedder", "entries")
     exact = answer["exact"]
     table.add_row("exact", exact["backend"], str(exact["entries"]))
@@ -99,13 +75,13 @@ def purge(
     }
     if all_entries:
         body["all"] = True
-    _print_purged(call(url, "POST", "/admin/v1/cache/purge", body))
+    _print_purged(call(url, "POST", "/admin/v1/cache/purge", body, timeout=60))
 
 
 @cache_app.command("erase")
 def erase(end_user: Annotated[str, typer.Argument()], url: UrlOpt = DEFAULT_URL) -> None:
     """Remove every entry made by one end user's requests, from both caches."""
-    _print_purged(call(url, "POST", "/admin/v1/cache/erase", {"end_user": end_user}))
+    _print_purged(call(url, "POST", "/admin/v1/cache/erase", {"end_user": end_user}, timeout=60))
 
 
 @models_app.command("quantize")

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +19,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from opsgate.cli_http import get_json
 
 traces_app = typer.Typer(help="List and inspect stored traces.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -42,28 +42,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(traces_app, name="traces")
     app.command("usage")(usage)
     app.add_typer(db_app, name="db")
-
-
-def get_json(url: str, path: str, params: Sequence[tuple[str, str | None]] = ()) -> Any:
-    """GET an admin route with `$OPSGATE_MASTER_KEY`; print the error and exit 1 on failure."""
-    query = urllib.parse.urlencode([(k, v) for k, v in params if v is not None])
-    req = urllib.request.Request(f"{url.rstrip('/')}{path}" + (f"?{query}" if query else ""))
-    key = os.environ.get("OPSGATE_MASTER_KEY")
-    if key:
-        req.add_header("authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read() or b"{}")["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            detail = exc.reason
-        err.print(f"[bold red]request failed[/] ({exc.code}): {detail}", highlight=False)
-    except OSError as exc:  # URLError, refused, timed out
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        err.print(f"[bold red]cannot reach the gateway[/] at {url}: {reason}", highlight=False)
-    raise typer.Exit(1)
 
 
 def when(epoch: float | None) -> str:

@@ -94,6 +94,19 @@ class ChatResponse:
         return Usage.from_openai(self.body.get("usage"))
 
     @property
+    def text(self) -> str:
+        """The answer's text (content and tool calls) for token estimates and stored bodies."""
+        parts: list[str] = []
+        for choice in self.body.get("choices") or ():
+            message = choice.get("message") or {}
+            if isinstance(message.get("content"), str):
+                parts.append(message["content"])
+            for call in message.get("tool_calls") or ():
+                fn = call.get("function") or {}
+                parts.append(f"{fn.get('name', '')}{fn.get('arguments', '')}")
+        return "".join(parts)
+
+    @property
     def finish_reasons(self) -> list[str]:
         return [str(c.get("finish_reason")) for c in self.body.get("choices") or ()]
 
@@ -107,6 +120,20 @@ class ChatChunk:
     @property
     def usage(self) -> Usage | None:
         return Usage.from_openai(self.body.get("usage"))
+
+    @property
+    def text(self) -> str:
+        """The text this chunk adds (content and tool-call pieces), for metering and bodies."""
+        parts: list[str] = []
+        for choice in self.body.get("choices") or ():
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if isinstance(content, str):
+                parts.append(content)
+            for tool in delta.get("tool_calls") or ():
+                fn = tool.get("function") or {}
+                parts.append(f"{fn.get('name') or ''}{fn.get('arguments') or ''}")
+        return "".join(parts)
 
     @property
     def is_usage_only(self) -> bool:

@@ -153,16 +153,3 @@ def replay_chunks(
     if include_usage and body.get("usage") is not None:
         chunks.append({**head, "choices": [], "usage": copy.deepcopy(body["usage"])})
     return chunks
-
-
-def answer_text(body: JSONObject) -> str:
-    """The answer's text (content and tool calls), for traces that keep bodies."""
-    parts: list[str] = []
-    for choice in body.get("choices") or ():
-        message = choice.get("message") or {}
-        if isinstance(message.get("content"), str):
-            parts.append(message["content"])
-        for call in message.get("tool_calls") or ():
-            fn = call.get("function") or {}
-            parts.append(f"{fn.get('name', '')}{fn.get('arguments', '')}")
-    return "".join(parts)

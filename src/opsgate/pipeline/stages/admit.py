@@ -216,7 +216,7 @@ class _Meter:
 
     def add(self, chunk: ChatChunk) -> bool:
         """Count the chunk; True when the cost is now beyond the hold."""
-        text = _chunk_text(chunk)
+        text = chunk.text
         dep = self.ctx.route.deployment
         if not text or dep is None:
             return False
@@ -231,16 +231,3 @@ class _Meter:
         tokens = self.counted + count_text_tokens(text)
         self.cost = cost_micros(Usage(self.bound.prompt_tokens, tokens), dep.price)
         return self.cost > self.reservation.amount
-
-
-def _chunk_text(chunk: ChatChunk) -> str:
-    parts: list[str] = []
-    for choice in chunk.body.get("choices") or ():
-        delta = choice.get("delta") or {}
-        content = delta.get("content")
-        if isinstance(content, str):
-            parts.append(content)
-        for tool in delta.get("tool_calls") or ():
-            fn = tool.get("function") or {}
-            parts.append(f"{fn.get('name') or ''}{fn.get('arguments') or ''}")
-    return "".join(parts)

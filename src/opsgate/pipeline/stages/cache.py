@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from opsgate.cache.answer import StreamFold, answer_text, replay_body, replay_chunks
+from opsgate.cache.answer import StreamFold, replay_body, replay_chunks
 from opsgate.cache.config import CacheConfig
 from opsgate.cache.errors import CacheUnavailableError
 from opsgate.cache.plan import Plan, make_plan
@@ -150,7 +150,7 @@ def _mark(
 def _replay(ctx: RequestContext, hit: Hit, *, stream: bool, include_usage: bool) -> ChatResult:
     response_id = f"chatcmpl-{ctx.trace_id}"
     if ctx.output is not None:
-        ctx.output.append(answer_text(hit.answer.body))
+        ctx.output.append(ChatResponse(hit.answer.body).text)
     if not stream:
         return ChatResponse(replay_body(hit.answer, response_id))
     bodies = replay_chunks(hit.answer, response_id, include_usage=include_usage)

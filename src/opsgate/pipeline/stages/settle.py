@@ -9,7 +9,6 @@ are counted locally and the trace is marked `usage_estimated`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from opsgate.accounting import cost_micros, count_prompt_tokens, count_text_tokens
 from opsgate.accounting.tokens import count_embedding_tokens
@@ -41,18 +40,6 @@ def _estimate(req: ChatRequest, completion_text: str | int) -> Usage:
     return Usage(prompt_tokens=prompt, completion_tokens=completion)
 
 
-def _response_text(body: dict[str, Any]) -> str:
-    parts: list[str] = []
-    for choice in body.get("choices") or ():
-        message = choice.get("message") or {}
-        if isinstance(message.get("content"), str):
-            parts.append(message["content"])
-        for call in message.get("tool_calls") or ():
-            fn = call.get("function") or {}
-            parts.append(f"{fn.get('name', '')}{fn.get('arguments', '')}")
-    return "".join(parts)
-
-
 class Settle:
     async def __call__(self, call: ChatCall, call_next: Next[ChatCall, ChatResult]) -> ChatResult:
         result = await call_next(call)
@@ -60,7 +47,7 @@ class Settle:
         if isinstance(result, ChatResponse):
             usage = result.usage
             if ctx.output is not None or usage is None:
-                text = _response_text(result.body)
+                text = result.text
                 if ctx.output is not None:
                     ctx.output.append(text)
             if usage is None:
@@ -79,14 +66,9 @@ async def _settle_stream(
     usage: Usage | None = None
     try:
         async for chunk in chunks:
-            for choice in chunk.body.get("choices") or ():
-                delta = choice.get("delta") or {}
-                content = delta.get("content")
-                if isinstance(content, str) and content:
-                    pieces.append(content)
-                for tool in delta.get("tool_calls") or ():
-                    fn = tool.get("function") or {}
-                    pieces.append(f"{fn.get('name') or ''}{fn.get('arguments') or ''}")
+            piece = chunk.text
+            if piece:
+                pieces.append(piece)
             found = chunk.usage
             if found is not None:
                 usage = found

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.gateway import GatewayServer, make_config
+from tests.fixtures.redisdb import redis_prefix_sync  # noqa: F401 (the `redis_prefix` fixture)
 from tests.fixtures.upstream import FakeUpstream
 
 

@@ -3,31 +3,19 @@ Redis key prefix per test (deleted afterwards, never FLUSHALL), and real gateway
 
 from __future__ import annotations
 
-import socket
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import yaml
 
 from opsgate.config import load_config
 from tests.access.helpers import MASTER, Client, config_data
 from tests.fixtures.gateway import GatewayServer
-from tests.fixtures.needs import need
 from tests.fixtures.redisdb import REDIS_URL
 from tests.fixtures.upstream import FakeUpstream
 from tests.store.conftest import _pg_database
-
-
-def redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -38,20 +26,6 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     async with _pg_database() as backend:
         yield backend.url
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    need(redis_up(), "Redis is not running on 127.0.0.1:6379")
-    prefix = f"opsgate-test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 GatewayStarter = Callable[..., Client]

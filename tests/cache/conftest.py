@@ -9,13 +9,12 @@ import pytest
 
 from opsgate.access.principal import Principal
 from tests.cache.helpers import one_model, use_keys
-from tests.cache.redis_fixtures import redis_prefix
 from tests.conftest import GatewayFactory
 from tests.fixtures.gateway import GatewayServer
 from tests.fixtures.upstream import FakeUpstream
 
 CachedGateway = Callable[..., GatewayServer]
-__all__ = ["CachedGateway", "cached", "redis_prefix"]
+__all__ = ["CachedGateway", "cached"]
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ from opsgate.pipeline.publish import TraceDetail, TracePublisher
 from opsgate.store.records import SpanRecord, TraceRecord
 
 Endpoint = Literal["chat", "embeddings"]
-_DISCONNECTED = 499  # the nginx convention for "client closed the request"
+_DISCONNECTED = 499
+_NO_DETAIL = TraceDetail()  # the nginx convention for "client closed the request"
 
 
 def caller_labels(
@@ -202,6 +203,9 @@ class Record:
             trace.request_body = orjson.dumps(_request_body(req))
             if output is not None:
                 trace.response_body = output.encode()
+        if self.publisher.tracer is None:  # only OpenTelemetry reads the detail
+            self.publisher.publish(trace, _NO_DETAIL)
+            return
         dep = ctx.route.deployment
         detail = TraceDetail(
             headers=ctx.headers,

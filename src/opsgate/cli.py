@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +14,7 @@ from rich.table import Table
 from opsgate._version import __version__
 from opsgate.cli_access import register as register_access_commands
 from opsgate.cli_cache import register as register_cache_commands
+from opsgate.cli_http import call
 from opsgate.cli_traces import register as register_read_commands
 from opsgate.config.loader import ConfigError, load_config
 from opsgate.config.schema import Config
@@ -115,20 +113,7 @@ def config_reload(
     """Validate the config here, then ask the running gateway to reload it (or `kill -HUP`)."""
     if config is not None or os.environ.get("OPSGATE_CONFIG"):
         _load(config)
-    req = urllib.request.Request(f"{url.rstrip('/')}/admin/v1/config/reload", method="POST")
-    key = os.environ.get("OPSGATE_MASTER_KEY")
-    if key:
-        req.add_header("authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            body = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        detail = json.loads(exc.read() or b"{}").get("error", {}).get("message", exc.reason)
-        err.print(f"[bold red]reload failed[/] ({exc.code}): {detail}", highlight=False)
-        raise typer.Exit(1) from None
-    except urllib.error.URLError as exc:
-        err.print(f"[bold red]cannot reach the gateway[/] at {url}: {exc.reason}")
-        raise typer.Exit(1) from None
+    body = call(url, "POST", "/admin/v1/config/reload")
     out.print(f"[green]reloaded[/] {body['source']}: models {', '.join(body['models'])}")
 
 

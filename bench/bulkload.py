@@ -1,36 +1,34 @@
 """Loading many synthetic traces fast, with exactly the rows `SqlTraceStore.write_batch` writes.
 
-Rows come from the store's own code: `codec.trace_row` / `codec.span_rows` for `traces` and
-`spans`, `usage.aggregate` + `usage.bucket_rows` for `usage_minute`. Only the way they reach the
+Rows come from the store's own code: `codec.trace_values` / `codec.span_values` for `traces` and
+`spans`, `usage.aggregate` + `usage.level_rows` for the usage tables. Only the way they reach the
 database differs: one `sqlite3` `executemany` per table and chunk (synchronous=OFF while
-loading), or asyncpg's binary `COPY` on PostgreSQL, instead of SQLAlchemy inserts and upserts.
+loading), or asyncpg's binary `COPY` on PostgreSQL, instead of `write_batch`'s statements.
 Each chunk covers its own whole minutes, so its `usage_minute` buckets are complete and never
-collide with another chunk's (no upsert needed).
+collide with another chunk's; hours and days are shared between chunks, so those rows are
+upserted with the store's own statement (`batch.upsert_sql`).
 """
 
 from __future__ import annotations
 
-import json
-import operator
 import sqlite3
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from opsgate.store.codec import span_rows, trace_row
+from opsgate.store.batch import upsert_sql
+from opsgate.store.codec import SPAN_COLUMNS, TRACE_COLUMNS, span_values, trace_values
 from opsgate.store.records import TraceRecord
-from opsgate.store.schema import USAGE_SUMS, spans, traces, usage_minute
-from opsgate.store.usage import aggregate, bucket_rows
+from opsgate.store.schema import USAGE_SUMS, usage_minute
+from opsgate.store.usage import LEVELS, aggregate, level_rows
 
-TRACE_COLUMNS = tuple(c.name for c in traces.columns)
-SPAN_COLUMNS = tuple(c.name for c in spans.columns)
 USAGE_COLUMNS = tuple(c.name for c in usage_minute.columns)
-JSON_COLUMNS = frozenset({"metadata", "guard_verdicts", "attributes"})
+ROLLUPS = tuple(level for level in LEVELS if level.table is not usage_minute)
 
 Row = tuple[Any, ...]
 
@@ -40,34 +38,29 @@ class Rows:
     traces: list[Row]
     spans: list[Row]
     usage: list[Row]
-
-
-_pick_trace = operator.itemgetter(*TRACE_COLUMNS)
-_pick_span = operator.itemgetter(*SPAN_COLUMNS)
-_pick_usage = operator.itemgetter(*USAGE_COLUMNS)
-
-
-def _json_text(row: dict[str, Any]) -> dict[str, Any]:
-    """JSON columns as text, serialised as SQLAlchemy's JSON type does (`json.dumps`), so the
-    stored bytes are the same as `write_batch`'s; asyncpg takes JSONB as text too."""
-    for name in JSON_COLUMNS.intersection(row):
-        row[name] = json.dumps(row[name])
-    return row
+    rollups: dict[str, list[Row]]
+    """Hour and day rows by table; upserted, as chunks share hours and days."""
 
 
 def to_rows(records: Sequence[TraceRecord]) -> Rows:
-    """The three tables' rows for `records` (which must cover whole minutes on their own)."""
-    usage: list[Row] = []
-    for bucket in bucket_rows(aggregate(records)):
-        for name in USAGE_SUMS:
-            # float columns, also where the sum stayed at the int 0
-            bucket[name] = float(cast(float, bucket[name]))
-        usage.append(_pick_usage(bucket))
+    """The tables' rows for `records` (which must cover whole minutes on their own)."""
+    buckets = aggregate(records)
+    minute = next(level for level in LEVELS if level.table is usage_minute)
     return Rows(
-        traces=[_pick_trace(_json_text(trace_row(r))) for r in records],
-        spans=[_pick_span(_json_text(s)) for r in records for s in span_rows(r)],
-        usage=usage,
+        traces=[trace_values(r) for r in records],
+        spans=[row for r in records for row in span_values(r)],
+        usage=[_float_sums(row) for row in level_rows(buckets, minute)],
+        rollups={
+            level.table.name: [_float_sums(row) for row in level_rows(buckets, level)]
+            for level in ROLLUPS
+        },
     )
+
+
+def _float_sums(row: Row) -> Row:
+    """Float columns as floats also where the sum stayed at the int 0 (COPY is strict)."""
+    head = len(row) - len(USAGE_SUMS)
+    return (*row[:head], *(float(v) for v in row[head:]))
 
 
 def _insert_sql(table: str, columns: Sequence[str]) -> str:
@@ -87,6 +80,7 @@ class SqliteLoader:
             "traces": _insert_sql("traces", TRACE_COLUMNS),
             "spans": _insert_sql("spans", SPAN_COLUMNS),
             "usage_minute": _insert_sql("usage_minute", USAGE_COLUMNS),
+            **{level.table.name: upsert_sql("sqlite", level.table, level.key) for level in ROLLUPS},
         }
 
     def load(self, rows: Rows) -> None:
@@ -95,6 +89,8 @@ class SqliteLoader:
         cur.executemany(self._sql["traces"], rows.traces)
         cur.executemany(self._sql["spans"], rows.spans)
         cur.executemany(self._sql["usage_minute"], rows.usage)
+        for table, values in rows.rollups.items():
+            cur.executemany(self._sql[table], values)
         cur.execute("COMMIT")
 
     def close(self) -> None:
@@ -123,11 +119,15 @@ class PgLoader:
             await self._conn.copy_records_to_table(
                 "usage_minute", records=rows.usage, columns=USAGE_COLUMNS
             )
+            for level in ROLLUPS:
+                values = rows.rollups[level.table.name]
+                columns = [list(column) for column in zip(*values, strict=True)]
+                await self._conn.execute(upsert_sql("postgresql", level.table, level.key), *columns)
 
     async def analyze(self) -> float:
         """VACUUM ANALYZE (what autovacuum does to a settled table); returns seconds."""
         began = time.perf_counter()
-        for table in ("traces", "spans", "usage_minute"):
+        for table in ("traces", "spans", "usage_minute", "usage_hour", "usage_day"):
             await self._conn.execute(f"VACUUM ANALYZE {table}")
         return time.perf_counter() - began
 
@@ -154,7 +154,7 @@ async def check_same_rows(records: Sequence[TraceRecord]) -> None:
         loader = SqliteLoader(bulk)
         loader.load(to_rows(records))
         loader.close()
-        for table in ("traces", "spans", "usage_minute"):
+        for table in ("traces", "spans", "usage_minute", "usage_hour", "usage_day"):
             if _dump(honest, table) != _dump(bulk, table):
                 raise RuntimeError(f"bulk load and write_batch disagree on table {table}")
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -33,7 +33,9 @@ def async_url(url: str | URL) -> URL:
     )
 
 
-def _is_memory_sqlite(url: URL) -> bool:
+def is_memory_sqlite(url: str | URL) -> bool:
+    """An in-memory SQLite database exists once per engine: it cannot be shared."""
+    url = make_url(url)
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
@@ -42,15 +44,35 @@ def make_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
     target = async_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if target.get_backend_name() == "sqlite":
-        if _is_memory_sqlite(target):
+        if is_memory_sqlite(target):
             # One shared connection, or every checkout would see its own empty database.
             kwargs["poolclass"] = StaticPool
     else:
         kwargs["pool_pre_ping"] = True
-        kwargs["connect_args"] = {"timeout": PG_CONNECT_TIMEOUT_S}
+        # JIT compiling costs 100+ ms on the rollup queries it deems expensive; they run in
+        # tens of ms without it.
+        kwargs["connect_args"] = {
+            "timeout": PG_CONNECT_TIMEOUT_S,
+            "server_settings": {"jit": "off"},
+        }
     engine = create_async_engine(target, **kwargs)
     if target.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    return engine
+
+
+def is_sqlite_file(url: str | URL) -> bool:
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and not is_memory_sqlite(parsed)
+
+
+def make_sync_sqlite_engine(url: str | URL) -> Engine:
+    """A synchronous engine on a SQLite file (the trace writer's own thread uses it)."""
+    parsed = make_url(url)
+    if not is_sqlite_file(parsed):
+        raise ValueError("a synchronous engine is only made for a SQLite file")
+    engine = create_engine(parsed.set(drivername="sqlite+pysqlite"))
+    event.listen(engine, "connect", _sqlite_on_connect)
     return engine
 
 

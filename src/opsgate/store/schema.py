@@ -145,21 +145,30 @@ USAGE_COUNTERS: tuple[str, ...] = (
 USAGE_SUMS: tuple[str, ...] = ("latency_ms_sum", "ttft_ms_sum")
 """Float columns added to on upsert."""
 
-usage_minute = Table(
-    "usage_minute",
-    metadata,
-    Column("minute", BigInteger, nullable=False),  # epoch seconds, a multiple of 60
-    Column("model", String, nullable=False),
-    Column("deployment", String, nullable=False),
-    Column("key_id", String, nullable=False),
-    Column("team_id", String, nullable=False),
-    Column("end_user", String, nullable=False),
-    Column("status", String, nullable=False),
-    *(Column(name, BigInteger, nullable=False, server_default="0") for name in USAGE_COUNTERS),
-    *(Column(name, Double, nullable=False, server_default="0") for name in USAGE_SUMS),
-    PrimaryKeyConstraint(*USAGE_KEY),
-    Index(None, "model", "minute"),
-    Index(None, "key_id", "minute"),
-    Index(None, "team_id", "minute"),
-    Index(None, "end_user", "minute"),
-)
+
+def _usage_table(name: str, period: str, *, with_end_user: bool) -> Table:
+    """A usage table: one row per period and key, counters that simply add up."""
+    dims = [d for d in USAGE_KEY[1:] if with_end_user or d != "end_user"]
+    indexes = [Index(None, dim, period) for dim in ("model", "key_id", "team_id")]
+    if with_end_user:
+        indexes.append(Index(None, "end_user", period))
+    return Table(
+        name,
+        metadata,
+        Column(period, BigInteger, nullable=False),  # epoch seconds at the period's start
+        *(Column(dim, String, nullable=False) for dim in dims),
+        *(Column(c, BigInteger, nullable=False, server_default="0") for c in USAGE_COUNTERS),
+        *(Column(c, Double, nullable=False, server_default="0") for c in USAGE_SUMS),
+        PrimaryKeyConstraint(period, *dims),
+        *indexes,
+    )
+
+
+usage_minute = _usage_table("usage_minute", "minute", with_end_user=True)
+"""Per minute, with the end user: recent windows, budgets, and anything asked per end user."""
+
+usage_hour = _usage_table("usage_hour", "hour", with_end_user=False)
+"""Per hour, without the end user (the dimension that multiplies rows): hourly rollups."""
+
+usage_day = _usage_table("usage_day", "day", with_end_user=False)
+"""Per UTC day, without the end user: rollups over weeks and months."""

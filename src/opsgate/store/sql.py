@@ -1,30 +1,31 @@
 """`TraceStore` on SQLAlchemy Core: one implementation for SQLite and PostgreSQL.
 
-The two dialects differ only in where `INSERT ... ON CONFLICT` comes from; both support
+Writes go through `store.batch` (each driver's fast path); both dialects support
 `ON CONFLICT DO NOTHING RETURNING`, which tells exactly which traces are new, so replaying a batch
-never counts a trace twice in `usage_minute`, even with several replicas replaying at once.
+never counts a trace twice in the usage tables, even with several replicas replaying at once.
+Rollups read the coarsest usage table that answers exactly (`usage.plan`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, literal_column, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Select, func, literal_column, select, text, union_all
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from opsgate.store.codec import span_from_row, span_rows, trace_from_row, trace_row
+from opsgate.store.batch import execute_async, follow_ups, trace_inserts
+from opsgate.store.codec import span_from_row, trace_from_row
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
 from opsgate.store.queries import SUMMARY_COLUMNS, TracePage, TraceQuery, page, where
 from opsgate.store.records import TraceRecord
-from opsgate.store.schema import USAGE_COUNTERS, USAGE_KEY, USAGE_SUMS, spans, traces, usage_minute
-from opsgate.store.usage import UsageQuery, UsageRow, aggregate, bucket_rows, minute_of, usage_row
+from opsgate.store.schema import spans, traces
+from opsgate.store.usage import VALUES, UsageQuery, UsageRow, plan, usage_row
 
 _UNAVAILABLE: tuple[type[Exception], ...] = (OSError, TimeoutError, SQLAlchemyError)
-_CAUGHT: tuple[type[Exception], ...] = (*_UNAVAILABLE, TypeError, ValueError, OverflowError)
+CAUGHT: tuple[type[Exception], ...] = (*_UNAVAILABLE, TypeError, ValueError, OverflowError)
+"""What a write may raise that `translate` turns into the store's own errors."""
 
 
 _DATA_SQLSTATE_CLASSES = ("22", "23")  # data exception, integrity constraint violation
@@ -54,6 +55,14 @@ def _is_refused_data(exc: BaseException) -> bool:
     return False
 
 
+def dedupe(records: list[TraceRecord]) -> list[TraceRecord]:
+    """One record per trace id, ordered by id: a stable lock order across replicas."""
+    unique: dict[str, TraceRecord] = {}
+    for record in records:
+        unique.setdefault(record.trace_id, record)
+    return [unique[trace_id] for trace_id in sorted(unique)]
+
+
 def translate(exc: BaseException) -> Exception:
     """Map a driver error onto the store's two kinds: refused data, or an unreachable database."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -68,13 +77,9 @@ class SqlTraceStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        dialect = engine.dialect.name
-        if dialect == "postgresql":
-            self._insert: Callable[[Table], Any] = postgresql.insert
-        elif dialect == "sqlite":
-            self._insert = sqlite.insert
-        else:
-            raise ValueError(f"unsupported database dialect {dialect!r}")
+        self._dialect = engine.dialect.name
+        if self._dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database dialect {self._dialect!r}")
 
     @property
     def engine(self) -> AsyncEngine:
@@ -83,39 +88,18 @@ class SqlTraceStore:
     async def write_batch(self, records: list[TraceRecord]) -> None:
         if not records:
             return
-        unique: dict[str, TraceRecord] = {}
-        for record in records:
-            unique.setdefault(record.trace_id, record)
-        ordered = [unique[trace_id] for trace_id in sorted(unique)]  # stable lock order
         try:
             async with self._engine.begin() as conn:
-                await self._write(conn, ordered)
-        except _CAUGHT as exc:
+                await self._write(conn, dedupe(records))
+        except CAUGHT as exc:
             raise translate(exc) from exc
 
     async def _write(self, conn: AsyncConnection, records: list[TraceRecord]) -> None:
-        insert_traces = (
-            self._insert(traces)
-            .on_conflict_do_nothing(index_elements=[traces.c.trace_id])
-            .returning(traces.c.trace_id)
-        )
-        result = await conn.execute(insert_traces, [trace_row(r) for r in records])
-        inserted = {row[0] for row in result}
-        new = [r for r in records if r.trace_id in inserted]
-        if not new:
-            return
-        span_values = [row for r in new for row in span_rows(r)]
-        if span_values:
-            await conn.execute(spans.insert(), span_values)
-        upsert = self._insert(usage_minute)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=[usage_minute.c[name] for name in USAGE_KEY],
-            set_={
-                name: usage_minute.c[name] + upsert.excluded[name]
-                for name in (*USAGE_COUNTERS, *USAGE_SUMS)
-            },
-        )
-        await conn.execute(upsert, bucket_rows(aggregate(new)))
+        new: set[str] = set()
+        for statement in trace_inserts(self._dialect, records):
+            new.update(row[0] for row in await execute_async(conn, statement))
+        for statement in follow_ups(self._dialect, [r for r in records if r.trace_id in new]):
+            await execute_async(conn, statement)
 
     async def get(self, trace_id: str) -> TraceRecord | None:
         try:
@@ -147,20 +131,9 @@ class SqlTraceStore:
         return page([trace_from_row(dict(row), []) for row in rows], query)
 
     async def usage(self, query: UsageQuery) -> list[UsageRow]:
-        minute = usage_minute.c.minute
-        # The step is inlined (it is an int): PostgreSQL only matches GROUP BY expressions whose
-        # parameters are the same placeholder.
-        bucket = (minute - minute % literal_column(str(int(query.step)))).label("bucket")
-        dims = [usage_minute.c[name] for name in query.group_by]
-        names = (*USAGE_COUNTERS, *USAGE_SUMS)
-        sums = [func.sum(usage_minute.c[name]).label(name) for name in names]
-        where: list[ColumnElement[bool]] = [
-            minute >= minute_of(query.since),
-            minute < math.ceil(query.until),
-            *(usage_minute.c[dim] == value for dim, value in query.filters.items()),
-        ]
-        stmt = select(bucket, *dims, *sums).where(*where).group_by(bucket, *dims)
-        stmt = stmt.order_by(bucket, *dims)
+        stmt = _usage_statement(query)
+        if stmt is None:
+            return []
         try:
             async with self._engine.connect() as conn:
                 result = (await conn.execute(stmt)).mappings().all()
@@ -170,7 +143,35 @@ class SqlTraceStore:
             usage_row(
                 int(row["bucket"]),
                 {name: str(row[name]) for name in query.group_by},
-                {name: row[name] for name in names},
+                {name: row[name] for name in VALUES},
             )
             for row in result
         ]
+
+
+def _usage_statement(query: UsageQuery) -> Select[Any] | None:
+    """The rollup as SQL: one grouped SELECT per planned segment, summed again on top."""
+    # The step is inlined (it is an int): PostgreSQL only matches GROUP BY expressions whose
+    # parameters are the same placeholder.
+    step: ColumnElement[int] = literal_column(str(int(query.step)))
+    parts = []
+    for segment in plan(query):
+        table = segment.level.table
+        period = table.c[segment.level.period]
+        bucket = (period - period % step).label("bucket")
+        dims = [table.c[name] for name in query.group_by]
+        where: list[ColumnElement[bool]] = [
+            period >= segment.start,
+            period < segment.end,
+            *(table.c[dim] == value for dim, value in query.filters.items()),
+        ]
+        sums = [func.sum(table.c[name]).label(name) for name in VALUES]
+        parts.append(select(bucket, *dims, *sums).where(*where).group_by(bucket, *dims))
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0].order_by(text("bucket"), *(text(n) for n in query.group_by))
+    merged = union_all(*parts).subquery()
+    keys = [merged.c.bucket, *(merged.c[name] for name in query.group_by)]
+    totals = [func.sum(merged.c[name]).label(name) for name in VALUES]
+    return select(*keys, *totals).group_by(*keys).order_by(*keys)

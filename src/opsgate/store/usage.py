@@ -7,14 +7,25 @@ its traces into per-minute buckets whose counters (and latency histogram) simply
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from sqlalchemy import Table
 
 from opsgate.store import histogram
 from opsgate.store.codec import clean_text
 from opsgate.store.records import TraceRecord
-from opsgate.store.schema import USAGE_COUNTERS, USAGE_KEY, USAGE_SUMS
+from opsgate.store.schema import (
+    USAGE_COUNTERS,
+    USAGE_KEY,
+    USAGE_SUMS,
+    usage_day,
+    usage_hour,
+    usage_minute,
+)
 
 UsageDimension = Literal["model", "deployment", "key_id", "team_id", "end_user", "status"]
 DIMENSIONS: tuple[UsageDimension, ...] = (
@@ -85,6 +96,97 @@ def aggregate(records: Iterable[TraceRecord]) -> dict[UsageKey, Totals]:
 def bucket_rows(buckets: Mapping[UsageKey, Totals]) -> list[dict[str, object]]:
     """`usage_minute` rows for upserting, in key order (a stable lock order on PostgreSQL)."""
     return [{**dict(zip(USAGE_KEY, key, strict=True)), **totals} for key, totals in buckets.items()]
+
+
+VALUES: tuple[str, ...] = (*USAGE_COUNTERS, *USAGE_SUMS)
+"""The summed columns, in table order after the key."""
+_END_USER = USAGE_KEY.index("end_user")
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One usage table: its period column, width, and whether it keeps the end user."""
+
+    table: Table
+    period: str
+    seconds: int
+    end_user: bool
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.table.primary_key.columns)
+
+
+LEVELS: tuple[Level, ...] = (
+    Level(usage_day, "day", 86_400, end_user=False),
+    Level(usage_hour, "hour", 3_600, end_user=False),
+    Level(usage_minute, "minute", 60, end_user=True),
+)
+"""Coarsest first. Every write adds to all three; a rollup reads the coarsest that fits."""
+
+
+def level_rows(buckets: Mapping[UsageKey, Totals], level: Level) -> list[tuple[Any, ...]]:
+    """Per-minute buckets folded into `level`'s rows (key, then `VALUES`), in key order."""
+    if level.seconds == 60 and level.end_user:
+        return [(*key, *_values(totals)) for key, totals in sorted(buckets.items())]
+    folded: dict[tuple[Any, ...], list[float]] = {}
+    for key, totals in buckets.items():
+        period = key[0] - key[0] % level.seconds
+        if level.end_user:
+            row_key: tuple[Any, ...] = (period, *key[1:])
+        else:
+            row_key = (period, *key[1:_END_USER], *key[_END_USER + 1 :])
+        values = _values(totals)
+        target = folded.get(row_key)
+        if target is None:
+            folded[row_key] = list(values)
+        else:
+            folded[row_key] = [a + b for a, b in zip(target, values, strict=True)]
+    return [(*k, *v) for k, v in sorted(folded.items())]
+
+
+_values = operator.itemgetter(*VALUES)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Read `level`'s table for periods starting in [start, end)."""
+
+    level: Level
+    start: int
+    end: int
+
+
+def plan(query: UsageQuery) -> list[Segment]:
+    """Cover the query's minutes with the fewest rows: whole days from `usage_day`, the ragged
+    hours at either end from `usage_hour`, the ragged minutes from `usage_minute`.
+
+    A level is usable when its period divides the bucket width (a day row cannot be split into
+    hours) and, if the query names the end user, when it keeps the end user. The answer is
+    exact either way: the segments never overlap and every minute of the range is in one.
+    """
+    lo = minute_of(query.since)
+    hi = math.ceil(math.ceil(query.until) / 60) * 60
+    names_user = "end_user" in query.group_by or "end_user" in query.filters
+    usable = [
+        level
+        for level in LEVELS
+        if query.step % level.seconds == 0 and (level.end_user or not names_user)
+    ]
+    return _cover(lo, hi, usable)
+
+
+def _cover(lo: int, hi: int, levels: list[Level]) -> list[Segment]:
+    if lo >= hi or not levels:
+        return []
+    level, finer = levels[0], levels[1:]
+    if not finer:
+        return [Segment(level, lo, hi)]
+    first = math.ceil(lo / level.seconds) * level.seconds
+    last = hi - hi % level.seconds
+    if first >= last:
+        return _cover(lo, hi, finer)
+    return [*_cover(lo, first, finer), Segment(level, first, last), *_cover(last, hi, finer)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,164 @@
+"""The statements of one trace batch, in each driver's fastest form, without doing any I/O.
+
+The writer's cost per trace is paid in the gateway process, so it counts against throughput.
+SQLAlchemy's compiled `insert()` processes every parameter of every row in Python; here rows
+are plain tuples (`codec.trace_values`) and each table gets one driver call: SQLite multi-row
+`VALUES` (and `executemany` where no rows come back), PostgreSQL one
+`INSERT ... SELECT FROM unnest($1::text[], ...)` with a column array per parameter.
+
+Statements are plain data (no I/O here), so the same ones run on an async connection
+(`SqlTraceStore`) and on a synchronous one in a thread (`store.offload`). A batch is two phases:
+`trace_inserts`, whose `ON CONFLICT DO NOTHING RETURNING` says exactly which traces are new, then
+`follow_ups` (spans, usage) for those only, so a replayed batch never adds its usage twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Double, Integer, LargeBinary, String, Table
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from opsgate.store.codec import span_values, trace_values
+from opsgate.store.records import TraceRecord
+from opsgate.store.schema import spans, traces
+from opsgate.store.usage import LEVELS, aggregate, level_rows
+
+Row = tuple[Any, ...]
+Params = tuple[Any, ...] | list[Row]
+
+SQLITE_MAX_VARIABLES = 32_766
+"""SQLite's default bound on `?` parameters in one statement (3.32 and later)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    sql: str
+    params: Params
+    """One tuple of parameters, or a list of row tuples for `executemany`."""
+    returns: bool = False
+    """Whether the caller wants the returned rows sent back."""
+
+
+def trace_inserts(dialect: str, records: Sequence[TraceRecord]) -> list[Statement]:
+    """The `traces` inserts; each returns the ids it stored (the ones that were new)."""
+    return insert_new(dialect, traces, [trace_values(r) for r in records])
+
+
+def follow_ups(dialect: str, fresh: Sequence[TraceRecord]) -> list[Statement]:
+    """Spans and usage rows of the traces that were new."""
+    if not fresh:
+        return []
+    statements = []
+    span_rows = [row for r in fresh for row in span_values(r)]
+    if span_rows:
+        statements.append(insert(dialect, spans, span_rows))
+    buckets = aggregate(fresh)
+    for level in LEVELS:  # keys sorted: a stable lock order across replicas
+        statements.append(add(dialect, level.table, level_rows(buckets, level), level.key))
+    return statements
+
+
+async def execute_async(conn: AsyncConnection, statement: Statement) -> list[Row]:
+    """Run one statement on an async connection; its rows if it returns any."""
+    out = await conn.exec_driver_sql(statement.sql, statement.params)
+    return [tuple(row) for row in out] if statement.returns else []
+
+
+def execute(conn: Connection, statement: Statement) -> list[Row]:
+    """Run one statement on a synchronous connection; its rows if it returns any."""
+    out = conn.exec_driver_sql(statement.sql, statement.params)
+    return [tuple(row) for row in out] if statement.returns else []
+
+
+# -- statements --------------------------------------------------------------------------------
+
+
+def insert_new(dialect: str, table: Table, rows: Sequence[Row]) -> list[Statement]:
+    """Insert rows whose primary key (one column, first) is new, returning the new keys."""
+    if not rows:
+        return []
+    pk = table.primary_key.columns[0].name
+    tail = f"ON CONFLICT ({pk}) DO NOTHING RETURNING {pk}"
+    if dialect == "postgresql":
+        sql = f"INSERT INTO {table.name} ({_columns(table)}) {_pg_select(table)} {tail}"
+        return [Statement(sql, _transpose(rows), returns=True)]
+    per_statement = max(1, SQLITE_MAX_VARIABLES // len(table.columns))
+    statements = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        sql = f"{_sqlite_values(table, len(chunk))} {tail}"
+        statements.append(Statement(sql, tuple(v for row in chunk for v in row), returns=True))
+    return statements
+
+
+def insert(dialect: str, table: Table, rows: Sequence[Row]) -> Statement:
+    """Insert rows that cannot conflict."""
+    if dialect == "postgresql":
+        sql = f"INSERT INTO {table.name} ({_columns(table)}) {_pg_select(table)}"
+        return Statement(sql, _transpose(rows))
+    return Statement(_sqlite_values(table, 1), list(rows))
+
+
+def add(dialect: str, table: Table, rows: Sequence[Row], key: Sequence[str]) -> Statement:
+    """Upsert counters: a row whose `key` exists adds its other columns to the stored ones."""
+    params: Params = _transpose(rows) if dialect == "postgresql" else list(rows)
+    return Statement(upsert_sql(dialect, table, tuple(key)), params)
+
+
+@lru_cache(maxsize=16)
+def upsert_sql(dialect: str, table: Table, key: tuple[str, ...]) -> str:
+    """The counter upsert (`?` rows for SQLite, `$n` column arrays for PostgreSQL)."""
+    sums = [c.name for c in table.columns if c.name not in key]
+    excluded = "EXCLUDED" if dialect == "postgresql" else "excluded"
+    sets = ", ".join(f"{n} = {table.name}.{n} + {excluded}.{n}" for n in sums)
+    tail = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
+    if dialect == "postgresql":
+        return f"INSERT INTO {table.name} ({_columns(table)}) {_pg_select(table)} {tail}"
+    return f"{_sqlite_values(table, 1)} {tail}"
+
+
+def _columns(table: Table) -> str:
+    return ", ".join(c.name for c in table.columns)
+
+
+@lru_cache(maxsize=64)
+def _sqlite_values(table: Table, count: int) -> str:
+    one = "(" + ", ".join("?" * len(table.columns)) + ")"
+    return f"INSERT INTO {table.name} ({_columns(table)}) VALUES {', '.join([one] * count)}"
+
+
+def _pg_array_type(column_type: Any) -> tuple[str, str]:
+    """(array type of the parameter, cast applied to each element) for a column type."""
+    if isinstance(column_type, JSON):
+        return "text[]", "::jsonb"  # sent as JSON text, stored as jsonb
+    for kind, name in (
+        (Boolean, "bool"),
+        (BigInteger, "int8"),
+        (Integer, "int4"),
+        (Double, "float8"),
+        (LargeBinary, "bytea"),
+        (String, "text"),
+    ):
+        if isinstance(column_type, kind):
+            return f"{name}[]", ""
+    raise TypeError(f"no PostgreSQL array type for {column_type!r}")
+
+
+@lru_cache(maxsize=16)
+def _pg_select(table: Table) -> str:
+    """`SELECT <casts> FROM unnest($1::t1[], $2::t2[], ...) AS u(<columns>)`."""
+    arrays, picks = [], []
+    for position, column in enumerate(table.columns, start=1):
+        array, cast = _pg_array_type(column.type)
+        arrays.append(f"${position}::{array}")
+        picks.append(f"{column.name}{cast}")
+    return f"SELECT {', '.join(picks)} FROM unnest({', '.join(arrays)}) AS u({_columns(table)})"
+
+
+def _transpose(rows: Sequence[Row]) -> tuple[list[Any], ...]:
+    return tuple(list(column) for column in zip(*rows, strict=True))

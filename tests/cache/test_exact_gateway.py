@@ -63,6 +63,10 @@ def test_miss_then_hit_is_served_without_the_upstream_and_traced(
     assert lookup["attributes"]["cost_saved_micros"] > 0
     miss = trace(gw, first.headers["x-opsgate-trace-id"])
     assert miss["cache"] == "miss"
+    assert hit["cost_saved_micros"] == miss["cost_micros"] > 0 == miss["cost_saved_micros"]
+    with httpx.Client(base_url=gw.base, timeout=20) as http:
+        usage = http.get("/admin/v1/usage", params={"since": "1h"}).json()["data"]
+    assert sum(row["cost_saved_micros"] for row in usage) == miss["cost_micros"]
     assert {s["name"] for s in miss["spans"]} >= {"cache_lookup", "cache_store", "upstream_attempt"}
 
 

@@ -94,6 +94,8 @@ def usage_json(row: UsageRow, bucket: str) -> dict[str, Any]:
         "total_tokens": row.prompt_tokens + row.completion_tokens,
         "cost_usd": usd(row.cost_micros),
         "cost_micros": row.cost_micros,
+        "cost_saved_usd": usd(row.cost_saved_micros),
+        "cost_saved_micros": row.cost_saved_micros,
         "latency_ms_avg": _ms(row.latency_ms_avg),
         "latency_ms_p50": _ms(row.latency_ms_p50),
         "latency_ms_p95": _ms(row.latency_ms_p95),

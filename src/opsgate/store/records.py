@@ -62,6 +62,8 @@ class TraceRecord:
     usage_estimated: bool = False
     cost_micros: int = 0
     """Cost in integer micro-dollars (1 USD = 1_000_000), so sums are exact."""
+    cost_saved_micros: int = 0
+    """On a cache hit: what the cached answer cost when it was made (the money saved)."""
     cache: CacheResult | None = None
     finish_reason: str | None = None
     prompt_version: str | None = None

@@ -76,6 +76,7 @@ traces = Table(
     Column("cached_tokens", Integer, nullable=False),
     Column("usage_estimated", Boolean, nullable=False),
     Column("cost_micros", BigInteger, nullable=False),
+    Column("cost_saved_micros", BigInteger, nullable=False, server_default="0"),
     Column("cache", String),
     Column("finish_reason", String),
     Column("prompt_version", String),
@@ -138,6 +139,7 @@ USAGE_COUNTERS: tuple[str, ...] = (
     "cost_micros",
     "cache_hits",
     "ttft_count",
+    "cost_saved_micros",
     *histogram.COLUMNS,
 )
 """Integer columns added to on upsert."""

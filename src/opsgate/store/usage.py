@@ -76,6 +76,7 @@ def add_record(totals: Totals, record: TraceRecord) -> None:
     totals["completion_tokens"] += record.completion_tokens
     totals["cached_tokens"] += record.cached_tokens
     totals["cost_micros"] += record.cost_micros
+    totals["cost_saved_micros"] += record.cost_saved_micros
     totals["cache_hits"] += record.cache in _CACHE_HITS
     totals["latency_ms_sum"] += record.duration_ms
     if record.ttft_ms is not None:
@@ -224,6 +225,8 @@ class UsageRow:
     completion_tokens: int
     cached_tokens: int
     cost_micros: int
+    cost_saved_micros: int
+    """What the cache hits in the bucket would have cost."""
     cache_hits: int
     latency_ms_avg: float | None
     ttft_ms_avg: float | None
@@ -247,6 +250,7 @@ def usage_row(bucket: int, group: dict[str, str], totals: Mapping[str, float]) -
         completion_tokens=int(totals["completion_tokens"]),
         cached_tokens=int(totals["cached_tokens"]),
         cost_micros=int(totals["cost_micros"]),
+        cost_saved_micros=int(totals["cost_saved_micros"]),
         cache_hits=int(totals["cache_hits"]),
         latency_ms_avg=float(totals["latency_ms_sum"]) / requests if requests else None,
         ttft_ms_avg=float(totals["ttft_ms_sum"]) / ttft_count if ttft_count else None,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from opsgate.store import Journal, JournalLockedError, default_journal_path
 from opsgate.store.codec import from_journal_line, to_journal_line
-from opsgate.store.histogram import BOUNDS_MS, bucket_of, histogram, quantile
+from opsgate.store.histogram import BOUNDS_MS, BUCKETS, bucket_of, histogram, quantile, quantiles
 from tests.store.conftest import make_trace
 
 
@@ -97,3 +100,17 @@ def test_histogram_quantiles_stay_within_a_bucket() -> None:
     assert bucket_of(0) == 0
     assert bucket_of(float("nan")) == 0
     assert bucket_of(1e12) == len(BOUNDS_MS)
+
+
+@given(
+    st.lists(st.lists(st.integers(0, 50), min_size=BUCKETS, max_size=BUCKETS), min_size=1),
+    st.sampled_from([0.01, 0.5, 0.95, 0.99, 1.0]),
+)
+def test_vectorised_quantiles_match_the_scalar_ones(rows: list[list[int]], q: float) -> None:
+    got = quantiles(rows, [q])[:, 0]
+    for counts, value in zip(rows, got, strict=True):
+        expected = quantile(counts, q)
+        if expected is None:
+            assert math.isnan(value)
+        else:
+            assert value == pytest.approx(expected, rel=1e-12)

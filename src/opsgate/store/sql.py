@@ -21,7 +21,7 @@ from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
 from opsgate.store.queries import SUMMARY_COLUMNS, TracePage, TraceQuery, page, where
 from opsgate.store.records import TraceRecord
 from opsgate.store.schema import spans, traces
-from opsgate.store.usage import VALUES, UsageQuery, UsageRow, plan, usage_row
+from opsgate.store.usage import VALUES, UsageQuery, UsageRow, plan, usage_rows
 
 _UNAVAILABLE: tuple[type[Exception], ...] = (OSError, TimeoutError, SQLAlchemyError)
 CAUGHT: tuple[type[Exception], ...] = (*_UNAVAILABLE, TypeError, ValueError, OverflowError)
@@ -136,17 +136,15 @@ class SqlTraceStore:
             return []
         try:
             async with self._engine.connect() as conn:
-                result = (await conn.execute(stmt)).mappings().all()
+                result = (await conn.execute(stmt)).all()
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
-        return [
-            usage_row(
-                int(row["bucket"]),
-                {name: str(row[name]) for name in query.group_by},
-                {name: row[name] for name in VALUES},
-            )
+        dims = 1 + len(query.group_by)  # columns: bucket, the group's dimensions, then VALUES
+        keys: list[tuple[int, dict[str, str]]] = [
+            (int(row[0]), dict(zip(query.group_by, map(str, row[1:dims]), strict=True)))
             for row in result
         ]
+        return usage_rows(keys, [row[dims:] for row in result])
 
 
 def _usage_statement(query: UsageQuery) -> Select[Any] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -237,27 +237,51 @@ class UsageRow:
 
 
 def usage_row(bucket: int, group: dict[str, str], totals: Mapping[str, float]) -> UsageRow:
-    """Turn summed totals into a `UsageRow` (shared by every backend so they answer alike)."""
-    counts = tuple(int(totals[name]) for name in histogram.COLUMNS)
-    requests = int(totals["requests"])
-    ttft_count = int(totals["ttft_count"])
+    """Turn summed totals into a `UsageRow`."""
+    return usage_rows([(bucket, group)], [[totals[name] for name in VALUES]])[0]
+
+
+_AT = {name: index for index, name in enumerate(VALUES)}
+_HIST = slice(_AT[histogram.COLUMNS[0]], _AT[histogram.COLUMNS[-1]] + 1)
+
+
+def usage_rows(
+    keys: Sequence[tuple[int, dict[str, str]]], values: Sequence[Sequence[Any]]
+) -> list[UsageRow]:
+    """Turn summed totals (in `VALUES` order) into `UsageRow`s, percentiles for all rows at once
+    (shared by every backend, so they answer alike)."""
+    if not keys:
+        return []
+    counts = [[int(c) for c in row[_HIST]] for row in values]
+    percentiles = histogram.quantiles(counts, (0.50, 0.95, 0.99)).tolist()
+    return [
+        _row(bucket, group, row, hist, p)
+        for (bucket, group), row, hist, p in zip(keys, values, counts, percentiles, strict=True)
+    ]
+
+
+def _row(
+    bucket: int, group: dict[str, str], row: Sequence[Any], hist: list[int], p: list[float]
+) -> UsageRow:
+    requests, ttft_count = int(row[_AT["requests"]]), int(row[_AT["ttft_count"]])
+    p50, p95, p99 = (None if math.isnan(v) else v for v in p)
     return UsageRow(
         bucket=bucket,
         group=group,
         requests=requests,
-        errors=int(totals["errors"]),
-        prompt_tokens=int(totals["prompt_tokens"]),
-        completion_tokens=int(totals["completion_tokens"]),
-        cached_tokens=int(totals["cached_tokens"]),
-        cost_micros=int(totals["cost_micros"]),
-        cost_saved_micros=int(totals["cost_saved_micros"]),
-        cache_hits=int(totals["cache_hits"]),
-        latency_ms_avg=float(totals["latency_ms_sum"]) / requests if requests else None,
-        ttft_ms_avg=float(totals["ttft_ms_sum"]) / ttft_count if ttft_count else None,
-        latency_ms_p50=histogram.quantile(counts, 0.50),
-        latency_ms_p95=histogram.quantile(counts, 0.95),
-        latency_ms_p99=histogram.quantile(counts, 0.99),
-        histogram=counts,
+        errors=int(row[_AT["errors"]]),
+        prompt_tokens=int(row[_AT["prompt_tokens"]]),
+        completion_tokens=int(row[_AT["completion_tokens"]]),
+        cached_tokens=int(row[_AT["cached_tokens"]]),
+        cost_micros=int(row[_AT["cost_micros"]]),
+        cost_saved_micros=int(row[_AT["cost_saved_micros"]]),
+        cache_hits=int(row[_AT["cache_hits"]]),
+        latency_ms_avg=float(row[_AT["latency_ms_sum"]]) / requests if requests else None,
+        ttft_ms_avg=float(row[_AT["ttft_ms_sum"]]) / ttft_count if ttft_count else None,
+        latency_ms_p50=p50,
+        latency_ms_p95=p95,
+        latency_ms_p99=p99,
+        histogram=tuple(hist),
     )
 
 
@@ -276,7 +300,11 @@ def rollup(buckets: Mapping[UsageKey, Totals], query: UsageQuery) -> list[UsageR
         target = grouped.setdefault(slot, empty_totals())
         for name, value in totals.items():
             target[name] += value
-    return [
-        usage_row(bucket, dict(zip(query.group_by, values, strict=True)), totals)
-        for (bucket, values), totals in sorted(grouped.items())
-    ]
+    ordered = sorted(grouped.items())
+    return usage_rows(
+        [
+            (bucket, dict(zip(query.group_by, values, strict=True)))
+            for (bucket, values), _ in ordered
+        ],
+        [[totals[name] for name in VALUES] for _, totals in ordered],
+    )

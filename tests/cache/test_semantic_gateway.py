@@ -11,6 +11,7 @@ import pytest
 from opsgate.access.principal import Principal
 from tests.cache.conftest import CachedGateway
 from tests.cache.test_exact_gateway import chat_posts, trace
+from tests.conftest import GatewayFactory
 from tests.fixtures.gateway import GatewayServer
 from tests.fixtures.upstream import FakeUpstream
 
@@ -134,3 +135,43 @@ def test_an_expired_answer_is_not_served_semantically(
         )
     time.sleep(0.5)
     assert result(ask(gw, "how do i reset my password")) == "miss"
+
+
+def test_a_sensitive_question_is_not_embedded_by_a_public_deployment(
+    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream]
+) -> None:
+    """The `gateway` embedder routes through the gateway's own embeddings model; a request
+    marked sensitive must not reach it when that deployment is public."""
+    private, public = upstreams["alpha"], upstreams["beta"]
+
+    def dep(fake: FakeUpstream, **extra: Any) -> dict[str, Any]:
+        return {"provider": "openai", "base_url": fake.url, "model": "up", "api_key": "k", **extra}
+
+    gw = gateway(
+        {
+            "models": [
+                {"name": "m", "deployments": [dep(private, tags=["private"])]},
+                {"name": "emb", "kind": "embedding", "deployments": [dep(public)]},
+            ],
+            "cache": {
+                "semantic": {"enabled": True, "embedder": {"type": "gateway", "model": "emb"}}
+            },
+        }
+    )
+
+    def post(text: str, **headers: str) -> httpx.Response:
+        body = {"model": "m", "messages": [{"role": "user", "content": text}], "temperature": 0}
+        with httpx.Client(base_url=gw.base, timeout=20) as http:
+            resp = http.post("/v1/chat/completions", json=body, headers=headers)
+        assert resp.status_code == 200, resp.text
+        return resp
+
+    def embedded() -> str:
+        return " ".join(str(r.body) for r in public.requests if r.path.endswith("/embeddings"))
+
+    assert result(post("What is the capital of France?")) == "miss"
+    assert "capital of France" in embedded(), "the setup embeds through the public deployment"
+    sensitive = post("My HIV test result came back", **{"x-opsgate-sensitivity": "sensitive"})
+    assert result(sensitive) == "miss"  # looked up (exact) and stored, not embedded
+    assert "HIV" not in embedded()
+    assert all("HIV" not in str(r.body) for r in public.requests)

@@ -31,6 +31,8 @@ log = logging.getLogger("opsgate.cache")
 
 class Cache:
     def __init__(self, service: CacheService | None, config: CacheConfig) -> None:
+        self._embeds_upstream = config.semantic.embedder.type == "gateway"
+        """A sensitive question must not be embedded by a (possibly public) deployment."""
         self.service = service
         self.config = config
 
@@ -41,6 +43,8 @@ class Cache:
         if self.service is None or not self.config.enabled:
             return await call_next(call)
         plan = make_plan(self.config, req, ctx.principal, ctx.headers, found)
+        if ctx.sensitive and self._embeds_upstream:
+            plan.semantic = None  # the question would go to an embeddings deployment
         started, t0 = time.time(), time.perf_counter()
         hit: Hit | None = None
         result: CacheResult = "miss" if plan.access.read else "bypass"

@@ -127,7 +127,7 @@ class PgLoader:
     async def analyze(self) -> float:
         """VACUUM ANALYZE (what autovacuum does to a settled table); returns seconds."""
         began = time.perf_counter()
-        for table in ("traces", "spans", "usage_minute", "usage_hour", "usage_day"):
+        for table in ("traces", "spans", *(level.table.name for level in LEVELS)):
             await self._conn.execute(f"VACUUM ANALYZE {table}")
         return time.perf_counter() - began
 
@@ -154,7 +154,7 @@ async def check_same_rows(records: Sequence[TraceRecord]) -> None:
         loader = SqliteLoader(bulk)
         loader.load(to_rows(records))
         loader.close()
-        for table in ("traces", "spans", "usage_minute", "usage_hour", "usage_day"):
+        for table in ("traces", "spans", *(level.table.name for level in LEVELS)):
             if _dump(honest, table) != _dump(bulk, table):
                 raise RuntimeError(f"bulk load and write_batch disagree on table {table}")
 

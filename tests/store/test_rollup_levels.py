@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from opsgate.store import MemoryTraceStore, SqlTraceStore, UsageQuery
-from opsgate.store.schema import usage_day, usage_hour, usage_minute
+from opsgate.store.schema import (
+    usage_day,
+    usage_day_keys,
+    usage_hour,
+    usage_hour_keys,
+    usage_minute,
+)
 from opsgate.store.usage import DIMENSIONS, plan
 from tests.store.conftest import make_trace
 
@@ -47,11 +53,11 @@ def test_plan_covers_every_minute_once(
     for segment in segments:
         assert query.step % segment.level.seconds == 0
         assert segment.start % segment.level.seconds == segment.end % segment.level.seconds == 0
-        assert segment.level.end_user or not by_user
+        assert "end_user" in segment.level.dims or not by_user
 
 
 def test_plan_reads_whole_days_from_the_day_table() -> None:
-    query = UsageQuery(since=T0 - 90, until=T0 + 3 * DAY + 3700, step=DAY)
+    query = UsageQuery(since=T0 - 90, until=T0 + 3 * DAY + 3700, step=DAY, group_by=("model",))
     tables = [(s.level.table.name, s.start, s.end) for s in plan(query)]
     assert tables == [
         ("usage_minute", T0 - 120, T0),
@@ -59,8 +65,12 @@ def test_plan_reads_whole_days_from_the_day_table() -> None:
         ("usage_hour", T0 + 3 * DAY, T0 + 3 * DAY + 3600),
         ("usage_minute", T0 + 3 * DAY + 3600, T0 + 3 * DAY + 3720),
     ]
-    hourly = UsageQuery(since=T0, until=T0 + 2 * DAY, step=3600)
+    hourly = UsageQuery(since=T0, until=T0 + 2 * DAY, step=3600, filters={"status": "error"})
     assert [s.level.table.name for s in plan(hourly)] == ["usage_hour"]
+    totals = UsageQuery(since=T0, until=T0 + 2 * DAY, step=3600, filters={"team_id": "t"})
+    assert [s.level.table.name for s in plan(totals)] == ["usage_hour_keys"]
+    by_key = UsageQuery(since=T0, until=T0 + 2 * DAY, step=DAY, group_by=("key_id",))
+    assert [s.level.table.name for s in plan(by_key)] == ["usage_day_keys"]
     per_user = UsageQuery(since=T0, until=T0 + 2 * DAY, step=DAY, filters={"end_user": "u"})
     assert [s.level.table.name for s in plan(per_user)] == ["usage_minute"]
 
@@ -82,11 +92,11 @@ async def test_sql_rollups_match_the_minute_reference(sql_store: SqlTraceStore) 
         await sql_store.write_batch(records[start : start + 400])
         await memory.write_batch(records[start : start + 400])
     rng = random.Random(11)
-    for _ in range(25):
+    for _ in range(40):
         since = T0 - DAY + rng.randrange(0, 2 * DAY)
         until = since + rng.randrange(60, 3 * DAY)
         group_by = tuple(rng.sample(DIMENSIONS, rng.randrange(0, 3)))
-        filters = {"model": "gpt-4o-mini"} if rng.random() < 0.3 else {}
+        filters = rng.choice([{}, {}, {"model": "gpt-4o-mini"}, {"team_id": "team-1"}])
         query = UsageQuery(
             since=since + rng.random() * 60,
             until=until + rng.random() * 60,
@@ -102,7 +112,7 @@ async def test_every_usage_table_holds_the_same_totals(sql_store: SqlTraceStore)
     await sql_store.write_batch(records)
     await sql_store.write_batch(records[:100])  # a replay adds nothing anywhere
     async with sql_store.engine.connect() as conn:
-        for table in (usage_minute, usage_hour, usage_day):
+        for table in (usage_minute, usage_hour, usage_day, usage_hour_keys, usage_day_keys):
             total = select(func.sum(table.c.requests), func.sum(table.c.cost_micros))
             requests, cost = (await conn.execute(total)).one()
             assert (requests, cost) == (len(records), sum(r.cost_micros for r in records))

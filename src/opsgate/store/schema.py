@@ -148,12 +148,9 @@ USAGE_SUMS: tuple[str, ...] = ("latency_ms_sum", "ttft_ms_sum")
 """Float columns added to on upsert."""
 
 
-def _usage_table(name: str, period: str, *, with_end_user: bool) -> Table:
+def _usage_table(name: str, period: str, dims: tuple[str, ...]) -> Table:
     """A usage table: one row per period and key, counters that simply add up."""
-    dims = [d for d in USAGE_KEY[1:] if with_end_user or d != "end_user"]
-    indexes = [Index(None, dim, period) for dim in ("model", "key_id", "team_id")]
-    if with_end_user:
-        indexes.append(Index(None, "end_user", period))
+    indexes = [Index(None, dim, period) for dim in dims if dim in _INDEXED]
     return Table(
         name,
         metadata,
@@ -166,11 +163,22 @@ def _usage_table(name: str, period: str, *, with_end_user: bool) -> Table:
     )
 
 
-usage_minute = _usage_table("usage_minute", "minute", with_end_user=True)
+_INDEXED = ("model", "key_id", "team_id", "end_user")
+_ALL = USAGE_KEY[1:]
+_NO_USER = tuple(d for d in _ALL if d != "end_user")
+_TENANT = ("key_id", "team_id")
+
+usage_minute = _usage_table("usage_minute", "minute", _ALL)
 """Per minute, with the end user: recent windows, budgets, and anything asked per end user."""
 
-usage_hour = _usage_table("usage_hour", "hour", with_end_user=False)
+usage_hour = _usage_table("usage_hour", "hour", _NO_USER)
 """Per hour, without the end user (the dimension that multiplies rows): hourly rollups."""
 
-usage_day = _usage_table("usage_day", "day", with_end_user=False)
+usage_day = _usage_table("usage_day", "day", _NO_USER)
 """Per UTC day, without the end user: rollups over weeks and months."""
+
+usage_hour_keys = _usage_table("usage_hour_keys", "hour", _TENANT)
+"""Per hour, key and team only: totals over time for everyone, a team or a key (charts)."""
+
+usage_day_keys = _usage_table("usage_day_keys", "day", _TENANT)
+"""Per UTC day, key and team only."""

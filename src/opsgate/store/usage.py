@@ -23,7 +23,9 @@ from opsgate.store.schema import (
     USAGE_KEY,
     USAGE_SUMS,
     usage_day,
+    usage_day_keys,
     usage_hour,
+    usage_hour_keys,
     usage_minute,
 )
 
@@ -101,42 +103,53 @@ def bucket_rows(buckets: Mapping[UsageKey, Totals]) -> list[dict[str, object]]:
 
 VALUES: tuple[str, ...] = (*USAGE_COUNTERS, *USAGE_SUMS)
 """The summed columns, in table order after the key."""
-_END_USER = USAGE_KEY.index("end_user")
 
 
 @dataclass(frozen=True, slots=True)
 class Level:
-    """One usage table: its period column, width, and whether it keeps the end user."""
+    """One usage table: its period column and width, and the dimensions it keeps."""
 
     table: Table
     period: str
     seconds: int
-    end_user: bool
+    dims: tuple[str, ...]
 
     @property
     def key(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.table.primary_key.columns)
+        return (self.period, *self.dims)
+
+    def answers(self, query: UsageQuery) -> bool:
+        return query.step % self.seconds == 0 and set(query.group_by) | set(query.filters) <= set(
+            self.dims
+        )
+
+
+def _level(table: Table, seconds: int) -> Level:
+    period, *dims = (c.name for c in table.primary_key.columns)
+    return Level(table, period, seconds, tuple(dims))
 
 
 LEVELS: tuple[Level, ...] = (
-    Level(usage_day, "day", 86_400, end_user=False),
-    Level(usage_hour, "hour", 3_600, end_user=False),
-    Level(usage_minute, "minute", 60, end_user=True),
+    _level(usage_day_keys, 86_400),
+    _level(usage_day, 86_400),
+    _level(usage_hour_keys, 3_600),
+    _level(usage_hour, 3_600),
+    _level(usage_minute, 60),
 )
-"""Coarsest first. Every write adds to all three; a rollup reads the coarsest that fits."""
+"""Every write adds to all of them; a rollup reads, per period (coarsest first), the smallest
+table that keeps the dimensions it names."""
+
+_POSITIONS = {dim: USAGE_KEY.index(dim) for dim in USAGE_KEY}
 
 
 def level_rows(buckets: Mapping[UsageKey, Totals], level: Level) -> list[tuple[Any, ...]]:
     """Per-minute buckets folded into `level`'s rows (key, then `VALUES`), in key order."""
-    if level.seconds == 60 and level.end_user:
+    if level.key == USAGE_KEY:
         return [(*key, *_values(totals)) for key, totals in sorted(buckets.items())]
+    picks = [_POSITIONS[dim] for dim in level.dims]
     folded: dict[tuple[Any, ...], list[float]] = {}
     for key, totals in buckets.items():
-        period = key[0] - key[0] % level.seconds
-        if level.end_user:
-            row_key: tuple[Any, ...] = (period, *key[1:])
-        else:
-            row_key = (period, *key[1:_END_USER], *key[_END_USER + 1 :])
+        row_key = (key[0] - key[0] % level.seconds, *(key[i] for i in picks))
         values = _values(totals)
         target = folded.get(row_key)
         if target is None:
@@ -159,22 +172,22 @@ class Segment:
 
 
 def plan(query: UsageQuery) -> list[Segment]:
-    """Cover the query's minutes with the fewest rows: whole days from `usage_day`, the ragged
-    hours at either end from `usage_hour`, the ragged minutes from `usage_minute`.
+    """Cover the query's minutes with the fewest rows: whole days from a day table, the ragged
+    hours at either end from an hour table, the ragged minutes from `usage_minute`.
 
-    A level is usable when its period divides the bucket width (a day row cannot be split into
-    hours) and, if the query names the end user, when it keeps the end user. The answer is
-    exact either way: the segments never overlap and every minute of the range is in one.
+    A table is usable when its period divides the bucket width (a day row cannot be split into
+    hours) and it keeps every dimension the query groups or filters by; of those, the one with
+    the fewest dimensions (fewest rows) wins. The answer is exact either way: segments never
+    overlap and every minute of the range is in one.
     """
     lo = minute_of(query.since)
     hi = math.ceil(math.ceil(query.until) / 60) * 60
-    names_user = "end_user" in query.group_by or "end_user" in query.filters
-    usable = [
-        level
-        for level in LEVELS
-        if query.step % level.seconds == 0 and (level.end_user or not names_user)
-    ]
-    return _cover(lo, hi, usable)
+    tiers: list[Level] = []
+    for seconds in sorted({level.seconds for level in LEVELS}, reverse=True):
+        usable = [lv for lv in LEVELS if lv.seconds == seconds and lv.answers(query)]
+        if usable:
+            tiers.append(min(usable, key=lambda lv: len(lv.dims)))
+    return _cover(lo, hi, tiers)
 
 
 def _cover(lo: int, hi: int, levels: list[Level]) -> list[Segment]:

@@ -1,5 +1,8 @@
-"""Hourly and daily usage tables, without the end user, filled from `usage_minute`; what cache
-hits saved, per trace and per usage bucket.
+"""Hourly and daily usage tables, filled from `usage_minute`; what cache hits saved, per trace and
+per usage bucket.
+
+`usage_hour` / `usage_day` keep every dimension but the end user; `usage_hour_keys` /
+`usage_day_keys` keep only key and team (totals over time for everyone, a team or a key).
 
 Rollups over days and weeks read these instead of scanning a row per minute, model, key and end
 user. The end user is left out on purpose: it is the dimension that multiplies rows, and a
@@ -35,34 +38,40 @@ COUNTERS = [
     *(f"lat_b{i:02d}" for i in range(42)),
 ]
 SUMS = ["latency_ms_sum", "ttft_ms_sum"]
-PERIODS = {"usage_hour": ("hour", 3600), "usage_day": ("day", 86400)}
+TABLES = {
+    "usage_hour": ("hour", 3600, DIMENSIONS),
+    "usage_day": ("day", 86400, DIMENSIONS),
+    "usage_hour_keys": ("hour", 3600, ["key_id", "team_id"]),
+    "usage_day_keys": ("day", 86400, ["key_id", "team_id"]),
+}
 
 
 def upgrade() -> None:
     saved = "cost_saved_micros"
     for table in ("traces", "usage_minute"):
         op.add_column(table, sa.Column(saved, sa.BigInteger(), nullable=False, server_default="0"))
-    for table, (period, seconds) in PERIODS.items():
+    for table, (period, seconds, dims) in TABLES.items():
         op.create_table(
             table,
             sa.Column(period, sa.BigInteger(), nullable=False),
-            *(sa.Column(name, sa.String(), nullable=False) for name in DIMENSIONS),
+            *(sa.Column(name, sa.String(), nullable=False) for name in dims),
             *(
                 sa.Column(name, sa.BigInteger(), nullable=False, server_default="0")
                 for name in COUNTERS
             ),
             *(sa.Column(name, sa.Double(), nullable=False, server_default="0") for name in SUMS),
-            sa.PrimaryKeyConstraint(period, *DIMENSIONS, name=f"pk_{table}"),
+            sa.PrimaryKeyConstraint(period, *dims, name=f"pk_{table}"),
         )
         for column in ("model", "key_id", "team_id"):
-            op.create_index(f"ix_{table}_{column}_{period}", table, [column, period])
-        _backfill(table, period, seconds)
+            if column in dims:
+                op.create_index(f"ix_{table}_{column}_{period}", table, [column, period])
+        _backfill(table, period, seconds, dims)
 
 
-def _backfill(table: str, period: str, seconds: int) -> None:
+def _backfill(table: str, period: str, seconds: int, columns: list[str]) -> None:
     """Existing per-minute rows, folded into the new table in one statement."""
     values = [*COUNTERS, *SUMS]
-    dims = ", ".join(DIMENSIONS)
+    dims = ", ".join(columns)
     op.execute(
         f"INSERT INTO {table} ({period}, {dims}, {', '.join(values)}) "
         f"SELECT minute - minute % {seconds}, {dims}, "
@@ -72,8 +81,8 @@ def _backfill(table: str, period: str, seconds: int) -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("usage_day")
-    op.drop_table("usage_hour")
+    for table in TABLES:
+        op.drop_table(table)
     for table in ("usage_minute", "traces"):
         # Plain ALTER (SQLite 3.35+): a batch rebuild of `traces` would cascade into `spans`.
         op.execute(f"ALTER TABLE {table} DROP COLUMN cost_saved_micros")

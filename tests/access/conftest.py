@@ -3,6 +3,7 @@ Redis key prefix per test (deleted afterwards, never FLUSHALL), and real gateway
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 GatewayStarter = Callable[..., Client]
+TEST_ENCRYPTION_KEY = "test-key:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="  # 32 x 0x01
 
 
 @pytest.fixture
@@ -47,6 +49,7 @@ def access_gateway(
         **traces: Any,
     ) -> Client:
         path = tmp_path / f"opsgate-{len(started)}.yaml"
+        traces.setdefault("journal_path", str(tmp_path / "journal.jsonl"))  # not ./ (shared)
         path.write_text(yaml.safe_dump(config_data(upstreams["alpha"], **traces)))
         monkeypatch.setenv("OPSGATE_DATABASE_URL", db_url)
         for name, value in (
@@ -58,6 +61,8 @@ def access_gateway(
                 monkeypatch.delenv(name, raising=False)
             else:
                 monkeypatch.setenv(name, value)
+        if not os.environ.get("OPSGATE_ENCRYPTION_KEYS"):  # PostgreSQL needs one to keep bodies
+            monkeypatch.setenv("OPSGATE_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY)
         server = GatewayServer(load_config(path), config_path=path)
         server.start()
         started.append(server)

@@ -62,6 +62,10 @@ ACCESS_ROUTES: list[tuple[str, str, frozenset[str], Body]] = [
     ("POST", "/admin/v1/cache/purge", ADMIN, lambda: {"namespace": "team:team-b"}),
     ("DELETE", "/admin/v1/cache/entries/no-such-entry", ADMIN, None),
     ("POST", "/admin/v1/cache/erase", ADMIN, lambda: {"end_user": "someone"}),
+    ("GET", "/admin/v1/end-users/eu-nobody/export", ADMIN, None),
+    ("DELETE", "/admin/v1/end-users/eu-nobody", ADMIN, None),
+    ("GET", "/admin/v1/audit", ADMIN, None),
+    ("POST", "/admin/v1/audit/verify", ADMIN, None),
 ]
 
 TRACE_ROUTES: list[tuple[str, str, frozenset[str], Body]] = [
@@ -144,7 +148,7 @@ def test_the_matrix_covers_every_admin_route(access_gateway: GatewayStarter, tmp
     }
     names = {"{key}": "{key_id}", "{empty_team}": "{team_id}", "{fresh_user}": "{user_id}"}
     names |= {"{trace}": "{trace_id}", "team-a": "{team_id}", "user-a": "{user_id}"}
-    names |= {"no-such-entry": "{key}"}
+    names |= {"no-such-entry": "{key}", "eu-nobody": "{end_user}"}
     tested = set()
     for method, template, _, _ in ACCESS_ROUTES + TRACE_ROUTES:
         for old, new in names.items():

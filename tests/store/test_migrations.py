@@ -5,23 +5,36 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
 from opsgate.store import dispose_engine, make_engine
 from opsgate.store.migrate import VERSION_TABLE, alembic_config, current, head, upgrade
-from opsgate.store.schema import metadata
-from tests.store.conftest import Backend
+from opsgate.store.schema import (
+    metadata,
+    usage_day,
+    usage_day_keys,
+    usage_hour,
+    usage_hour_keys,
+    usage_minute,
+)
+from opsgate.store.usage import aggregate, bucket_rows
+from tests.store.conftest import Backend, make_trace
 
 TABLES = {
     "traces",
     "spans",
     "usage_minute",
+    "usage_hour",
+    "usage_day",
+    "usage_hour_keys",
+    "usage_day_keys",
     "teams",
     "users",
     "api_keys",
     "access_version",
     "alert_events",
+    "audit_log",
     VERSION_TABLE,
 }
 
@@ -40,7 +53,7 @@ def _diff(conn: Connection) -> list[object]:
 async def test_upgrade_empty_database_to_head(empty_backend: Backend) -> None:
     assert await current(empty_backend.url) is None
     await upgrade(empty_backend.url)
-    assert await current(empty_backend.url) == head() == "v0003_alerts"
+    assert await current(empty_backend.url) == head() == "v0005_compliance"
     await upgrade(empty_backend.url)  # every start calls it; the second run is a no-op
     engine = make_engine(empty_backend.url)
     try:
@@ -71,5 +84,39 @@ async def test_downgrade_to_base_removes_the_tables(backend: Backend) -> None:
             await conn.run_sync(downgrade)
         async with engine.connect() as conn:
             assert await conn.run_sync(_tables) == {VERSION_TABLE}
+    finally:
+        await dispose_engine(engine)
+
+
+async def test_rollup_tables_are_backfilled_from_minute_buckets(empty_backend: Backend) -> None:
+    """A database that already has usage (v0003) gets hour/day rows that add up to it."""
+
+    def migrate(conn: Connection, target: str) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, target)
+
+    records = [make_trace(i) for i in range(200)]
+    buckets = bucket_rows(aggregate(records))
+    for bucket in buckets:  # the columns of usage_minute at v0003
+        del bucket["cost_saved_micros"]
+    engine = make_engine(empty_backend.url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(migrate, "v0003_alerts")
+            await conn.execute(usage_minute.insert(), buckets)
+            await conn.run_sync(migrate, "head")
+        async with engine.connect() as conn:
+            for table, period in (
+                (usage_hour, "hour"),
+                (usage_day, "day"),
+                (usage_hour_keys, "hour"),
+                (usage_day_keys, "day"),
+            ):
+                rows = (await conn.execute(select(table))).mappings().all()
+                assert sum(r["requests"] for r in rows) == len(records)
+                assert sum(r["cost_micros"] for r in rows) == sum(r.cost_micros for r in records)
+                seconds = 3600 if period == "hour" else 86400
+                assert all(r[period] % seconds == 0 for r in rows)
     finally:
         await dispose_engine(engine)

@@ -35,6 +35,9 @@ class Permission(enum.StrEnum):
     USAGE_READ = "usage:read"
     DEPLOYMENTS_READ = "deployments:read"
     CONFIG_RELOAD = "config:reload"
+    END_USERS_EXPORT = "end_users:export"
+    END_USERS_ERASE = "end_users:erase"
+    AUDIT_READ = "audit:read"
 
 
 P = Permission

@@ -6,6 +6,7 @@ the same JSON. Every list answers `{"object": "list", "data": [...], "next_curso
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
@@ -22,12 +23,16 @@ from opsgate.access.permissions import Permission, require
 from opsgate.access.principal import Principal
 from opsgate.access.scoping import may_read_trace, scope_trace_query, scope_usage_query
 from opsgate.api.admin import _authorise
+from opsgate.api.audit_middleware import actor_of
 from opsgate.api.responses import JSONResponse, error_response
 from opsgate.api.trace_json import trace_detail, trace_summary, usage_json
+from opsgate.audit import AuditUnavailableError
 from opsgate.errors import BadRequestError, NotFoundError, OpsgateError, ServiceUnavailableError
 from opsgate.gateway import Gateway
+from opsgate.store.crypto import DecryptionError
 from opsgate.store.errors import StoreUnavailableError
 from opsgate.store.queries import DEFAULT_LIMIT, InvalidQueryError, TraceQuery
+from opsgate.store.records import TraceRecord
 from opsgate.store.repository import TraceStore
 from opsgate.store.usage import UsageDimension, UsageQuery
 
@@ -277,10 +282,23 @@ async def get_trace(request: Request, store: TraceStore, who: Principal) -> Resp
     record = await store.get(trace_id)
     if record is None or not may_read_trace(who, record):
         raise NotFoundError(f"no trace with id {trace_id!r}", code="trace_not_found")
-    # SEAM: reading stored bodies is the sensitive read. This is where the audit log entry
-    # (who read which trace's bodies, when) is written and where a role check (e.g. only
-    # `admin`/`auditor`, not `viewer`) is enforced, and where encrypted bodies get decrypted.
+    if include_bodies:  # the sensitive read: audited first, then decrypted (role checked above)
+        record = await _with_bodies(request, record)
     return JSONResponse(trace_detail(record, include_bodies=include_bodies))
+
+
+async def _with_bodies(request: Request, record: TraceRecord) -> TraceRecord:
+    gateway: Gateway = request.app.state.gateway
+    try:
+        req, resp = await gateway.bodies.read(record, actor_of(request.scope))
+    except AuditUnavailableError:
+        raise ServiceUnavailableError(
+            "bodies are not shown while the audit log cannot record the read; try again",
+            code="audit_unavailable",
+        ) from None
+    except DecryptionError as exc:
+        raise OpsgateError(str(exc), code="body_undecryptable") from None
+    return dataclasses.replace(record, request_body=req, response_body=resp)
 
 
 async def usage(request: Request, store: TraceStore, who: Principal) -> Response:

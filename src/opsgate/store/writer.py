@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
@@ -86,6 +87,7 @@ class TraceWriter:
         write_timeout: float = 30.0,
         retry_min: float = 0.5,
         retry_max: float = 30.0,
+        seal: Callable[[TraceRecord], TraceRecord] | None = None,
     ) -> None:
         if capacity < 1 or batch_size < 1:
             raise ValueError("capacity and batch_size must be at least 1")
@@ -98,6 +100,8 @@ class TraceWriter:
         self._write_timeout = write_timeout
         self._retry_min = retry_min
         self._retry_max = retry_max
+        self._seal = seal
+        """Encrypts bodies as a record leaves memory (store/crypto.py `seal_record`)."""
         self._overflow: list[TraceRecord] = []
         self._overflow_ready = asyncio.Event()
         self._overflow_idle = asyncio.Event()
@@ -134,7 +138,7 @@ class TraceWriter:
     def _spill_after_stop(self, record: TraceRecord) -> None:
         """Nothing drains after stop, so write straight to the journal (shutdown only)."""
         log.warning("trace %s submitted after the writer stopped; journaling", record.trace_id)
-        self.journal.append_sync([record])
+        self.journal.append_sync([self._sealed(record)])
         self._n.spilled += 1
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -176,7 +180,8 @@ class TraceWriter:
             await _cancel(replay)
         # From here `submit` journals directly; collect what slipped in while the tasks wound down.
         self._stopped = True
-        rest, self._overflow = [*self._take_queued(), *self._overflow], []
+        rest = [*self._take_queued(), *map(self._sealed, self._overflow)]
+        self._overflow = []
         await self._spill(rest)
         self._overflow_idle.set()
         self.journal.release()
@@ -214,6 +219,17 @@ class TraceWriter:
 
     # -- draining ---------------------------------------------------------------------------
 
+    def _sealed(self, record: TraceRecord) -> TraceRecord:
+        """The record as it may leave memory: bodies encrypted (every path to the store or the
+        journal passes here exactly once); if sealing fails, the bodies are dropped, not kept."""
+        if self._seal is None:
+            return record
+        try:
+            return self._seal(record)
+        except Exception:
+            log.exception("could not encrypt the bodies of trace %s; dropped", record.trace_id)
+            return replace(record, request_body=None, response_body=None)
+
     def _take_queued(self) -> list[TraceRecord]:
         taken: list[TraceRecord] = []
         while True:
@@ -223,7 +239,7 @@ class TraceWriter:
                 return taken
             self._queue.task_done()
             if item is not None:
-                taken.append(item)
+                taken.append(self._sealed(item))
 
     async def _drain_loop(self) -> None:
         while not (self._closing and self._queue.empty()):
@@ -246,7 +262,7 @@ class TraceWriter:
                     taken += 1
                     if item is not None:
                         batch.append(item)
-                self._inflight = batch
+                self._inflight = batch = [self._sealed(r) for r in batch]
                 try:
                     await self._deliver(batch)
                 except Exception:
@@ -334,7 +350,7 @@ class TraceWriter:
             self._overflow_ready.clear()
             while self._overflow:
                 records, self._overflow = self._overflow, []
-                await self._spill(records)
+                await self._spill([self._sealed(r) for r in records])
             self._overflow_idle.set()
             if self._closing:
                 return

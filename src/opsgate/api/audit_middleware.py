@@ -1,0 +1,99 @@
+"""Every admin action goes into the audit log: a pure-ASGI layer inside `AccessMiddleware`.
+
+Each `/admin/` request that may change something (any method but GET, HEAD, OPTIONS) gets one
+entry, written when the response starts (so a client that reads the log next sees it) with who,
+what (`keys.create`, `keys.revoke`, `config.reload`, `cache.purge`, ...), the path and the
+status, failures and refusals included. Request bodies are never logged (they carry secrets).
+Handlers that write a richer entry themselves (erasure, export, body reads) mark the scope.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from opsgate.access.principal import ANONYMOUS, Principal
+from opsgate.api.admin_access import PRINCIPAL
+from opsgate.audit import AuditUnavailableError, pseudonym
+
+log = logging.getLogger("opsgate.audit")
+
+AUDITED = "opsgate.audited"
+"""Set in the ASGI scope by a handler that wrote its own audit entry."""
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+_VERBS = {"POST": "create", "PUT": "set", "PATCH": "update", "DELETE": "delete"}
+_END_USER = re.compile(r"^(/admin/v1/end-users/)([^/]+)")
+
+
+def actor_of(scope: Scope) -> str:
+    """Who is acting, as the log names them: `master`, `key:<id>`, `anonymous@<host>`."""
+    principal: Principal | None = scope.get(PRINCIPAL)
+    if principal is None:
+        return "unauthenticated"
+    if principal is ANONYMOUS:
+        client = scope.get("client")
+        return f"anonymous@{client[0] if client else '?'}"
+    if principal.is_master:
+        return "master"
+    return f"key:{principal.key_id}"
+
+
+def action_of(method: str, path: str) -> str:
+    """`keys.create` for `POST /admin/v1/keys`, `keys.revoke` for `POST .../k1/revoke`."""
+    parts = [p for p in path.removeprefix("/admin/v1/").split("/") if p]
+    resource = parts[0] if parts else "admin"
+    verb = _VERBS.get(method, method.lower())
+    if method == "POST" and len(parts) >= 2:
+        verb = parts[-1]
+    return f"{resource}.{verb}"
+
+
+def target_of(path: str) -> str:
+    """The path, with an end user's id replaced by its pseudonym (the log must not keep it)."""
+    return _END_USER.sub(lambda m: m.group(1) + pseudonym("end_user", m.group(2)), path)
+
+
+class AuditMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or scope["method"] in _READS or not path.startswith("/admin/"):
+            await self.app(scope, receive, send)
+            return
+        written = False
+
+        async def send_audited(message: Message) -> None:
+            nonlocal written
+            if message["type"] == "http.response.start" and not written:
+                written = True
+                await self._append(scope, message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_audited)
+        except Exception:
+            if not written:
+                written = True
+                await self._append(scope, 500)
+            raise
+
+    @staticmethod
+    async def _append(scope: Scope, status: int) -> None:
+        if scope.get(AUDITED):
+            return
+        method, path = scope["method"], scope["path"]
+        detail: dict[str, Any] = {"method": method, "status": status}
+        try:
+            gateway = scope["app"].state.gateway
+            await gateway.audit.append(
+                actor_of(scope), action_of(method, path), target_of(path), detail
+            )
+        except AuditUnavailableError as exc:
+            log.error("audit entry for %s %s not written: %s", method, path, exc)
+        except Exception:  # the action already happened: report loudly, do not turn it into a 500
+            log.exception("audit entry for %s %s not written", method, path)

@@ -1,0 +1,10 @@
+"""The audit log: every admin action and every read of stored bodies, hash-chained.
+
+`gateway.audit` is the process's `AuditLog`; `opsgate audit verify` (or
+`POST /admin/v1/audit/verify`) walks the chain and names the first entry that does not hold.
+"""
+
+from opsgate.audit.chain import AuditEntry, VerifyResult, pseudonym
+from opsgate.audit.log import AuditLog, AuditUnavailableError
+
+__all__ = ["AuditEntry", "AuditLog", "AuditUnavailableError", "VerifyResult", "pseudonym"]

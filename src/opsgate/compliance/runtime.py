@@ -1,0 +1,81 @@
+"""`Compliance`: the gateway's encryption, audit log, body reader, data subjects and retention.
+
+One object so the composition root (gateway.py) only creates it, hands its `seal` to the trace
+writer, and starts and stops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from opsgate.audit import AuditLog
+from opsgate.cache.service import CacheService
+from opsgate.compliance.bodies import BodyReader
+from opsgate.compliance.config import RetentionConfig
+from opsgate.compliance.encryption import resolve_cipher
+from opsgate.compliance.holders_local import CacheData, JournalData
+from opsgate.compliance.holders_sql import BudgetAlerts, EndUserTables, TraceData
+from opsgate.compliance.retention import Retention
+from opsgate.compliance.subjects import DataSubjects
+from opsgate.config.loader import ConfigError
+from opsgate.config.schema import Config
+from opsgate.store.crypto import BodyCipher, EncryptionConfigError, seal_record
+from opsgate.store.records import TraceRecord
+from opsgate.store.writer import TraceWriter
+
+
+def cipher_for(config: Config, source: str) -> BodyCipher | None:
+    """`resolve_cipher`, with key problems reported like any other config error."""
+    try:
+        return resolve_cipher(config)
+    except EncryptionConfigError as exc:
+        raise ConfigError(source, [f"encryption: {exc}"]) from None
+
+
+class Compliance:
+    def __init__(
+        self,
+        config: Config,
+        engine: AsyncEngine,
+        *,
+        source: str,
+        retention: Callable[[], RetentionConfig],
+    ) -> None:
+        self.cipher = cipher_for(config, source)
+        self.audit = AuditLog(engine)
+        self.bodies = BodyReader(lambda: self.cipher, self.audit)
+        self.subjects = DataSubjects()
+        self.retention = Retention(engine, retention, audit=self.audit)
+        self._engine = engine
+
+    def seal(self, record: TraceRecord) -> TraceRecord:
+        """The trace writer's seal step (runs in the background, never on the request path)."""
+        return seal_record(self.cipher, record)
+
+    def register_builtins(self, writer: TraceWriter | None, cache: CacheService | None) -> None:
+        """The gateway's own holders of personal data; the journal goes first, so nothing
+        replayed from it refills the tables after they were cleared."""
+        cipher = self._cipher
+        if writer is not None:
+            self.subjects.before_erase.append(writer.flush)
+            self.subjects.register(JournalData(lambda: writer.journal, cipher))
+        self.subjects.register(TraceData(self._engine, cipher))
+        self.subjects.register(EndUserTables(self._engine))
+        self.subjects.register(BudgetAlerts(self._engine))
+        if cache is not None:
+            self.subjects.register(CacheData(cache))
+
+    def _cipher(self) -> BodyCipher | None:
+        return self.cipher
+
+    def reload(self, config: Config, source: str) -> None:
+        """Pick up changed keys (a rotation adds one to the key file) or a new body policy."""
+        self.cipher = cipher_for(config, source)
+
+    def start(self) -> None:
+        self.retention.start()
+
+    async def aclose(self) -> None:
+        await self.retention.aclose()

@@ -1,0 +1,91 @@
+"""Data subject rights by end user: export everything kept about them, or erase it.
+
+Each place that keeps data about end users registers a `PersonalData` holder; the built-ins
+(traces with spans and bodies, every table with an `end_user` column, budget alerts, the trace
+journal, the cache) register the same way later parts (feedback, datasets) will. Export and
+erasure ask every holder; erasure answers with a receipt counting what went, per table or store.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from opsgate.errors import BadRequestError
+
+MAX_ID_LENGTH = 256
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class PersonalData(Protocol):
+    """Something that keeps data about end users and can hand it over or forget it."""
+
+    name: str
+    """The section of an export this holder fills (e.g. `traces`)."""
+
+    async def export(self, end_user: str) -> Any:
+        """Everything this holder keeps about `end_user`, as JSON data (None or [] when none)."""
+        ...
+
+    async def erase(self, end_user: str) -> dict[str, int]:
+        """Remove it all; return how many items went, per table or store (e.g. `spans`)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    end_user: str
+    counts: dict[str, int]
+    started_at: float
+    completed_at: float
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
+class DataSubjects:
+    """The registry of holders; `gateway.compliance.subjects`."""
+
+    holders: list[PersonalData] = field(default_factory=list)
+    before_erase: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run first (the trace writer's flush), so nothing still in memory lands afterwards."""
+
+    def register(self, holder: PersonalData) -> None:
+        if any(h.name == holder.name for h in self.holders):
+            raise ValueError(f"a personal-data holder named {holder.name!r} is registered")
+        self.holders.append(holder)
+
+    async def export(self, end_user: str) -> dict[str, Any]:
+        check_end_user(end_user)
+        return {holder.name: await holder.export(end_user) for holder in self.holders}
+
+    async def erase(self, end_user: str) -> Receipt:
+        """Erase in registration order (the journal before the tables it would refill)."""
+        check_end_user(end_user)
+        started = time.time()
+        for hook in self.before_erase:
+            await hook()
+        counts: dict[str, int] = {}
+        for holder in self.holders:
+            for name, count in (await holder.erase(end_user)).items():
+                counts[name] = counts.get(name, 0) + count
+        return Receipt(end_user, counts, started, time.time())
+
+
+def check_end_user(end_user: str) -> None:
+    """400 for ids no caller could have sent: empty, too long, or with control characters."""
+    if not end_user or not end_user.strip():
+        raise BadRequestError("the end user id is empty", code="invalid_end_user")
+    if len(end_user) > MAX_ID_LENGTH:
+        raise BadRequestError(
+            f"the end user id is longer than {MAX_ID_LENGTH} characters", code="invalid_end_user"
+        )
+    if _CONTROL.search(end_user):
+        raise BadRequestError(
+            "the end user id contains control characters", code="invalid_end_user"
+        )

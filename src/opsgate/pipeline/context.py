@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from opsgate.access.principal import Principal
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Usage
 from opsgate.errors import BadRequestError
+from opsgate.guard.types import Verdict
 from opsgate.routing.router import RouteState
 from opsgate.store.records import CacheResult, SpanRecord
 from opsgate.types import JSONObject
@@ -50,6 +51,15 @@ class RequestContext:
     cost_saved_micros: int = 0
     spans: list[SpanRecord] = field(default_factory=list)
     """Timed steps recorded by stages (cache lookup, ...), added to the trace."""
+    metadata: dict[str, str] = field(default_factory=dict)
+    """The caller's labels (body `metadata` and x-opsgate-metadata), read by Record."""
+    sensitive: bool = False
+    """Set by the input guard: only deployments with a private tag may serve the request."""
+    guard_verdicts: list[Verdict] = field(default_factory=list)
+    guard_seen: frozenset[str] = frozenset()
+    """Values the input guard found in the request (the caller's own, not an output leak)."""
+    mask_bodies: bool = False
+    """Stored bodies of this request get PII replaced by placeholders (guard policy)."""
 
     def __post_init__(self) -> None:
         self.route = RouteState(trace_id=self.trace_id)

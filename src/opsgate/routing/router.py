@@ -22,6 +22,7 @@ from opsgate.errors import (
     GatewayTimeoutError,
     ModelNotFoundError,
     OpsgateError,
+    PermissionDeniedError,
     ServiceUnavailableError,
 )
 from opsgate.providers.base import CallContext
@@ -53,6 +54,9 @@ class RouteState:
     trace_id: str
     timeout: float | None = None
     allow: Callable[[Deployment], bool] | None = None
+    require_tags: frozenset[str] | None = None
+    """Set for a sensitive request: only deployments carrying one of these tags may serve it
+    (with fallbacks too); none configured is a 403, never a quiet public call."""
     extra_headers: dict[str, str] = field(default_factory=dict)
     attempts: list[Attempt] = field(default_factory=list)
     deployment: Deployment | None = None
@@ -154,6 +158,8 @@ class Router:
     ) -> T:
         chain = [self.group(model, kind)]
         chain += [self.groups[name] for name in self.config.fallbacks.get(model, ())]
+        if state.require_tags is not None:
+            chain = _private_only(model, chain, state.require_tags)
         budget = min(self.config.request_timeout, state.timeout or self.config.request_timeout)
         deadline = self._clock() + budget
         last: UpstreamError | None = None
@@ -232,6 +238,7 @@ class Router:
             and d.health.available()
             and d.health.cooling_for() <= horizon
             and (state.allow is None or state.allow(d))
+            and (state.require_tags is None or not state.require_tags.isdisjoint(d.tags))
         ]
         fresh = [d for d in usable if d.id not in tried] or usable
         ready = [d for d in fresh if d.health.cooling_for() == 0]
@@ -259,6 +266,19 @@ class Router:
             )
         last.message = f"all attempts for model `{model}` failed; last error: {last.message}"
         return last
+
+
+def _private_only(model: str, chain: list[ModelGroup], tags: frozenset[str]) -> list[ModelGroup]:
+    """The groups of `chain` with a deployment tagged one of `tags`; 403 when there is none."""
+    kept = [g for g in chain if any(not tags.isdisjoint(d.tags) for d in g.deployments)]
+    if not kept:
+        raise PermissionDeniedError(
+            f"This request is marked sensitive, so it may only go to a deployment tagged "
+            f"{' or '.join(sorted(tags))}; model `{model}` (with its fallbacks) has none.",
+            code="no_private_deployment",
+            param="model",
+        )
+    return kept
 
 
 async def _aclose(chunks: AsyncIterator[ChatChunk]) -> None:

@@ -148,6 +148,14 @@ class Metrics:
             ["model", "result"],
             registry=r,
         )
+        self.guard_verdicts = Counter(
+            "opsgate_guard_verdicts",
+            "Guard verdicts by check (injection, pii, secrets, canary, size, sensitivity), "
+            "stage (input, output) and the action taken (flag, block, redact, sanitize, "
+            "mask_in_logs, route). Per key: the traces' guard_verdicts, and spike alerts.",
+            ["check", "stage", "action"],
+            registry=r,
+        )
         self.circuit_state = Gauge(
             "opsgate_circuit_state",
             "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open (worst worker).",
@@ -186,6 +194,9 @@ class Metrics:
         self._observe_attempts(trace, model)
         if trace.cache is not None:
             self.cache_requests.labels(model, trace.cache).inc()
+        for verdict in trace.guard_verdicts:
+            check, stage = _label(verdict.get("check")), _label(verdict.get("stage"))
+            self.guard_verdicts.labels(check, stage, _label(verdict.get("action"))).inc()
 
     def _observe_attempts(self, trace: TraceRecord, model: str) -> None:
         attempts = [s for s in trace.spans if s.name == "upstream_attempt"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 
@@ -57,10 +57,29 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+class BodyMasker(Protocol):
+    """Replaces PII in stored bodies with typed placeholders (the guard's masker)."""
+
+    def mask_body(self, body: Any) -> Any: ...
+
+    def mask_text(self, text: str) -> str: ...
+
+
 class Record:
-    def __init__(self, publisher: TracePublisher, endpoint: Endpoint) -> None:
+    def __init__(
+        self,
+        publisher: TracePublisher,
+        endpoint: Endpoint,
+        masker: BodyMasker | None = None,
+        *,
+        mask_all: bool = False,
+    ) -> None:
         self.publisher = publisher
         self.endpoint = endpoint
+        self.masker = masker
+        self.mask_all = mask_all
+        """`traces.store_bodies: masked`: every stored body is masked, not only those a guard
+        policy asks for (`ctx.mask_bodies`)."""
 
     async def __call__(self, call: Any, call_next: Next[Any, Any]) -> Any:
         ctx: RequestContext = call.ctx
@@ -70,6 +89,7 @@ class Record:
             trace.metadata, trace.session_id, trace.end_user = caller_labels(
                 ctx.headers, req.params
             )
+            ctx.metadata = trace.metadata
             if self.publisher.wants_output and isinstance(req, ChatRequest):
                 ctx.output = []
             result = await call_next(call)
@@ -166,12 +186,15 @@ class Record:
         trace.attempts = len(ctx.route.attempts)
         trace.spans = [*ctx.spans, *_attempt_spans(ctx)]
         trace.cache = ctx.cache
+        if ctx.guard_verdicts:
+            trace.guard_verdicts = [v.to_json() for v in ctx.guard_verdicts]
         if ctx.usage is not None:
             trace.prompt_tokens = ctx.usage.prompt_tokens
             trace.completion_tokens = ctx.usage.completion_tokens
             trace.cached_tokens = ctx.usage.cached_tokens
         trace.usage_estimated = ctx.usage_estimated
         trace.cost_micros = ctx.cost_micros
+        trace.cost_saved_micros = ctx.cost_saved_micros
         if body is not None:
             trace.model_served = body.get("model")
             choices = body.get("choices") or ()
@@ -199,8 +222,15 @@ class Record:
             trace.status, trace.http_status = "error", error.status
             trace.error_type, trace.error_message = error.code, error.message
         output = "".join(ctx.output) if ctx.output is not None else None
-        if self.publisher.store_bodies and req is not None:
-            trace.request_body = orjson.dumps(_request_body(req))
+        stored: dict[str, Any] | None = None
+        if req is not None and (self.publisher.store_bodies or self.publisher.tracer is not None):
+            stored = _request_body(req)
+            masker = self.masker if self.mask_all or ctx.mask_bodies else None
+            if masker is not None:
+                stored = masker.mask_body(stored)
+                output = masker.mask_text(output) if output is not None else None
+        if self.publisher.store_bodies and stored is not None:
+            trace.request_body = orjson.dumps(stored)
             if output is not None:
                 trace.response_body = output.encode()
         if self.publisher.tracer is None:  # only OpenTelemetry reads the detail
@@ -212,7 +242,7 @@ class Record:
             params=req.params if req is not None else None,
             response_id=body.get("id") if body else None,
             server_url=(dep.config.base_url if dep is not None else None),
-            messages=req.messages if isinstance(req, ChatRequest) else None,
+            messages=stored.get("messages") if stored and isinstance(req, ChatRequest) else None,
             output=output,
         )
         self.publisher.publish(trace, detail)

@@ -1,0 +1,150 @@
+"""The `guard:` section of the config file.
+
+Defaults are opt-in: every check is `off`, so a gateway without a `guard:` section scans
+nothing and pays for nothing but a header look-up. What does always hold is sensitivity: a
+request the caller marks `x-opsgate-sensitivity: sensitive` (or `private`) only ever goes to a
+deployment tagged `private` or `on-prem`, and is refused with 403 when none serves its model.
+
+A policy is layered: `default`, then the key's team (`teams`), then the key (`keys`, by key
+id); each layer overrides only the fields it sets.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from opsgate.guard.types import (
+    PII_TYPES,
+    DataAction,
+    InjectionAction,
+    OutputAction,
+    OversizeAction,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GuardPolicy(_Strict):
+    """What to check and what to do about it, for one scope (default, team, key)."""
+
+    injection: InjectionAction = Field(
+        default="off",
+        description="prompt injection in user turns and untrusted content: off, flag (traced, "
+        "passed), block (400), sanitize (untrusted content wrapped in marked delimiters)",
+    )
+    pii: DataAction = Field(
+        default="off",
+        description="PII in the request: off, flag, block (400), redact (typed placeholders "
+        "before the model), mask_in_logs (stored bodies masked, the model sees it)",
+    )
+    pii_types: tuple[str, ...] = Field(
+        default=PII_TYPES, description="which entity types the PII check looks for"
+    )
+    restore: bool = Field(
+        default=False,
+        description="with pii/secrets: redact, put the caller's values back into the answer",
+    )
+    secrets: DataAction = Field(
+        default="off", description="API keys, private keys, tokens, passwords: like pii"
+    )
+    output_pii: OutputAction = Field(
+        default="off", description="PII in the answer that the caller did not send"
+    )
+    output_secrets: OutputAction = Field(default="off", description="secrets in the answer")
+    canary: bool = Field(
+        default=False,
+        description="put a random canary in the system prompt; an answer that repeats it "
+        "(a leaked prompt) is blocked",
+    )
+    sensitive_types: tuple[str, ...] = Field(
+        default=(),
+        description="PII types that make a request sensitive (only private deployments)",
+    )
+    oversize: OversizeAction = Field(
+        default="flag",
+        description="when a request has more text than guard.max_scan_chars: flag (the rest "
+        "is not scanned) or block (413)",
+    )
+
+    @field_validator("pii_types", "sensitive_types")
+    @classmethod
+    def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(PII_TYPES))
+        if unknown:
+            raise ValueError(f"unknown PII types {unknown}; expected some of {list(PII_TYPES)}")
+        return value
+
+
+class SensitivityConfig(_Strict):
+    private_tags: tuple[str, ...] = Field(
+        default=("private", "on-prem"),
+        min_length=1,
+        description="a sensitive request only goes to deployments with one of these tags",
+    )
+    metadata_key: str = Field(
+        default="sensitivity",
+        description="metadata label (body `metadata` or x-opsgate-metadata) that marks a "
+        "request sensitive when it is `sensitive` or `private`",
+    )
+
+
+class InjectionConfig(_Strict):
+    model_path: str | None = Field(default=None, description="detector model; default built-in")
+    threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="score for an attack; default the detector's"
+    )
+
+
+class MonitorConfig(_Strict):
+    """Spike alerts: a key whose share of blocked injections or PII findings jumps."""
+
+    enabled: bool = True
+    window: float = Field(default=300.0, gt=0, description="seconds of the sliding window")
+    min_requests: int = Field(default=20, ge=1, description="fewer requests never alert")
+    injection_rate: float = Field(
+        default=0.2, gt=0, le=1, description="share of a key's requests blocked as injection"
+    )
+    pii_rate: float = Field(
+        default=0.5, gt=0, le=1, description="share of a key's requests with PII found"
+    )
+    cooldown: float = Field(default=900.0, ge=0, description="seconds between two alerts")
+    max_keys: int = Field(default=10_000, ge=1, description="keys tracked at once (LRU)")
+
+
+class GuardConfig(_Strict):
+    default: GuardPolicy = Field(default_factory=GuardPolicy)
+    teams: dict[str, GuardPolicy] = Field(default_factory=dict)
+    keys: dict[str, GuardPolicy] = Field(
+        default_factory=dict, description="by key id; wins over the team's policy"
+    )
+    phone_region: str = Field(
+        default="US",
+        min_length=2,
+        max_length=2,
+        description="region for phone numbers written without a country code",
+    )
+    max_scan_chars: int = Field(
+        default=200_000, gt=0, description="text scanned per request, newest first"
+    )
+    entropy_threshold: float | None = Field(
+        default=4.3,
+        ge=0,
+        description="bits per character for the secrets check's random-token fallback; "
+        "null switches the fallback off",
+    )
+    injection: InjectionConfig = Field(default_factory=InjectionConfig)
+    sensitivity: SensitivityConfig = Field(default_factory=SensitivityConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+
+    @field_validator("phone_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown phone region {value!r}; expected e.g. US, GB, DE")
+        return value.upper()
+
+    def policies(self) -> list[GuardPolicy]:
+        return [self.default, *self.teams.values(), *self.keys.values()]

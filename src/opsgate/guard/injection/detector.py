@@ -1,0 +1,99 @@
+"""The injection detector: normalise, run the rule families, score with the classifier.
+
+`scan()` is pure and thread-safe (the model is read-only after loading), so one detector serves
+every request of a gateway process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsgate.guard.injection import rules
+from opsgate.guard.injection.model import MODEL_PATH, LinearModel, sigmoid
+from opsgate.guard.normalize import NormalizedText, normalize
+
+HIGH_CONFIDENCE_SCORE = 0.99
+"""The score a text gets, at least, when a high-confidence rule fires."""
+SHOWN_CHANGES = frozenset(
+    {
+        "zero_width",
+        "bidi",
+        "homoglyph",
+        "leetspeak",
+        "control",
+        "invalid_utf8",
+        "encoded_oversized",
+        "decode_budget_spent",
+    }
+)
+"""Folding steps worth naming in `reasons` (NFKC alone is too common to say anything)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionResult:
+    """`score` is probability-like (0..1); `reasons` say what fired, e.g. `rule:ignore_previous`,
+    `classifier:0.93`, `decoded:base64`, `normalized:homoglyph`."""
+
+    score: float
+    is_attack: bool
+    reasons: tuple[str, ...]
+
+
+class InjectionDetector:
+    """Prompt-injection and jailbreak detector; `untrusted=True` scans a tool result or
+    retrieved document (indirect injection) against its own threshold."""
+
+    def __init__(
+        self,
+        model: LinearModel,
+        threshold: float | None = None,
+        untrusted_threshold: float | None = None,
+    ) -> None:
+        self.model = model
+        self.threshold = model.threshold if threshold is None else threshold
+        self.untrusted_threshold = (
+            model.untrusted_threshold if untrusted_threshold is None else untrusted_threshold
+        )
+        self._high = frozenset(rule.name for rule in rules.RULES if rule.high)
+
+    @classmethod
+    def load(
+        cls,
+        model_path: str | Path | None = None,
+        threshold: float | None = None,
+        untrusted_threshold: float | None = None,
+    ) -> InjectionDetector:
+        """The shipped model (or `model_path`); thresholds default to the ones chosen at
+        training time on validation data. Raises `ModelFileError` for a bad file."""
+        model = LinearModel.load(Path(model_path) if model_path else MODEL_PATH)
+        return cls(model, threshold, untrusted_threshold)
+
+    def scan(self, text: str, *, untrusted: bool = False) -> InjectionResult:
+        return self.scan_normalized(normalize(text), untrusted=untrusted)
+
+    def scan_normalized(
+        self, folded: NormalizedText, *, untrusted: bool = False
+    ) -> InjectionResult:
+        """`scan` for a text already normalised (training and evaluation reuse the folding)."""
+        fired = self.fired(folded)
+        logit = self.model.bias + self.model.rule_logit(fired)
+        logit += max(self.model.logit(view) for view in folded.views)
+        score = sigmoid(logit)
+        high = fired & self._high
+        if high:
+            score = max(score, HIGH_CONFIDENCE_SCORE)
+        threshold = self.untrusted_threshold if untrusted else self.threshold
+        reasons = [f"rule:{name}" for name in sorted(fired)]
+        reasons.append(f"classifier:{sigmoid(logit):.2f}")
+        reasons += sorted(c for c in folded.changes if c.startswith("decoded:"))
+        reasons += sorted(f"normalized:{c}" for c in folded.changes & SHOWN_CHANGES)
+        return InjectionResult(score, bool(high) or score >= threshold, tuple(reasons))
+
+    @staticmethod
+    def fired(folded: NormalizedText) -> frozenset[str]:
+        """Rule families firing on any view (the folded text or a decoded payload)."""
+        found: frozenset[str] = frozenset()
+        for view in folded.views:
+            found |= rules.fired(view)
+        return found

@@ -1,0 +1,87 @@
+"""The guard's plain types: what a detector finds, what a policy does, what a trace keeps.
+
+A `Finding` holds the matched value only for as long as the request needs it (to redact or to
+compare); a `Verdict`, which goes on the trace, metrics and alerts, never carries values: only
+the check, the action taken and the entity types with their counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Check = Literal["injection", "pii", "secrets", "canary", "size", "sensitivity"]
+Stage = Literal["input", "output"]
+Action = Literal["off", "flag", "block", "redact", "sanitize", "mask_in_logs", "route"]
+"""`route` is what sensitivity does: the request may only go to private deployments."""
+
+InjectionAction = Literal["off", "flag", "block", "sanitize"]
+DataAction = Literal["off", "flag", "block", "redact", "mask_in_logs"]
+OutputAction = Literal["off", "flag", "block", "redact"]
+OversizeAction = Literal["flag", "block"]
+
+PII_TYPES = (
+    "EMAIL",
+    "PHONE",
+    "CREDIT_CARD",
+    "IBAN",
+    "US_SSN",
+    "UK_NINO",
+    "ES_NIF",
+    "FR_NIR",
+    "IP_ADDRESS",
+    "DATE_OF_BIRTH",
+)
+"""Entity types the built-in PII detectors report (also the placeholder names)."""
+
+SECRET_TYPES = ("API_KEY", "PRIVATE_KEY", "JWT", "SECRET")
+"""Entity types the secrets detector reports; `SECRET` is the entropy fallback."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detected span of `text[start:end]`; `kind` is an entity type above."""
+
+    kind: str
+    start: int
+    end: int
+    value: str
+    score: float = 1.0
+
+    def overlaps(self, other: Finding) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one check concluded for one request, as traces, metrics and alerts see it."""
+
+    check: Check
+    stage: Stage
+    action: Action
+    types: tuple[tuple[str, int], ...] = ()
+    """(entity type or reason, count), sorted by type: never the values themselves."""
+    score: float | None = None
+    detail: str | None = None
+
+    @property
+    def count(self) -> int:
+        return sum(n for _, n in self.types)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"check": self.check, "stage": self.stage, "action": self.action}
+        if self.types:
+            out["types"] = dict(self.types)
+        if self.score is not None:
+            out["score"] = round(self.score, 4)
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+def tally(findings: list[Finding]) -> tuple[tuple[str, int], ...]:
+    """(kind, count) pairs for a verdict, sorted so equal verdicts compare equal."""
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f.kind] = counts.get(f.kind, 0) + 1
+    return tuple(sorted(counts.items()))

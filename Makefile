@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	./scripts/ensure-promtool.sh $(BIN)
+	./scripts/ensure-chromium.sh
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,0 +1,50 @@
+"""Models: every deployment of every model group with its live health as this replica sees it
+(circuit, availability, in-flight, moving averages) beside the stored latency and error
+figures of the chosen range (usage rollups grouped by deployment, in the caller's scope)."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.responses import Response
+from starlette.routing import Route
+
+from opsgate.access.permissions import Permission
+from opsgate.access.scoping import scope_usage_query
+from opsgate.errors import BadRequestError
+from opsgate.store.usage import UsageQuery
+from opsgate.ui.registry import Page
+from opsgate.ui.usage_charts import ONE_BUCKET, WINDOWS
+from opsgate.ui.visit import Visit, view
+
+P = Permission
+DEFAULT_WINDOW = "1h"
+
+
+@view(P.DEPLOYMENTS_READ)
+async def models_page(visit: Visit) -> Response:
+    name = visit.request.query_params.get("range") or DEFAULT_WINDOW
+    window = WINDOWS.get(name)
+    if window is None:
+        raise BadRequestError(f"range must be one of {', '.join(WINDOWS)}; got {name!r}.")
+    stats = {}
+    if visit.may(P.USAGE_READ) and visit.gateway.writer is not None:
+        since, until = window.bounds(time.time())
+        query = UsageQuery(since, until, ONE_BUCKET, ("deployment",))
+        rows = await visit.trace_store().usage(scope_usage_query(visit.principal, query))
+        stats = {row.group.get("deployment", ""): row for row in rows}
+    groups = sorted(visit.gateway.runtime.router.groups.values(), key=lambda g: g.name)
+    return visit.render(
+        "models.html",
+        {"groups": groups, "stats": stats, "windows": WINDOWS.values(), "window": window},
+    )
+
+
+PAGE = Page(
+    "models",
+    "Models",
+    "/models",
+    any_of=(P.DEPLOYMENTS_READ,),
+    routes=(Route("/models", models_page, methods=["GET"]),),
+    order=40,
+)

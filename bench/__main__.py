@@ -23,17 +23,33 @@ def progress(message: str) -> None:
     console.print(f"[dim]… {message}[/]", highlight=False)
 
 
+BENCHES = (
+    "gateway",
+    "choices",
+    "all",
+    "profile",
+    "traces",
+    "access",
+    "cache",
+    "ui",
+    "guard-pii",
+    "guard",
+)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
         "which",
         nargs="?",
         default="gateway",
-        choices=["gateway", "choices", "all", "profile", "traces", "access", "cache"],
+        choices=BENCHES,
         help="gateway (default): gateway vs direct upstream; choices: ASGI "
         "server, HTTP client, JSON; all: both; profile: py-spy the gateway; traces: trace "
         "writer throughput, tracing overhead, rollups over --rows traces; access: what auth, "
-        "rate limits and budgets add per request (in-memory and Redis)",
+        "rate limits and budgets add per request (in-memory and Redis); ui: dashboard page "
+        "render times over --rows traces; guard-pii: the PII detectors on the dev set; "
+        "guard: the injection detector's held-out quality and scan() latency",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
     parser.add_argument("--seconds", type=int, default=2, help="seconds per round (whole)")
@@ -134,10 +150,30 @@ def main(argv: list[str] | None = None) -> int:
         print_grids(access_grids(access), console)
         if not args.no_docs:
             update_section("access", access_markdown(access, note))
+    if args.which == "ui":
+        from bench.report import print_grids
+        from bench.ui import run_ui, ui_grids, ui_markdown
+
+        ui = run_ui(max(1, args.rows), max(3, settings.rounds * 2 + 1), progress)
+        print_grids(ui_grids(ui), console)
+        if not args.no_docs:
+            update_section("ui", ui_markdown(ui, note))
+    if args.which == "guard-pii":
+        from bench.guard_pii import pii_grids, pii_markdown, run_guard_pii
+        from bench.report import print_grids
+
+        pii = run_guard_pii()
+        print_grids(pii_grids(pii), console)
+        if not args.no_docs:
+            update_section("guard-pii", pii_markdown(pii, note))
     if args.which == "cache":
         from bench.cache import main_cache
 
         main_cache(args, note, console, progress)
+    if args.which == "guard":
+        from bench.guard import main_guard
+
+        main_guard(args, note, console, progress)
     if args.which in ("choices", "all"):
         from bench.choices import run_choices
         from bench.report import choices_grids, choices_markdown, print_grids

@@ -14,6 +14,8 @@ from rich.table import Table
 from opsgate._version import __version__
 from opsgate.cli_access import register as register_access_commands
 from opsgate.cli_cache import register as register_cache_commands
+from opsgate.cli_compliance import register as register_compliance_commands
+from opsgate.cli_guard import register as register_guard_commands
 from opsgate.cli_http import call
 from opsgate.cli_traces import register as register_read_commands
 from opsgate.config.loader import ConfigError, load_config
@@ -126,6 +128,8 @@ def version() -> None:
 register_read_commands(app)  # traces, usage, db
 register_access_commands(app)  # keys, teams, users
 register_cache_commands(app)  # cache, models
+register_compliance_commands(app)  # audit, gdpr, keys rotate-encryption
+register_guard_commands(app)  # guard eval, guard scan
 
 
 def main() -> None:

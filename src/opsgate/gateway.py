@@ -17,8 +17,10 @@ from opsgate.access.control import AccessControl
 from opsgate.cache.build import build_cache
 from opsgate.cache.embed.gateway import router_embed
 from opsgate.cache.service import CacheService
+from opsgate.compliance.runtime import Compliance
 from opsgate.config.loader import load_config
 from opsgate.config.schema import Config
+from opsgate.guard.service import GuardService
 from opsgate.pipeline.context import ChatCall, ChatResult, EmbeddingCall, EmbeddingResult
 from opsgate.pipeline.endpoints import RouteChat, RouteEmbedding
 from opsgate.pipeline.pipeline import Pipeline
@@ -26,14 +28,16 @@ from opsgate.pipeline.publish import TracePublisher
 from opsgate.pipeline.stages.admit import Admit
 from opsgate.pipeline.stages.authenticate import Authenticate
 from opsgate.pipeline.stages.cache import Cache
+from opsgate.pipeline.stages.guard import EmbeddingSensitivity, InputGuard, OutputGuard
 from opsgate.pipeline.stages.record import Record
 from opsgate.pipeline.stages.settle import Settle, SettleEmbedding
 from opsgate.providers.http import HTTPClient
 from opsgate.routing.build import build_router
 from opsgate.routing.router import Router
-from opsgate.store.db import dispose_engine, make_engine
+from opsgate.store.db import dispose_engine, is_sqlite_file, make_engine
 from opsgate.store.journal import Journal, JournalLockedError, default_journal_path
 from opsgate.store.migrate import upgrade
+from opsgate.store.offload import SqliteThreadStore
 from opsgate.store.sql import SqlTraceStore
 from opsgate.store.writer import TraceWriter
 from opsgate.telemetry.metrics import Metrics, create_metrics, mark_process_dead, multiprocess_dir
@@ -52,6 +56,7 @@ class Runtime:
     embedding_record: Record
     chat: Pipeline[ChatCall, ChatResult]
     embeddings: Pipeline[EmbeddingCall, EmbeddingResult]
+    guard: GuardService | None = None
 
 
 def build_runtime(
@@ -71,17 +76,32 @@ def build_runtime(
     master = config.settings.master_key
     auth = Authenticate(master.get_secret_value() if master else None, access)
     publisher = publisher or TracePublisher()
-    chat_record, embedding_record = Record(publisher, "chat"), Record(publisher, "embeddings")
+    guard = GuardService(
+        config.guard,
+        emit=admission.alerts.emit if admission is not None else None,
+        previous=previous.guard if previous is not None else None,
+        source=source,
+    )
+    masked = config.traces.store_bodies == "masked"
+    chat_record = Record(publisher, "chat", guard, mask_all=masked)
+    embedding_record = Record(publisher, "embeddings", guard, mask_all=masked)
     admit = admission.stage(router) if admission is not None else None
     admitting: list[Any] = [admit] if admit is not None else []
     caching = Cache(cache, config.cache)  # also validates cache directives when off
+    # The input guard sits before the cache (blocked or redacted before any key is made; a
+    # cached answer is restored per caller) and the output guard inside it (only checked
+    # answers are stored; the per-request canary never reaches the key): docs/guard.md.
     chat: Pipeline[ChatCall, ChatResult] = Pipeline(
-        [chat_record, auth, *admitting, caching, Settle()], RouteChat(router)
+        [chat_record, auth, *admitting, InputGuard(guard), caching, OutputGuard(guard), Settle()],
+        RouteChat(router),
     )
     embeddings: Pipeline[EmbeddingCall, EmbeddingResult] = Pipeline(
-        [embedding_record, auth, *admitting, SettleEmbedding()], RouteEmbedding(router)
+        [embedding_record, auth, *admitting, EmbeddingSensitivity(guard), SettleEmbedding()],
+        RouteEmbedding(router),
     )
-    return Runtime(config, router, auth, admit, chat_record, embedding_record, chat, embeddings)
+    return Runtime(
+        config, router, auth, admit, chat_record, embedding_record, chat, embeddings, guard
+    )
 
 
 class Gateway:
@@ -111,16 +131,26 @@ class Gateway:
             embed_call=router_embed(lambda: self.runtime.router),
         )
         self._migrate_task: asyncio.Task[None] | None = None
+        self.compliance = Compliance(
+            config,
+            self._engine,
+            source=self.source,
+            retention=lambda: self.runtime.config.retention,
+        )
+        self.audit = self.compliance.audit  # AuditLog: append(...), verify()
+        self.bodies = self.compliance.bodies  # BodyReader: read(record, actor)
         if config.traces.enabled:
             traces = config.traces
             self.writer = TraceWriter(
-                SqlTraceStore(self._engine),
+                self._trace_store(),
                 traces.journal_path or default_journal_path(self.database_url),
                 capacity=traces.queue_size,
                 batch_size=traces.batch_size,
                 flush_interval=traces.flush_interval,
+                seal=self.compliance.seal,
             )
             self.metrics.watch_writer(self.writer.stats)
+        self.compliance.register_builtins(self.writer, self.cache)
         self.metrics.watch_circuits(self._circuits)
         self.runtime = build_runtime(
             config,
@@ -133,12 +163,20 @@ class Gateway:
         )
         self._reload_lock = asyncio.Lock()
 
+    def _trace_store(self) -> SqlTraceStore | SqliteThreadStore:
+        """A SQLite file is written from a thread of its own (`store.offload`); PostgreSQL and
+        an in-memory SQLite database (which a second engine could not see) from the loop."""
+        reads = SqlTraceStore(self._engine)
+        if is_sqlite_file(self.database_url):
+            return SqliteThreadStore(self.database_url, reads=reads)
+        return reads
+
     def _publisher(self, config: Config) -> TracePublisher:
         return TracePublisher(
             self.metrics,
             self.tracer,
             self.writer,
-            store_bodies=config.traces.store_bodies == "full",
+            store_bodies=config.traces.store_bodies != "off",
         )
 
     def _circuits(self) -> dict[str, str]:
@@ -155,6 +193,7 @@ class Gateway:
             self._migrate_task = asyncio.create_task(self._migrate_later())
         await self.access.start()
         await self.admission.start()
+        self.compliance.start()
         if self.writer is not None:
             await self._start_writer(self.writer)
 
@@ -188,6 +227,7 @@ class Gateway:
         """Validate the config file again and swap it in; on any error the old one stays."""
         async with self._reload_lock:
             config = await asyncio.to_thread(load_config, self.config_path)
+            self.compliance.reload(config, self.source)
             runtime = build_runtime(
                 config,
                 self.http,
@@ -213,8 +253,11 @@ class Gateway:
         await self.admission.aclose()
         if self.cache is not None:
             await self.cache.aclose()
+        await self.compliance.aclose()
         if self.writer is not None:
             await self.writer.stop()
+            if isinstance(self.writer.store, SqliteThreadStore):
+                await self.writer.store.aclose()
         await self.access.aclose()
         if self._engine is not None:
             await dispose_engine(self._engine)

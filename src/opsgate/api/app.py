@@ -14,9 +14,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Mount
 
 from opsgate.api import admin, admin_access, admin_cache, admin_traces, health, openai_routes
 from opsgate.api.admin_alerts import alert_routes
+from opsgate.api.admin_compliance import routes as compliance_routes
+from opsgate.api.audit_middleware import AuditMiddleware
 from opsgate.api.middleware import TraceIdMiddleware
 from opsgate.api.responses import error_response, handle_opsgate_error, handle_unexpected
 from opsgate.config.loader import ConfigError, load_config
@@ -62,6 +65,8 @@ def create_app(
             NotFoundError(f"Unknown path {request.url.path}.", code="unknown_url")
         )
 
+    from opsgate.ui import create_ui  # not at the top: the dashboard imports the admin API
+
     app = Starlette(
         routes=[
             *openai_routes.routes,
@@ -70,9 +75,15 @@ def create_app(
             *admin_traces.routes,
             *admin_access.routes,
             *admin_cache.routes,
+            *compliance_routes,
             *alert_routes(lambda r: r.app.state.gateway.admission.alert_events),
+            Mount("/ui", app=create_ui()),  # HTML, with its own 404/405 pages
         ],
-        middleware=[Middleware(TraceIdMiddleware), Middleware(admin_access.AccessMiddleware)],
+        middleware=[
+            Middleware(TraceIdMiddleware),
+            Middleware(admin_access.AccessMiddleware),
+            Middleware(AuditMiddleware),  # inside: it reads the caller the access layer found
+        ],
         lifespan=lifespan,
         exception_handlers={
             OpsgateError: handle_opsgate_error,
@@ -92,10 +103,17 @@ def _watch_sighup(gateway: Gateway) -> None:
     loop = asyncio.get_running_loop()
 
     async def reload() -> None:
+        outcome = "reloaded"
         try:
             await gateway.reload()
         except ConfigError as exc:
+            outcome = "rejected"
             log.error("config reload rejected, keeping the old config: %s", exc)
+        try:
+            detail = {"outcome": outcome}
+            await gateway.audit.append("system:sighup", "config.reload", gateway.source, detail)
+        except Exception as exc:  # the reload itself already happened; say the entry is missing
+            log.error("audit entry for the SIGHUP config reload not written: %s", exc)
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))

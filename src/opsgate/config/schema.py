@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from opsgate.cache.config import CacheConfig
+from opsgate.compliance.config import EncryptionConfig, RetentionConfig
+from opsgate.guard.config import GuardConfig
 
 Strategy = Literal["weighted", "least-latency", "least-busy", "lowest-cost"]
 
@@ -94,8 +96,10 @@ class TracesConfig(Strict):
     """What the gateway keeps about each request, and how it writes it."""
 
     enabled: bool = Field(default=True, description="store a trace per request")
-    store_bodies: Literal["off", "full"] = Field(
-        default="off", description="keep prompts and completions with the trace"
+    store_bodies: Literal["off", "masked", "full"] = Field(
+        default="off",
+        description="keep prompts and completions with the trace; masked: PII and secrets "
+        "replaced by typed placeholders first",
     )
     queue_size: int = Field(default=10_000, ge=1)
     batch_size: int = Field(default=200, ge=1)
@@ -154,7 +158,10 @@ class Config(Strict):
     traces: TracesConfig = Field(default_factory=TracesConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    encryption: EncryptionConfig = Field(default_factory=EncryptionConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     settings: Settings = Field(default_factory=Settings)
 
     @model_validator(mode="after")

@@ -26,10 +26,8 @@ from opsgate.api.admin import _authorise
 from opsgate.api.audit_middleware import actor_of
 from opsgate.api.responses import JSONResponse, error_response
 from opsgate.api.trace_json import trace_detail, trace_summary, usage_json
-from opsgate.audit import AuditUnavailableError
 from opsgate.errors import BadRequestError, NotFoundError, OpsgateError, ServiceUnavailableError
 from opsgate.gateway import Gateway
-from opsgate.store.crypto import DecryptionError
 from opsgate.store.errors import StoreUnavailableError
 from opsgate.store.queries import DEFAULT_LIMIT, InvalidQueryError, TraceQuery
 from opsgate.store.records import TraceRecord
@@ -289,15 +287,7 @@ async def get_trace(request: Request, store: TraceStore, who: Principal) -> Resp
 
 async def _with_bodies(request: Request, record: TraceRecord) -> TraceRecord:
     gateway: Gateway = request.app.state.gateway
-    try:
-        req, resp = await gateway.bodies.read(record, actor_of(request.scope))
-    except AuditUnavailableError:
-        raise ServiceUnavailableError(
-            "bodies are not shown while the audit log cannot record the read; try again",
-            code="audit_unavailable",
-        ) from None
-    except DecryptionError as exc:
-        raise OpsgateError(str(exc), code="body_undecryptable") from None
+    req, resp = await gateway.bodies.read_or_refuse(record, actor_of(request.scope))
     return dataclasses.replace(record, request_body=req, response_body=resp)
 
 

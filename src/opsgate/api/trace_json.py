@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
 from opsgate.accounting.cost import micros_to_usd
+from opsgate.store.codec import body_json
 from opsgate.store.records import SpanRecord, TraceRecord
 from opsgate.store.usage import UsageRow
 
@@ -19,16 +19,6 @@ def iso(epoch: float) -> str:
 def usd(micros: int) -> str:
     """Exact USD as a decimal string with six places ("0.001234"), never a float."""
     return f"{micros_to_usd(micros):.6f}"
-
-
-def _body(raw: bytes | None) -> dict[str, str] | None:
-    """A stored body as JSON: text when it is UTF-8 (it nearly always is), else base64."""
-    if raw is None:
-        return None
-    try:
-        return {"encoding": "utf-8", "data": raw.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {"encoding": "base64", "data": base64.b64encode(raw).decode("ascii")}
 
 
 _NOT_SUMMARY = frozenset({"trace_id", "request_body", "response_body", "spans"})
@@ -65,8 +55,8 @@ def trace_detail(record: TraceRecord, *, include_bodies: bool) -> dict[str, Any]
     data["has_request_body"] = record.request_body is not None
     data["has_response_body"] = record.response_body is not None
     if include_bodies:
-        data["request_body"] = _body(record.request_body)
-        data["response_body"] = _body(record.response_body)
+        data["request_body"] = body_json(record.request_body)
+        data["response_body"] = body_json(record.response_body)
     return data
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from opsgate.audit import AuditLog
-from opsgate.store.crypto import BodyCipher, open_record
+from opsgate.audit import AuditLog, AuditUnavailableError
+from opsgate.errors import OpsgateError, ServiceUnavailableError
+from opsgate.store.crypto import BodyCipher, DecryptionError, open_record
 from opsgate.store.records import TraceRecord
 
 READ_BODIES = "trace.read_bodies"
@@ -29,6 +30,21 @@ class BodyReader:
             return None, None
         await self._audit.append(actor, READ_BODIES, f"trace:{record.trace_id}")
         return open_record(self._cipher(), record)
+
+    async def read_or_refuse(
+        self, record: TraceRecord, actor: str
+    ) -> tuple[bytes | None, bytes | None]:
+        """`read`, with its failures as the errors an API answers: 503 `audit_unavailable`
+        when the read cannot be audited, 500 `body_undecryptable` naming the missing key."""
+        try:
+            return await self.read(record, actor)
+        except AuditUnavailableError:
+            raise ServiceUnavailableError(
+                "Bodies are not shown while the audit log cannot record the read; try again.",
+                code="audit_unavailable",
+            ) from None
+        except DecryptionError as exc:
+            raise OpsgateError(str(exc), code="body_undecryptable") from None
 
     def open(self, record: TraceRecord) -> tuple[bytes | None, bytes | None]:
         """Decrypt without an entry of its own: for exports, which are audited as a whole."""

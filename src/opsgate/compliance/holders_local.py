@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from opsgate.cache.service import CacheService
-from opsgate.compliance.holders_sql import body_json
-from opsgate.store.codec import from_journal_line
+from opsgate.store.codec import body_json, from_journal_line
 from opsgate.store.crypto import BODY_FIELDS, BodyCipher, DecryptionError, open_body
 from opsgate.store.journal import Journal
 from opsgate.store.records import TraceRecord

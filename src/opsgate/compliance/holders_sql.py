@@ -15,6 +15,7 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.alerts.schema import alert_events
+from opsgate.store.codec import body_json
 from opsgate.store.crypto import BODY_FIELDS, BodyCipher, DecryptionError, open_body
 from opsgate.store.schema import metadata, spans, traces
 
@@ -31,16 +32,6 @@ def _jsonable(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         str(k): base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in row.items()
     }
-
-
-def body_json(raw: bytes | None) -> dict[str, str] | None:
-    """A body as JSON: text when it is UTF-8 (it nearly always is), else base64."""
-    if raw is None:
-        return None
-    try:
-        return {"encoding": "utf-8", "data": raw.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {"encoding": "base64", "data": base64.b64encode(raw).decode("ascii")}
 
 
 class TraceData:

@@ -27,6 +27,16 @@ _BODY_FIELDS = ("request_body", "response_body")
 _JSON_FIELDS = ("metadata", "guard_verdicts")
 
 
+def body_json(raw: bytes | None) -> dict[str, str] | None:
+    """A stored body as JSON: text when it is UTF-8 (it nearly always is), else base64."""
+    if raw is None:
+        return None
+    try:
+        return {"encoding": "utf-8", "data": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"encoding": "base64", "data": base64.b64encode(raw).decode("ascii")}
+
+
 def clean_text(value: str) -> str:
     """Text any database accepts: no NUL, valid UTF-8."""
     if value.isascii():  # the common case, checked in C

@@ -13,10 +13,7 @@ import orjson
 from starlette.requests import Request
 
 from opsgate.api.audit_middleware import actor_of
-from opsgate.audit import AuditUnavailableError
-from opsgate.errors import OpsgateError, ServiceUnavailableError
 from opsgate.gateway import Gateway
-from opsgate.store.crypto import DecryptionError
 from opsgate.store.records import TraceRecord
 
 
@@ -45,13 +42,5 @@ def _body(raw: bytes | None) -> Body | None:
 
 async def read_bodies(request: Request, gateway: Gateway, record: TraceRecord) -> Bodies:
     """The trace's bodies as text, audited under the principal in `request`'s scope."""
-    try:
-        raw_request, raw_response = await gateway.bodies.read(record, actor_of(request.scope))
-    except AuditUnavailableError:
-        raise ServiceUnavailableError(
-            "Bodies are not shown while the audit log cannot record the read; try again.",
-            code="audit_unavailable",
-        ) from None
-    except DecryptionError as exc:
-        raise OpsgateError(str(exc), code="body_undecryptable") from None
+    raw_request, raw_response = await gateway.bodies.read_or_refuse(record, actor_of(request.scope))
     return Bodies(_body(raw_request), _body(raw_response))

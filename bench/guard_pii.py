@@ -221,7 +221,7 @@ def pii_grids(run: PiiRun) -> list[Grid]:
 
 
 def pii_markdown(run: PiiRun, note: str) -> str:
-    lines = [note, ""]
+    lines = ["## PII and secrets detectors (`python -m bench guard-pii`)", "", note, ""]
     for grid in pii_grids(run):
         lines += [f"**{grid.title}**", "", grid.markdown(), ""]
         lines += [f"{n[0].upper()}{n[1:]}." for n in grid.notes]

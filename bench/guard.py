@@ -5,7 +5,7 @@ Quality is judged on the held-out part of the labelled sets (`opsgate.guard.inje
 .split`: grouped, stratified, never read by training); the detector's thresholds are the shipped
 model's, chosen on out-of-fold scores of the training part. The length-only baseline scores a
 text by its length (jailbreaks are long, benign prompts short): its threshold is set the same way,
-on the training part, at the same 2% false-positive target.
+on the training part, at the same 2.5% false-positive target.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ DATA = REPO_ROOT.parent / "shared" / "data"
 TOKENS = 1000
 INPUTS_PER_KIND = 60
 ROUNDS = 5
-TARGET_FPR = 0.02
+TARGET_FPR = 0.025
 _HIGH = frozenset(r.name for r in rules.RULES if r.high)
 
 
@@ -310,7 +310,7 @@ def guard_markdown(run: GuardRun, note: str) -> str:
         "near-copies, and clean/poisoned copies of a document, stay on one side; stratified by "
         f"source and label). Thresholds: {run.thresholds[0]:.3f} (prompts), "
         f"{run.thresholds[1]:.3f} (documents, `untrusted=True`), chosen on out-of-fold scores "
-        f"of the training part at {TARGET_FPR:.0%} FPR. The held-out split "
+        f"of the training part at {TARGET_FPR:.1%} FPR. The held-out split "
         + ("matches" if run.split_matches else "DOES NOT match")
         + " the one the shipped model was trained without. See docs/guard-injection.md.",
     ]

@@ -298,6 +298,30 @@ _ADDRESSED_TO_AI = Rule(
     ),
 )
 
+_FEW_SHOT_DIALOGUE = Rule(
+    "few_shot_dialogue",
+    high=False,
+    probes=(
+        # "Q: ... A: ... Q: ...": made-up turns that prime the model's next answer. `[^:]`
+        # stops at the next colon, so no text is scanned by more than one attempt.
+        probe("q:", r" [^:]{1,300}\ba: [^:]{1,400}\bq: "),
+    ),
+)
+
+_SECRET_MENTION = Rule(
+    "secret_mention",
+    high=False,
+    probes=(
+        # "the password", "your secret key": the secret a system prompt guards, named as
+        # something the model holds (not "a password", "my password").
+        probe(
+            "password|passphrase|secret key|secret",
+            r"\b",
+            before=r"(?:(?<=the )|(?<=your ))",
+        ),
+    ),
+)
+
 RULES: tuple[Rule, ...] = (
     _IGNORE_PREVIOUS,
     _DAN_JAILBREAK,
@@ -306,6 +330,8 @@ RULES: tuple[Rule, ...] = (
     _ROLE_OVERRIDE,
     _FAKE_DELIMITER,
     _ADDRESSED_TO_AI,
+    _FEW_SHOT_DIALOGUE,
+    _SECRET_MENTION,
 )
 RULE_NAMES = tuple(rule.name for rule in RULES)
 

@@ -7,9 +7,10 @@ are plain tuples (`codec.trace_values`) and each table gets one driver call: SQL
 `INSERT ... SELECT FROM unnest($1::text[], ...)` with a column array per parameter.
 
 Statements are plain data (no I/O here), so the same ones run on an async connection
-(`SqlTraceStore`) and on a synchronous one in a thread (`store.offload`). A batch is two phases:
-`trace_inserts`, whose `ON CONFLICT DO NOTHING RETURNING` says exactly which traces are new, then
-`follow_ups` (spans, usage) for those only, so a replayed batch never adds its usage twice.
+(`SqlTraceStore`) and on plain `sqlite3` in a thread (`store.offload`). A batch is two phases:
+`trace_inserts`, whose `ON CONFLICT DO NOTHING RETURNING` says exactly which traces are new
+(the thread writer asks with `existing` instead), then `follow_ups` (spans, usage) for those
+only, so a replayed batch never adds its usage twice.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Double, Integer, LargeBinary, String, Table
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opsgate.store.codec import span_values, trace_values
@@ -53,25 +53,16 @@ def follow_ups(dialect: str, fresh: Sequence[TraceRecord]) -> list[Statement]:
     """Spans and usage rows of the traces that were new."""
     if not fresh:
         return []
-    statements = []
-    span_rows = [row for r in fresh for row in span_values(r)]
-    if span_rows:
-        statements.append(insert(dialect, spans, span_rows))
+    statements = insert(dialect, spans, [row for r in fresh for row in span_values(r)])
     buckets = aggregate(fresh)
     for level in LEVELS:  # keys sorted: a stable lock order across replicas
-        statements.append(add(dialect, level.table, level_rows(buckets, level), level.key))
+        statements += add(dialect, level.table, level_rows(buckets, level), level.key)
     return statements
 
 
 async def execute_async(conn: AsyncConnection, statement: Statement) -> list[Row]:
     """Run one statement on an async connection; its rows if it returns any."""
     out = await conn.exec_driver_sql(statement.sql, statement.params)
-    return [tuple(row) for row in out] if statement.returns else []
-
-
-def execute(conn: Connection, statement: Statement) -> list[Row]:
-    """Run one statement on a synchronous connection; its rows if it returns any."""
-    out = conn.exec_driver_sql(statement.sql, statement.params)
     return [tuple(row) for row in out] if statement.returns else []
 
 
@@ -87,39 +78,69 @@ def insert_new(dialect: str, table: Table, rows: Sequence[Row]) -> list[Statemen
     if dialect == "postgresql":
         sql = f"INSERT INTO {table.name} ({_columns(table)}) {_pg_select(table)} {tail}"
         return [Statement(sql, _transpose(rows), returns=True)]
+    return _sqlite_chunks(table, rows, tail, returns=True)
+
+
+def insert(dialect: str, table: Table, rows: Sequence[Row]) -> list[Statement]:
+    """Insert rows that cannot conflict."""
+    if not rows:
+        return []
+    if dialect == "postgresql":
+        sql = f"INSERT INTO {table.name} ({_columns(table)}) {_pg_select(table)}"
+        return [Statement(sql, _transpose(rows))]
+    return _sqlite_chunks(table, rows)
+
+
+def add(dialect: str, table: Table, rows: Sequence[Row], key: Sequence[str]) -> list[Statement]:
+    """Upsert counters: a row whose `key` exists adds its other columns to the stored ones."""
+    if not rows:
+        return []
+    if dialect == "postgresql":
+        return [Statement(upsert_sql(dialect, table, tuple(key)), _transpose(rows))]
+    return _sqlite_chunks(table, rows, _upsert_tail(table, tuple(key), "excluded"))
+
+
+def existing(table: Table, keys: Sequence[Any]) -> list[Statement]:
+    """SQLite: which of `keys` the table already holds (the thread writer's replay check)."""
+    pk = table.primary_key.columns[0].name
+    statements = []
+    for start in range(0, len(keys), SQLITE_MAX_VARIABLES):
+        chunk = tuple(keys[start : start + SQLITE_MAX_VARIABLES])
+        marks = ", ".join("?" * len(chunk))
+        sql = f"SELECT {pk} FROM {table.name} WHERE {pk} IN ({marks})"
+        statements.append(Statement(sql, chunk, returns=True))
+    return statements
+
+
+def _sqlite_chunks(
+    table: Table, rows: Sequence[Row], tail: str = "", *, returns: bool = False
+) -> list[Statement]:
+    """Multi-row VALUES statements within SQLite's parameter bound: one `sqlite3_step` each,
+    where `executemany` steps (and releases and retakes the GIL) once per row."""
     per_statement = max(1, SQLITE_MAX_VARIABLES // len(table.columns))
     statements = []
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
-        sql = f"{_sqlite_values(table, len(chunk))} {tail}"
-        statements.append(Statement(sql, tuple(v for row in chunk for v in row), returns=True))
+        sql = f"{_sqlite_values(table, len(chunk))} {tail}".rstrip()
+        params = tuple(v for row in chunk for v in row)
+        statements.append(Statement(sql, params, returns=returns))
     return statements
-
-
-def insert(dialect: str, table: Table, rows: Sequence[Row]) -> Statement:
-    """Insert rows that cannot conflict."""
-    if dialect == "postgresql":
-        sql = f"INSERT INTO {table.name} ({_columns(table)}) {_pg_select(table)}"
-        return Statement(sql, _transpose(rows))
-    return Statement(_sqlite_values(table, 1), list(rows))
-
-
-def add(dialect: str, table: Table, rows: Sequence[Row], key: Sequence[str]) -> Statement:
-    """Upsert counters: a row whose `key` exists adds its other columns to the stored ones."""
-    params: Params = _transpose(rows) if dialect == "postgresql" else list(rows)
-    return Statement(upsert_sql(dialect, table, tuple(key)), params)
 
 
 @lru_cache(maxsize=16)
 def upsert_sql(dialect: str, table: Table, key: tuple[str, ...]) -> str:
     """The counter upsert (`?` rows for SQLite, `$n` column arrays for PostgreSQL)."""
-    sums = [c.name for c in table.columns if c.name not in key]
     excluded = "EXCLUDED" if dialect == "postgresql" else "excluded"
-    sets = ", ".join(f"{n} = {table.name}.{n} + {excluded}.{n}" for n in sums)
-    tail = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
+    tail = _upsert_tail(table, key, excluded)
     if dialect == "postgresql":
         return f"INSERT INTO {table.name} ({_columns(table)}) {_pg_select(table)} {tail}"
     return f"{_sqlite_values(table, 1)} {tail}"
+
+
+def _upsert_tail(table: Table, key: tuple[str, ...], excluded: str) -> str:
+    sums = [c.name for c in table.columns if c.name not in key]
+    sets = ", ".join(f"{n} = {table.name}.{n} + {excluded}.{n}" for n in sums)
+    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
 
 
 def _columns(table: Table) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -66,17 +66,11 @@ def is_sqlite_file(url: str | URL) -> bool:
     return parsed.get_backend_name() == "sqlite" and not is_memory_sqlite(parsed)
 
 
-def make_sync_sqlite_engine(url: str | URL) -> Engine:
-    """A synchronous engine on a SQLite file (the trace writer's own thread uses it)."""
-    parsed = make_url(url)
-    if not is_sqlite_file(parsed):
-        raise ValueError("a synchronous engine is only made for a SQLite file")
-    engine = create_engine(parsed.set(drivername="sqlite+pysqlite"))
-    event.listen(engine, "connect", _sqlite_on_connect)
-    return engine
-
-
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    sqlite_pragmas(dbapi_connection)
+
+
+def sqlite_pragmas(dbapi_connection: Any) -> None:
     """WAL lets readers run beside the writer; foreign keys make ON DELETE CASCADE real."""
     cursor = dbapi_connection.cursor()
     try:

@@ -15,6 +15,7 @@ only, so a replayed batch never adds its usage twice.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from opsgate.store.codec import span_values, trace_values
 from opsgate.store.records import TraceRecord
 from opsgate.store.schema import spans, traces
-from opsgate.store.usage import LEVELS, aggregate, level_rows
+from opsgate.store.usage import aggregate, fold
 
 Row = tuple[Any, ...]
 Params = tuple[Any, ...] | list[Row]
@@ -54,9 +55,8 @@ def follow_ups(dialect: str, fresh: Sequence[TraceRecord]) -> list[Statement]:
     if not fresh:
         return []
     statements = insert(dialect, spans, [row for r in fresh for row in span_values(r)])
-    buckets = aggregate(fresh)
-    for level in LEVELS:  # keys sorted: a stable lock order across replicas
-        statements += add(dialect, level.table, level_rows(buckets, level), level.key)
+    for level, rows in fold(aggregate(fresh)):  # keys sorted: a stable lock order
+        statements += add(dialect, level.table, rows, level.key)
     return statements
 
 
@@ -122,7 +122,7 @@ def _sqlite_chunks(
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         sql = f"{_sqlite_values(table, len(chunk))} {tail}".rstrip()
-        params = tuple(v for row in chunk for v in row)
+        params = tuple(itertools.chain.from_iterable(chunk))
         statements.append(Statement(sql, params, returns=returns))
     return statements
 

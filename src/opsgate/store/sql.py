@@ -11,7 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, select, text, union_all
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    cast,
+    func,
+    literal_column,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -147,6 +157,15 @@ class SqlTraceStore:
         return usage_rows(keys, [row[dims:] for row in result])
 
 
+def _total(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """SUM, kept a 64-bit integer for integer columns: PostgreSQL widens SUM(bigint) to
+    numeric, which asyncpg hands back as one `Decimal` per value (thousands per rollup)."""
+    total = func.sum(column)
+    if isinstance(column.type, BigInteger):
+        return cast(total, BigInteger).label(column.key)
+    return total.label(column.key)
+
+
 def _usage_statement(query: UsageQuery) -> Select[Any] | None:
     """The rollup as SQL: one grouped SELECT per planned segment, summed again on top."""
     # The step is inlined (it is an int): PostgreSQL only matches GROUP BY expressions whose
@@ -163,7 +182,7 @@ def _usage_statement(query: UsageQuery) -> Select[Any] | None:
             period < segment.end,
             *(table.c[dim] == value for dim, value in query.filters.items()),
         ]
-        sums = [func.sum(table.c[name]).label(name) for name in VALUES]
+        sums = [_total(table.c[name]) for name in VALUES]
         parts.append(select(bucket, *dims, *sums).where(*where).group_by(bucket, *dims))
     if not parts:
         return None
@@ -171,5 +190,5 @@ def _usage_statement(query: UsageQuery) -> Select[Any] | None:
         return parts[0].order_by(text("bucket"), *(text(n) for n in query.group_by))
     merged = union_all(*parts).subquery()
     keys = [merged.c.bucket, *(merged.c[name] for name in query.group_by)]
-    totals = [func.sum(merged.c[name]).label(name) for name in VALUES]
+    totals = [_total(merged.c[name]) for name in VALUES]
     return select(*keys, *totals).group_by(*keys).order_by(*keys)

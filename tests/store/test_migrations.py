@@ -14,8 +14,10 @@ from opsgate.store.schema import (
     metadata,
     usage_day,
     usage_day_keys,
+    usage_day_users,
     usage_hour,
     usage_hour_keys,
+    usage_hour_users,
     usage_minute,
 )
 from opsgate.store.usage import aggregate, bucket_rows
@@ -29,6 +31,8 @@ TABLES = {
     "usage_day",
     "usage_hour_keys",
     "usage_day_keys",
+    "usage_hour_users",
+    "usage_day_users",
     "teams",
     "users",
     "api_keys",
@@ -112,6 +116,8 @@ async def test_rollup_tables_are_backfilled_from_minute_buckets(empty_backend: B
                 (usage_day, "day"),
                 (usage_hour_keys, "hour"),
                 (usage_day_keys, "day"),
+                (usage_hour_users, "hour"),
+                (usage_day_users, "day"),
             ):
                 rows = (await conn.execute(select(table))).mappings().all()
                 assert sum(r["requests"] for r in rows) == len(records)

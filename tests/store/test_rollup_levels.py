@@ -17,8 +17,10 @@ from opsgate.store import MemoryTraceStore, SqlTraceStore, UsageQuery
 from opsgate.store.schema import (
     usage_day,
     usage_day_keys,
+    usage_day_users,
     usage_hour,
     usage_hour_keys,
+    usage_hour_users,
     usage_minute,
 )
 from opsgate.store.usage import DIMENSIONS, plan
@@ -54,6 +56,7 @@ def test_plan_covers_every_minute_once(
         assert query.step % segment.level.seconds == 0
         assert segment.start % segment.level.seconds == segment.end % segment.level.seconds == 0
         assert "end_user" in segment.level.dims or not by_user
+        assert by_user or segment.level.dims != ("end_user",)
 
 
 def test_plan_reads_whole_days_from_the_day_table() -> None:
@@ -72,7 +75,11 @@ def test_plan_reads_whole_days_from_the_day_table() -> None:
     by_key = UsageQuery(since=T0, until=T0 + 2 * DAY, step=DAY, group_by=("key_id",))
     assert [s.level.table.name for s in plan(by_key)] == ["usage_day_keys"]
     per_user = UsageQuery(since=T0, until=T0 + 2 * DAY, step=DAY, filters={"end_user": "u"})
-    assert [s.level.table.name for s in plan(per_user)] == ["usage_minute"]
+    assert [s.level.table.name for s in plan(per_user)] == ["usage_day_users"]
+    user_and_key = UsageQuery(
+        since=T0, until=T0 + 2 * DAY, step=DAY, group_by=("end_user",), filters={"key_id": "k"}
+    )
+    assert [s.level.table.name for s in plan(user_and_key)] == ["usage_minute"]
 
 
 def _spread(count: int, seed: int) -> list:  # type: ignore[type-arg]
@@ -112,7 +119,15 @@ async def test_every_usage_table_holds_the_same_totals(sql_store: SqlTraceStore)
     await sql_store.write_batch(records)
     await sql_store.write_batch(records[:100])  # a replay adds nothing anywhere
     async with sql_store.engine.connect() as conn:
-        for table in (usage_minute, usage_hour, usage_day, usage_hour_keys, usage_day_keys):
+        for table in (
+            usage_minute,
+            usage_hour,
+            usage_day,
+            usage_hour_keys,
+            usage_day_keys,
+            usage_hour_users,
+            usage_day_users,
+        ):
             total = select(func.sum(table.c.requests), func.sum(table.c.cost_micros))
             requests, cost = (await conn.execute(total)).one()
             assert (requests, cost) == (len(records), sum(r.cost_micros for r in records))

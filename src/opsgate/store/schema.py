@@ -182,3 +182,9 @@ usage_hour_keys = _usage_table("usage_hour_keys", "hour", _TENANT)
 
 usage_day_keys = _usage_table("usage_day_keys", "day", _TENANT)
 """Per UTC day, key and team only."""
+
+usage_hour_users = _usage_table("usage_hour_users", "hour", ("end_user",))
+"""Per hour and end user only: "top end users" and per-user totals over days."""
+
+usage_day_users = _usage_table("usage_day_users", "day", ("end_user",))
+"""Per UTC day and end user only."""

@@ -25,8 +25,10 @@ from opsgate.store.schema import (
     USAGE_SUMS,
     usage_day,
     usage_day_keys,
+    usage_day_users,
     usage_hour,
     usage_hour_keys,
+    usage_hour_users,
     usage_minute,
 )
 
@@ -132,13 +134,16 @@ def _level(table: Table, seconds: int) -> Level:
 
 LEVELS: tuple[Level, ...] = (
     _level(usage_day_keys, 86_400),
+    _level(usage_day_users, 86_400),
     _level(usage_day, 86_400),
     _level(usage_hour_keys, 3_600),
+    _level(usage_hour_users, 3_600),
     _level(usage_hour, 3_600),
     _level(usage_minute, 60),
 )
-"""Every write adds to all of them; a rollup reads, per period (coarsest first), the smallest
-table that keeps the dimensions it names."""
+"""Every write adds to all of them; a rollup reads, per period (coarsest first), the first
+table here that keeps the dimensions it names. Within a period they are listed smallest first
+(keys and teams are few, end users more, the full key multiplies them)."""
 
 _POSITIONS = {dim: USAGE_KEY.index(dim) for dim in USAGE_KEY}
 
@@ -214,7 +219,7 @@ def plan(query: UsageQuery) -> list[Segment]:
     for seconds in sorted({level.seconds for level in LEVELS}, reverse=True):
         usable = [lv for lv in LEVELS if lv.seconds == seconds and lv.answers(query)]
         if usable:
-            tiers.append(min(usable, key=lambda lv: len(lv.dims)))
+            tiers.append(usable[0])
     return _cover(lo, hi, tiers)
 
 

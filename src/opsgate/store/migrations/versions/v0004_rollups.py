@@ -2,11 +2,11 @@
 per usage bucket.
 
 `usage_hour` / `usage_day` keep every dimension but the end user; `usage_hour_keys` /
-`usage_day_keys` keep only key and team (totals over time for everyone, a team or a key).
+`usage_day_keys` keep only key and team (totals over time for everyone, a team or a key);
+`usage_hour_users` / `usage_day_users` keep only the end user (top end users, per-user totals).
 
 Rollups over days and weeks read these instead of scanning a row per minute, model, key and end
-user. The end user is left out on purpose: it is the dimension that multiplies rows, and a
-rollup that asks for it (rare, and small per user) still reads `usage_minute` by its index.
+user. The end user is kept apart: combined with the other dimensions it multiplies rows.
 
 Revision ID: v0004_rollups
 Revises: v0003_alerts
@@ -43,6 +43,8 @@ TABLES = {
     "usage_day": ("day", 86400, DIMENSIONS),
     "usage_hour_keys": ("hour", 3600, ["key_id", "team_id"]),
     "usage_day_keys": ("day", 86400, ["key_id", "team_id"]),
+    "usage_hour_users": ("hour", 3600, ["end_user"]),
+    "usage_day_users": ("day", 86400, ["end_user"]),
 }
 
 
@@ -62,7 +64,7 @@ def upgrade() -> None:
             *(sa.Column(name, sa.Double(), nullable=False, server_default="0") for name in SUMS),
             sa.PrimaryKeyConstraint(period, *dims, name=f"pk_{table}"),
         )
-        for column in ("model", "key_id", "team_id"):
+        for column in ("model", "key_id", "team_id", "end_user"):
             if column in dims:
                 op.create_index(f"ix_{table}_{column}_{period}", table, [column, period])
         _backfill(table, period, seconds, dims)

@@ -16,6 +16,7 @@ import pytest
 from tests.api.test_openai_compat import oa, one_model
 from tests.conftest import GatewayFactory
 from tests.fixtures.gateway import GatewayServer
+from tests.fixtures.gateway import wait_for_trace as trace
 from tests.fixtures.upstream import FakeUpstream, Reply
 
 pytestmark = pytest.mark.integration
@@ -54,18 +55,6 @@ def _close_clients() -> Iterator[None]:
 
 def sent_text(fake: FakeUpstream) -> str:
     return json.dumps(fake.requests[-1].body["messages"])
-
-
-def trace(gw: GatewayServer, trace_id: str, **params: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    with httpx.Client(base_url=gw.base, timeout=20) as http:
-        while True:
-            resp = http.get(f"/admin/v1/traces/{trace_id}", params=params)
-            if resp.status_code == 200 or time.monotonic() > deadline:
-                assert resp.status_code == 200, resp.text
-                data: dict[str, Any] = resp.json()
-                return data
-            time.sleep(0.05)
 
 
 def test_pii_redacted_before_the_upstream_and_restored_in_the_answer(

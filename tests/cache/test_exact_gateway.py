@@ -12,6 +12,7 @@ import pytest
 from opsgate.access.principal import Principal
 from tests.cache.conftest import CachedGateway
 from tests.fixtures.gateway import GatewayServer
+from tests.fixtures.gateway import wait_for_trace as trace
 from tests.fixtures.upstream import BreakStream, FakeUpstream, Reply, ToolCall, unused_port
 
 pytestmark = pytest.mark.integration
@@ -27,18 +28,6 @@ def post(gw: GatewayServer, body: dict[str, Any], **headers: str) -> httpx.Respo
 
 def chat_posts(fake: FakeUpstream) -> int:
     return sum(1 for r in fake.requests if r.path.endswith("/chat/completions"))
-
-
-def trace(gw: GatewayServer, trace_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    with httpx.Client(base_url=gw.base, timeout=20) as http:
-        while True:
-            resp = http.get(f"/admin/v1/traces/{trace_id}")
-            if resp.status_code == 200 or time.monotonic() > deadline:
-                assert resp.status_code == 200, resp.text
-                data: dict[str, Any] = resp.json()
-                return data
-            time.sleep(0.05)
 
 
 def test_miss_then_hit_is_served_without_the_upstream_and_traced(

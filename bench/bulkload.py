@@ -1,7 +1,7 @@
 """Loading many synthetic traces fast, with exactly the rows `SqlTraceStore.write_batch` writes.
 
 Rows come from the store's own code: `codec.trace_values` / `codec.span_values` for `traces` and
-`spans`, `usage.aggregate` + `usage.level_rows` for the usage tables. Only the way they reach the
+`spans`, `usage.aggregate` + `usage.fold` for the usage tables. Only the way they reach the
 database differs: one `sqlite3` `executemany` per table and chunk (synchronous=OFF while
 loading), or asyncpg's binary `COPY` on PostgreSQL, instead of `write_batch`'s statements.
 Each chunk covers its own whole minutes, so its `usage_minute` buckets are complete and never
@@ -25,7 +25,7 @@ from opsgate.store.batch import upsert_sql
 from opsgate.store.codec import SPAN_COLUMNS, TRACE_COLUMNS, span_values, trace_values
 from opsgate.store.records import TraceRecord
 from opsgate.store.schema import USAGE_SUMS, usage_minute
-from opsgate.store.usage import LEVELS, aggregate, level_rows
+from opsgate.store.usage import LEVELS, aggregate, fold
 
 USAGE_COLUMNS = tuple(c.name for c in usage_minute.columns)
 ROLLUPS = tuple(level for level in LEVELS if level.table is not usage_minute)
@@ -44,16 +44,15 @@ class Rows:
 
 def to_rows(records: Sequence[TraceRecord]) -> Rows:
     """The tables' rows for `records` (which must cover whole minutes on their own)."""
-    buckets = aggregate(records)
-    minute = next(level for level in LEVELS if level.table is usage_minute)
+    by_table = {
+        level.table.name: [_float_sums(row) for row in rows]
+        for level, rows in fold(aggregate(records))
+    }
     return Rows(
         traces=[trace_values(r) for r in records],
         spans=[row for r in records for row in span_values(r)],
-        usage=[_float_sums(row) for row in level_rows(buckets, minute)],
-        rollups={
-            level.table.name: [_float_sums(row) for row in level_rows(buckets, level)]
-            for level in ROLLUPS
-        },
+        usage=by_table.pop(usage_minute.name),
+        rollups=by_table,
     )
 
 

@@ -1,7 +1,7 @@
 """Conversions between `TraceRecord` and its stored forms: database rows and journal JSON.
 
 Values are made safe once here: text loses NUL characters and unencodable surrogates, JSON fields
-are forced through a JSON round trip (non-JSON values become strings). PostgreSQL refuses all of
+are serialised without failing (non-JSON values become strings). PostgreSQL refuses all of
 those, and one refused record must not hold a whole batch back.
 """
 
@@ -24,7 +24,6 @@ JOURNAL_VERSION = 1
 _TRACE_FIELDS = frozenset(f.name for f in dataclasses.fields(TraceRecord))
 _SPAN_FIELDS = frozenset(f.name for f in dataclasses.fields(SpanRecord))
 _BODY_FIELDS = ("request_body", "response_body")
-_JSON_FIELDS = ("metadata", "guard_verdicts")
 
 
 def body_json(raw: bytes | None) -> dict[str, str] | None:
@@ -56,43 +55,6 @@ def dump_json(value: Any) -> bytes:
     except (TypeError, orjson.JSONEncodeError):
         raw = json.dumps(value, default=str, ensure_ascii=True).encode()
     return raw.replace(b"\\u0000", b"\\ufffd")
-
-
-def clean_json(value: Any) -> Any:
-    """`value` as plain JSON data (dicts, lists, str, numbers, bools, None)."""
-    return orjson.loads(dump_json(value))
-
-
-def _clean_scalar(value: Any) -> Any:
-    return clean_text(value) if isinstance(value, str) else value
-
-
-def trace_row(record: TraceRecord) -> dict[str, Any]:
-    """The `traces` row for a record (spans excluded)."""
-    row: dict[str, Any] = {}
-    for name in _TRACE_FIELDS:
-        if name == "spans":
-            continue
-        value = getattr(record, name)
-        if name in _JSON_FIELDS:
-            row[name] = clean_json(value)
-        elif name in _BODY_FIELDS:
-            row[name] = value
-        else:
-            row[name] = _clean_scalar(value)
-    return row
-
-
-def span_rows(record: TraceRecord) -> list[dict[str, Any]]:
-    """The `spans` rows for a record, numbered in list order; trace_id is the record's own."""
-    rows = []
-    for position, span in enumerate(record.spans):
-        row = {name: _clean_scalar(getattr(span, name)) for name in _SPAN_FIELDS}
-        row["attributes"] = clean_json(span.attributes)
-        row["trace_id"] = record.trace_id
-        row["position"] = position
-        rows.append(row)
-    return rows
 
 
 def _column_kinds(table: Table) -> tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]]:

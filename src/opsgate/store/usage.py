@@ -148,11 +148,6 @@ table here that keeps the dimensions it names. Within a period they are listed s
 _POSITIONS = {dim: USAGE_KEY.index(dim) for dim in USAGE_KEY}
 
 
-def level_rows(buckets: Mapping[UsageKey, Totals], level: Level) -> list[tuple[Any, ...]]:
-    """Per-minute buckets folded into `level`'s rows (key, then `VALUES`), in key order."""
-    return dict(fold(buckets, [level]))[level]
-
-
 def fold(
     buckets: Mapping[UsageKey, Totals], levels: Sequence[Level] = LEVELS
 ) -> list[tuple[Level, list[tuple[Any, ...]]]]:

@@ -23,7 +23,7 @@ from opsgate.store.schema import (
     usage_hour_users,
     usage_minute,
 )
-from opsgate.store.usage import DIMENSIONS, plan
+from opsgate.store.usage import DIMENSIONS, combine, plan
 from tests.store.conftest import make_trace
 
 DAY = 86_400
@@ -137,3 +137,17 @@ async def test_every_usage_table_holds_the_same_totals(sql_store: SqlTraceStore)
 async def test_empty_window_has_no_rows(sql_store: SqlTraceStore, step: int) -> None:
     await sql_store.write_batch(_spread(20, seed=1))
     assert await sql_store.usage(UsageQuery(since=T0, until=T0, step=step)) == []
+
+
+async def test_combined_buckets_equal_the_total_query(sql_store: SqlTraceStore) -> None:
+    await sql_store.write_batch(_spread(400, seed=5))
+    window = {"since": T0 - DAY + 30, "until": T0 + 2 * DAY + 90}
+    buckets = await sql_store.usage(UsageQuery(**window, step=3600))  # type: ignore[arg-type]
+    (total,) = await sql_store.usage(UsageQuery(**window, step=DAY * 10**6))  # type: ignore[arg-type]
+    combined = combine(buckets, bucket=total.bucket)
+    assert combined is not None and combine([]) is None
+    exact = ("requests", "errors", "cost_micros", "cost_saved_micros", "ttft_count", "histogram")
+    assert {f: getattr(combined, f) for f in exact} == {f: getattr(total, f) for f in exact}
+    assert combined.latency_ms_p95 == total.latency_ms_p95
+    assert combined.ttft_ms_avg == pytest.approx(total.ttft_ms_avg)
+    assert combined.latency_ms_avg == pytest.approx(total.latency_ms_avg)

@@ -275,6 +275,27 @@ class UsageRow:
     latency_ms_p95: float | None
     latency_ms_p99: float | None
     histogram: tuple[int, ...]
+    ttft_count: int = 0
+    latency_ms_sum: float = 0.0
+    ttft_ms_sum: float = 0.0
+    """The raw sums behind the averages, so rows can be combined exactly (`combine`)."""
+
+    def values(self) -> list[float]:
+        """The row's totals in `VALUES` order (what the usage tables store)."""
+        known = {
+            **{name: getattr(self, name) for name in VALUES if hasattr(self, name)},
+            **dict(zip(histogram.COLUMNS, self.histogram, strict=True)),
+        }
+        return [known[name] for name in VALUES]
+
+
+def combine(rows: Sequence[UsageRow], bucket: int = 0) -> UsageRow | None:
+    """One row for the sum of `rows` (say, a range's total from its buckets), exactly as the
+    store would have answered a query for it; None for no rows."""
+    if not rows:
+        return None
+    summed = [sum(column) for column in zip(*(row.values() for row in rows), strict=True)]
+    return usage_rows([(bucket, {})], [summed])[0]
 
 
 def usage_row(bucket: int, group: dict[str, str], totals: Mapping[str, float]) -> UsageRow:
@@ -323,6 +344,9 @@ def _row(
         latency_ms_p95=p95,
         latency_ms_p99=p99,
         histogram=tuple(hist),
+        ttft_count=ttft_count,
+        latency_ms_sum=float(row[_AT["latency_ms_sum"]]),
+        ttft_ms_sum=float(row[_AT["ttft_ms_sum"]]),
     )
 
 

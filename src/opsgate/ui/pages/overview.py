@@ -14,7 +14,7 @@ from starlette.routing import Route
 from opsgate.access.permissions import Permission
 from opsgate.access.scoping import scope_usage_query
 from opsgate.errors import BadRequestError
-from opsgate.store.usage import UsageDimension, UsageQuery, UsageRow
+from opsgate.store.usage import UsageDimension, UsageQuery, combine
 from opsgate.ui.registry import Page
 from opsgate.ui.usage_charts import (
     DEFAULT_WINDOW,
@@ -75,9 +75,8 @@ def _selection(visit: Visit) -> Selection:
 async def overview(visit: Visit) -> Response:
     chosen = _selection(visit)
     store, window = visit.trace_store(), chosen.window
-    series, total, models, keys = await asyncio.gather(
+    series, models, keys = await asyncio.gather(
         store.usage(chosen.query(visit, window.step)),
-        store.usage(chosen.query(visit, ONE_BUCKET)),
         store.usage(chosen.query(visit, ONE_BUCKET, "model")),
         store.usage(chosen.query(visit, ONE_BUCKET, "key_id")),
     )
@@ -90,7 +89,7 @@ async def overview(visit: Visit) -> Response:
             "query": chosen.params,
             "since": chosen.since,
             "until": chosen.until,
-            "headline": headline(_first(total), chosen.until - chosen.since),
+            "headline": headline(combine(series), chosen.until - chosen.since),
             "chart_data": charts(series, chosen.since, chosen.until, window.step),
             "top_models": top(models, "model"),
             "top_keys": top(keys, "key_id"),
@@ -110,10 +109,6 @@ async def top_end_users(visit: Visit) -> Response:
         "top_end_users.html",
         {"layout": layout, "rows": top(rows, "end_user"), "window": chosen.window},
     )
-
-
-def _first(rows: list[UsageRow]) -> UsageRow | None:
-    return rows[0] if rows else None
 
 
 PAGE = Page(

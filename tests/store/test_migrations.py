@@ -39,6 +39,7 @@ TABLES = {
     "access_version",
     "alert_events",
     "audit_log",
+    "erasures",
     VERSION_TABLE,
 }
 
@@ -57,7 +58,7 @@ def _diff(conn: Connection) -> list[object]:
 async def test_upgrade_empty_database_to_head(empty_backend: Backend) -> None:
     assert await current(empty_backend.url) is None
     await upgrade(empty_backend.url)
-    assert await current(empty_backend.url) == head() == "v0005_compliance"
+    assert await current(empty_backend.url) == head() == "v0006_erasures"
     await upgrade(empty_backend.url)  # every start calls it; the second run is a no-op
     engine = make_engine(empty_backend.url)
     try:

@@ -1,5 +1,6 @@
 """The database's personal data: traces (with spans and decrypted bodies), every other table
-with an `end_user` column (usage buckets today, whatever a later part adds), budget alerts.
+with an `end_user` column (usage buckets today, whatever a later part adds), budget alerts; and
+the erasure tombstone that keeps late traces from bringing them back.
 
 Erasure deletes in batches, one short transaction each, so it never holds a lock on the traces
 table for long while the writer keeps inserting.
@@ -8,6 +9,7 @@ table for long while the writer keeps inserting.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from opsgate.alerts.schema import alert_events
 from opsgate.store.codec import body_json
 from opsgate.store.crypto import BODY_FIELDS, BodyCipher, DecryptionError, open_body
+from opsgate.store.erasures import erasure_time, record_erasure
 from opsgate.store.schema import metadata, spans, traces
 
 BATCH = 500
@@ -32,6 +35,30 @@ def _jsonable(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         str(k): base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in row.items()
     }
+
+
+class Tombstone:
+    """The erasure's tombstone (store/erasures.py): written before anything is deleted, so
+    traces of the end user still on their way (another replica's queue or journal, a batch
+    being written now) are dropped when they arrive instead of bringing the data back.
+
+    The receipt does not count it (it counts what was removed). The export shows when the end
+    user was last erased, if ever: the table keeps only that, under their pseudonym.
+    """
+
+    name = "erasures"
+
+    def __init__(self, engine: AsyncEngine, clock: Callable[[], float] = time.time) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def export(self, end_user: str) -> list[dict[str, float]]:
+        at = await erasure_time(self._engine, end_user)
+        return [] if at is None else [{"erased_at": at}]
+
+    async def erase(self, end_user: str) -> dict[str, int]:
+        await record_erasure(self._engine, end_user, self._clock)
+        return {}
 
 
 class TraceData:

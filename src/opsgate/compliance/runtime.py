@@ -16,7 +16,7 @@ from opsgate.compliance.bodies import BodyReader
 from opsgate.compliance.config import RetentionConfig
 from opsgate.compliance.encryption import resolve_cipher
 from opsgate.compliance.holders_local import CacheData, JournalData
-from opsgate.compliance.holders_sql import BudgetAlerts, EndUserTables, TraceData
+from opsgate.compliance.holders_sql import BudgetAlerts, EndUserTables, Tombstone, TraceData
 from opsgate.compliance.retention import Retention
 from opsgate.compliance.subjects import DataSubjects
 from opsgate.config.loader import ConfigError
@@ -55,9 +55,12 @@ class Compliance:
         return seal_record(self.cipher, record)
 
     def register_builtins(self, writer: TraceWriter | None, cache: CacheService | None) -> None:
-        """The gateway's own holders of personal data; the journal goes first, so nothing
-        replayed from it refills the tables after they were cleared."""
+        """The gateway's own holders of personal data. The tombstone goes first (its own
+        transaction, committed before any delete): every trace write from then on, in any
+        replica or journal replay, drops the end user's earlier traces. Then the journal, so
+        nothing replayed from it refills the tables after they were cleared."""
         cipher = self._cipher
+        self.subjects.register(Tombstone(self._engine))
         if writer is not None:
             self.subjects.before_erase.append(writer.flush)
             self.subjects.register(JournalData(lambda: writer.journal, cipher))

@@ -1,9 +1,10 @@
 """Data subject rights by end user: export everything kept about them, or erase it.
 
 Each place that keeps data about end users registers a `PersonalData` holder; the built-ins
-(traces with spans and bodies, every table with an `end_user` column, budget alerts, the trace
-journal, the cache) register the same way later parts (feedback, datasets) will. Export and
-erasure ask every holder; erasure answers with a receipt counting what went, per table or store.
+(the erasure tombstone, traces with spans and bodies, every table with an `end_user` column,
+budget alerts, the trace journal, the cache) register the same way later parts (feedback,
+datasets) will. Export and erasure ask every holder; erasure answers with a receipt counting
+what went, per table or store.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ interval (5 ms) each time; `executemany` or `RETURNING` steps once per row, so a
 could wait seconds. Every statement is therefore a multi-row `VALUES` (one step), and instead of
 `RETURNING` the batch first asks which of its trace ids are stored already (zero rows, one
 step, in the common case) inside `BEGIN IMMEDIATE`, which holds SQLite's write lock from the
-start, so no other writer can slip in between the check and the insert.
+start, so no other writer can slip in between the check and the insert. A batch with end users
+asks the same way which of them have an erasure tombstone (store/erasures.py; again zero rows,
+one step, normally); only when one is found is the batch rebuilt without their earlier traces.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy.engine import make_url
 from opsgate.store.batch import Statement, existing, follow_ups, insert
 from opsgate.store.codec import trace_values
 from opsgate.store.db import is_sqlite_file, sqlite_pragmas
+from opsgate.store.erasures import erased_at, is_erased, lookup, subjects
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
 from opsgate.store.queries import TracePage, TraceQuery
 from opsgate.store.records import TraceRecord
@@ -61,12 +64,14 @@ class SqliteThreadStore:
             self._conn = conn
         return self._conn
 
-    def _write(self, records: list[TraceRecord], rows: list[Statement]) -> None:
+    def _write(
+        self, records: list[TraceRecord], rows: list[Statement], users: dict[str, str]
+    ) -> None:
         try:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                self._write_in(conn, records, rows)
+                self._write_in(conn, records, rows, users)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -79,13 +84,23 @@ class SqliteThreadStore:
 
     @staticmethod
     def _write_in(
-        conn: sqlite3.Connection, records: list[TraceRecord], rows: list[Statement]
+        conn: sqlite3.Connection,
+        records: list[TraceRecord],
+        rows: list[Statement],
+        users: dict[str, str],
     ) -> None:
         ids = [r.trace_id for r in records]
         stored = {row[0] for s in existing(traces, ids) for row in conn.execute(s.sql, s.params)}
-        if stored:  # a replay: only the new traces, and only their usage
-            records = [r for r in records if r.trace_id not in stored]
-            rows = _statements(records)
+        erased: dict[str, float] = {}
+        if users:  # under the write lock, so no erasure commits between this and the insert
+            found = [
+                row for s in lookup("sqlite", list(users)) for row in conn.execute(s.sql, s.params)
+            ]
+            erased = erased_at(users, found)
+        if stored or erased:  # a replay, or erased end users: only what is new and not erased
+            kept = [r for r in records if r.trace_id not in stored and not is_erased(r, erased)]
+            if len(kept) < len(records):
+                rows = _statements(kept)
         for statement in rows:
             conn.execute(statement.sql, statement.params)
 
@@ -105,8 +120,9 @@ class SqliteThreadStore:
         # writer thread would hold the GIL in 5 ms slices against the request path.
         records = dedupe(records)
         rows = _statements(records)
+        users = subjects(records)  # their tombstones are asked for on the thread
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._write, records, rows)
+        await loop.run_in_executor(self._thread, self._write, records, rows, users)
 
     async def get(self, trace_id: str) -> TraceRecord | None:
         return await self._reads.get(trace_id)

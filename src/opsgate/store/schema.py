@@ -188,3 +188,13 @@ usage_hour_users = _usage_table("usage_hour_users", "hour", ("end_user",))
 
 usage_day_users = _usage_table("usage_day_users", "day", ("end_user",))
 """Per UTC day and end user only."""
+
+erasures = Table(
+    "erasures",
+    metadata,
+    # pseudonym("end_user", id) (opsgate.audit): the table never keeps the id it helps forget.
+    Column("subject", String, primary_key=True),
+    Column("erased_at", Double, nullable=False),  # epoch seconds of the latest erasure
+)
+"""Erasure tombstones: trace writes drop an erased end user's traces that began before this
+(store/erasures.py)."""

@@ -3,6 +3,8 @@
 Writes go through `store.batch` (each driver's fast path); both dialects support
 `ON CONFLICT DO NOTHING RETURNING`, which tells exactly which traces are new, so replaying a batch
 never counts a trace twice in the usage tables, even with several replicas replaying at once.
+A batch with end users also drops, in the same transaction, the traces of erased end users that
+began before their erasure (`store.erasures`), before their spans and usage are written.
 Rollups read the coarsest usage table that answers exactly (`usage.plan`).
 """
 
@@ -16,6 +18,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     cast,
+    delete,
     func,
     literal_column,
     select,
@@ -25,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from opsgate.store import erasures
 from opsgate.store.batch import execute_async, follow_ups, trace_inserts
 from opsgate.store.codec import span_from_row, trace_from_row
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
@@ -105,11 +109,40 @@ class SqlTraceStore:
             raise translate(exc) from exc
 
     async def _write(self, conn: AsyncConnection, records: list[TraceRecord]) -> None:
+        users = erasures.subjects(records)
+        if users and self._dialect == "postgresql":
+            await execute_async(conn, erasures.LOCK_SHARED)
         new: set[str] = set()
         for statement in trace_inserts(self._dialect, records):
             new.update(row[0] for row in await execute_async(conn, statement))
+        if users:
+            new -= await self._drop_erased(conn, records, new, users)
         for statement in follow_ups(self._dialect, [r for r in records if r.trace_id in new]):
             await execute_async(conn, statement)
+
+    async def _drop_erased(
+        self,
+        conn: AsyncConnection,
+        records: list[TraceRecord],
+        new: set[str],
+        users: dict[str, str],
+    ) -> set[str]:
+        """Delete the new traces of erased end users that began before their erasure; their
+        ids. Asked after the inserts: aiosqlite opens the transaction (and SQLite's write lock)
+        at the first write, so a check before it would run outside; on PostgreSQL the shared
+        advisory lock taken first covers the check wherever it runs (store/erasures.py)."""
+        rows = [
+            row
+            for s in erasures.lookup(self._dialect, list(users))
+            for row in await execute_async(conn, s)
+        ]
+        if not rows:
+            return set()
+        erased = erasures.erased_at(users, rows)
+        gone = [r.trace_id for r in records if r.trace_id in new and erasures.is_erased(r, erased)]
+        if gone:
+            await conn.execute(delete(traces).where(traces.c.trace_id.in_(gone)))
+        return set(gone)
 
     async def get(self, trace_id: str) -> TraceRecord | None:
         try:

@@ -36,7 +36,8 @@ class WriterStats:
     """Records waiting to be moved to the journal because the queue was full."""
     submitted: int
     written: int
-    """Records the store accepted (replays included; duplicates the store skipped included)."""
+    """Records the store accepted (replays included; duplicates the store skipped, and traces of
+    erased end users it dropped (store/erasures.py), included)."""
     batches_written: int
     batch_latency_last_s: float
     batch_latency_avg_s: float

@@ -22,6 +22,7 @@ from opsgate.config.loader import load_config
 from opsgate.config.schema import Config
 from opsgate.guard.service import GuardService
 from opsgate.pipeline.context import ChatCall, ChatResult, EmbeddingCall, EmbeddingResult
+from opsgate.pipeline.deferred import Deferred
 from opsgate.pipeline.endpoints import RouteChat, RouteEmbedding
 from opsgate.pipeline.pipeline import Pipeline
 from opsgate.pipeline.publish import TracePublisher
@@ -122,6 +123,7 @@ class Gateway:
         self.tracer = tracer or create_tracer(capture_content=config.traces.otel_capture_content)
         self.database_url = config.settings.database_url
         self.writer: TraceWriter | None = None
+        self.deferred = Deferred()
         self._engine = make_engine(self.database_url)  # lazy: connects on first use
         self.access = AccessControl.from_settings(self._engine, config.settings.redis_url)
         self.admission = Admission(config, self._engine)
@@ -177,6 +179,7 @@ class Gateway:
             self.tracer,
             self.writer,
             store_bodies=config.traces.store_bodies != "off",
+            deferred=self.deferred,
         )
 
     def _circuits(self) -> dict[str, str]:
@@ -254,6 +257,7 @@ class Gateway:
         if self.cache is not None:
             await self.cache.aclose()
         await self.compliance.aclose()
+        await self.deferred.drain()  # traces still being masked reach the writer first
         if self.writer is not None:
             await self.writer.stop()
             if isinstance(self.writer.store, SqliteThreadStore):

@@ -9,6 +9,7 @@ extra chunk when the stream ends without one.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -47,8 +48,10 @@ def _whole(f: TextFilter, text: str) -> str:
 
 
 async def filter_stream(
-    chunks: AsyncIterator[ChatChunk], make: FilterFactory
+    chunks: AsyncIterator[ChatChunk], make: FilterFactory, *, offload: bool = False
 ) -> AsyncGenerator[ChatChunk, None]:
+    """Each chunk through the filters of its choices; with `offload` (a slow detector such as
+    Presidio) every chunk is filtered in a worker thread, one at a time, in order."""
     filters: dict[_Key, TextFilter] = {}
     last: JSONObject = {}
     try:
@@ -62,9 +65,10 @@ async def filter_stream(
                     yield extra
                 yield chunk
                 continue
-            for choice in choices:
-                if isinstance(choice, dict):
-                    _feed_choice(choice, filters, make)
+            if offload:
+                await asyncio.to_thread(_feed_choices, choices, filters, make)
+            else:
+                _feed_choices(choices, filters, make)
             yield chunk
         extra = _leftovers(filters, last)
         if extra is not None:
@@ -73,6 +77,12 @@ async def filter_stream(
         close = getattr(chunks, "aclose", None)
         if close is not None:
             await close()
+
+
+def _feed_choices(choices: Any, filters: dict[_Key, TextFilter], make: FilterFactory) -> None:
+    for choice in choices:
+        if isinstance(choice, dict):
+            _feed_choice(choice, filters, make)
 
 
 def _feed_choice(choice: JSONObject, filters: dict[_Key, TextFilter], make: FilterFactory) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsgate.pipeline.deferred import Deferred
 from opsgate.store.records import TraceRecord
 from opsgate.store.writer import TraceWriter
 from opsgate.telemetry.metrics import Metrics
@@ -39,11 +40,15 @@ class TracePublisher:
         writer: TraceWriter | None = None,
         *,
         store_bodies: bool = False,
+        deferred: Deferred | None = None,
     ) -> None:
         self.metrics = metrics
         self.tracer = tracer if tracer is not None and tracer.enabled else None
         self.writer = writer
         self.store_bodies = store_bodies
+        self.deferred = deferred or Deferred()
+        """Finishes traces off the loop (masking bodies); shared by every runtime of a
+        gateway, and drained before its writer stops."""
 
     @property
     def wants_output(self) -> bool:

@@ -9,8 +9,10 @@ object) or the body's `metadata`, and the end user from `x-opsgate-end-user` or 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -23,6 +25,7 @@ from opsgate.pipeline.publish import TraceDetail, TracePublisher
 from opsgate.store.records import SpanRecord, TraceRecord
 
 Endpoint = Literal["chat", "embeddings"]
+log = logging.getLogger("opsgate.record")
 _DISCONNECTED = 499
 _NO_DETAIL = TraceDetail()  # the nginx convention for "client closed the request"
 
@@ -225,27 +228,64 @@ class Record:
         stored: dict[str, Any] | None = None
         if req is not None and (self.publisher.store_bodies or self.publisher.tracer is not None):
             stored = _request_body(req)
-            masker = self.masker if self.mask_all or ctx.mask_bodies else None
-            if masker is not None:
-                stored = masker.mask_body(stored)
-                output = masker.mask_text(output) if output is not None else None
-        if self.publisher.store_bodies and stored is not None:
-            trace.request_body = orjson.dumps(stored)
-            if output is not None:
-                trace.response_body = output.encode()
-        if self.publisher.tracer is None:  # only OpenTelemetry reads the detail
-            self.publisher.publish(trace, _NO_DETAIL)
+        detail = self._detail(ctx, req, body)
+        masker = self.masker if self.mask_all or ctx.mask_bodies else None
+        if masker is None or stored is None:
+            self._publish(trace, detail, Bodies(stored, output))
             return
+        plain = Bodies(stored, output)
+        self.publisher.deferred.submit(
+            lambda: plain.masked(masker), lambda bodies: self._publish(trace, detail, bodies)
+        )
+
+    def _detail(
+        self,
+        ctx: RequestContext,
+        req: ChatRequest | EmbeddingRequest | None,
+        body: dict[str, Any] | None,
+    ) -> TraceDetail | None:
+        """What OpenTelemetry gets beside the record; None when it is not on."""
+        if self.publisher.tracer is None:
+            return None
         dep = ctx.route.deployment
-        detail = TraceDetail(
+        return TraceDetail(
             headers=ctx.headers,
             params=req.params if req is not None else None,
             response_id=body.get("id") if body else None,
             server_url=(dep.config.base_url if dep is not None else None),
-            messages=stored.get("messages") if stored and isinstance(req, ChatRequest) else None,
-            output=output,
         )
+
+    def _publish(self, trace: TraceRecord, detail: TraceDetail | None, bodies: Bodies) -> None:
+        if self.publisher.store_bodies and bodies.request is not None:
+            trace.request_body = orjson.dumps(bodies.request)
+            if bodies.output is not None:
+                trace.response_body = bodies.output.encode()
+        if detail is None:
+            self.publisher.publish(trace, _NO_DETAIL)
+            return
+        messages = bodies.request.get("messages") if bodies.request else None
+        detail.messages = messages if trace.endpoint == "chat" else None
+        detail.output = bodies.output
         self.publisher.publish(trace, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Bodies:
+    """The request as stored and the answer's text (None: not kept)."""
+
+    request: dict[str, Any] | None
+    output: str | None
+
+    def masked(self, masker: BodyMasker) -> Bodies:
+        """PII replaced by placeholders (in a worker thread: `Deferred`). If masking fails the
+        bodies are dropped, never kept unmasked; the trace itself is still stored."""
+        try:
+            request = masker.mask_body(self.request) if self.request is not None else None
+            output = masker.mask_text(self.output) if self.output is not None else None
+        except Exception:
+            log.exception("could not mask the stored bodies; the trace is kept without them")
+            return Bodies(None, None)
+        return Bodies(request, output)
 
 
 def _request_body(req: ChatRequest | EmbeddingRequest) -> dict[str, Any]:

@@ -23,8 +23,9 @@ from bench.procs import REPO_ROOT
 from bench.report import Grid
 from bench.stats import percentile
 from opsgate.accounting.tokens import count_text_tokens, get_tokenizer
-from opsgate.guard.injection import InjectionDetector, rules
+from opsgate.guard.injection import InjectionDetector
 from opsgate.guard.injection.data import Example, load_all, split
+from opsgate.guard.injection.detector import HIGH_RULES
 from opsgate.guard.injection.evaluate import Scored, by, rates, recall_at_fpr, score_all
 from opsgate.guard.injection.train import digest, threshold_at
 from opsgate.guard.normalize import NormalizedText, normalize
@@ -34,7 +35,6 @@ TOKENS = 1000
 INPUTS_PER_KIND = 60
 ROUNDS = 5
 TARGET_FPR = 0.025
-_HIGH = frozenset(r.name for r in rules.RULES if r.high)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +129,7 @@ def quality_grids(run: GuardRun) -> list[Grid]:
     for part, idx in parts.items():
         rows = [run.scored[i] for i in idx]
         flagged: dict[str, Callable[[int], bool]] = {
-            "rules only (high)": lambda i: bool(b.fired[i] & _HIGH),
+            "rules only (high)": lambda i: bool(b.fired[i] & HIGH_RULES),
             "rules only (any)": lambda i: bool(b.fired[i]),
             "length only": lambda i: b.length_flags[i],
         }

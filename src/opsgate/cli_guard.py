@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,13 +15,32 @@ from rich.table import Table
 
 if TYPE_CHECKING:  # numpy and the model load only when a guard command runs
     from opsgate.guard.injection import InjectionDetector
+    from opsgate.guard.injection.transformer import TransformerDetector
 
 guard_app = typer.Typer(help="Guardrail detectors: evaluate and try them.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
 
+
+class Backend(StrEnum):
+    linear = "linear"
+    transformer = "transformer"
+
+
 ModelOpt = Annotated[
-    Path | None, typer.Option("--model", help="injection model file (default: the shipped one)")
+    Path | None,
+    typer.Option(
+        "--model",
+        help="injection model file (default: the shipped one); a local Hugging Face model "
+        "folder with --backend transformer",
+    ),
+]
+BackendOpt = Annotated[
+    Backend,
+    typer.Option(
+        help="linear: the n-gram detector; transformer: the classifier in --model (needs the "
+        "guard-ml extra)"
+    ),
 ]
 ThresholdOpt = Annotated[
     float | None, typer.Option(help="flag at this score (default: the model's own)")
@@ -33,13 +53,33 @@ def register(app: typer.Typer) -> None:
 
 
 def _detector(
-    model: Path | None, threshold: float | None, untrusted: float | None
-) -> InjectionDetector:
+    model: Path | None,
+    threshold: float | None,
+    untrusted: float | None,
+    backend: Backend = Backend.linear,
+) -> InjectionDetector | TransformerDetector:
+    if backend is Backend.transformer:
+        return _transformer(model, threshold, untrusted)
     from opsgate.guard.injection import InjectionDetector, ModelFileError
 
     try:
         return InjectionDetector.load(model, threshold, untrusted)
     except ModelFileError as exc:
+        err.print(f"[bold red]bad model[/]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _transformer(
+    model: Path | None, threshold: float | None, untrusted: float | None
+) -> TransformerDetector:
+    if model is None:
+        err.print("[bold red]--backend transformer needs --model[/] (a local model folder)")
+        raise typer.Exit(2)
+    from opsgate.guard.injection.transformer import TransformerDetector
+
+    try:
+        return TransformerDetector.load(model, threshold=threshold, untrusted_threshold=untrusted)
+    except (OSError, ValueError, ImportError) as exc:
         err.print(f"[bold red]bad model[/]: {exc}", highlight=False)
         raise typer.Exit(2) from None
 
@@ -52,6 +92,7 @@ def _pct(value: float) -> str:
 def eval_file(
     file: Annotated[Path, typer.Argument(help="JSONL: `text` (or `prompt`/`document`), `label`")],
     model: ModelOpt = None,
+    backend: BackendOpt = Backend.linear,
     threshold: ThresholdOpt = None,
     untrusted_threshold: ThresholdOpt = None,
     untrusted: Annotated[
@@ -66,7 +107,7 @@ def eval_file(
     except EvalFileError as exc:
         err.print(f"[bold red]cannot evaluate[/]: {exc}", highlight=False)
         raise typer.Exit(2) from None
-    detector = _detector(model, threshold, untrusted_threshold)
+    detector = _detector(model, threshold, untrusted_threshold, backend)
     scored = score_all(detector, examples)
     total = rates(scored)
     summary = Table("rows", "attacks", "benign", "TPR", "FPR", "precision", "threshold")
@@ -98,10 +139,11 @@ def scan(
     text: Annotated[str | None, typer.Argument(help="the text (default: read stdin)")] = None,
     untrusted: Annotated[bool, typer.Option(help="scan as a retrieved document")] = False,
     model: ModelOpt = None,
+    backend: BackendOpt = Backend.linear,
     threshold: ThresholdOpt = None,
 ) -> None:
     """Scan one text for prompt injection; prints the result as JSON."""
-    detector = _detector(model, threshold, None)
+    detector = _detector(model, threshold, None, backend)
     result = detector.scan(sys.stdin.read() if text is None else text, untrusted=untrusted)
     body = {"score": round(result.score, 4), "is_attack": result.is_attack}
     out.print_json(json.dumps({**body, "reasons": list(result.reasons)}))

@@ -11,10 +11,13 @@ id); each layer overrides only the fields it sets.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from opsgate.guard.types import (
+    NER_TYPES,
     PII_TYPES,
     DataAction,
     InjectionAction,
@@ -72,9 +75,10 @@ class GuardPolicy(_Strict):
     @field_validator("pii_types", "sensitive_types")
     @classmethod
     def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - set(PII_TYPES))
+        known = (*PII_TYPES, *NER_TYPES)
+        unknown = sorted(set(value) - set(known))
         if unknown:
-            raise ValueError(f"unknown PII types {unknown}; expected some of {list(PII_TYPES)}")
+            raise ValueError(f"unknown PII types {unknown}; expected some of {list(known)}")
         return value
 
 
@@ -92,10 +96,31 @@ class SensitivityConfig(_Strict):
 
 
 class InjectionConfig(_Strict):
-    model_path: str | None = Field(default=None, description="detector model; default built-in")
+    backend: Literal["linear", "transformer"] = Field(
+        default="linear",
+        description="linear: the n-gram classifier, numpy only (default); transformer: a "
+        "sequence-classification model from `model_path` (needs the `guard-ml` extra)",
+    )
+    model_path: str | None = Field(
+        default=None,
+        description="linear: a model file from the training script (default built-in); "
+        "transformer: a local Hugging Face model folder (required)",
+    )
     threshold: float | None = Field(
         default=None, ge=0.0, le=1.0, description="score for an attack; default the detector's"
     )
+    untrusted_threshold: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="score for an attack in untrusted content; default the detector's",
+    )
+
+    @model_validator(mode="after")
+    def _transformer_needs_a_path(self) -> InjectionConfig:
+        if self.backend == "transformer" and not self.model_path:
+            raise ValueError("backend transformer needs model_path (a local model folder)")
+        return self
 
 
 class MonitorConfig(_Strict):
@@ -112,6 +137,22 @@ class MonitorConfig(_Strict):
     )
     cooldown: float = Field(default=900.0, ge=0, description="seconds between two alerts")
     max_keys: int = Field(default=10_000, ge=1, description="keys tracked at once (LRU)")
+
+
+class PresidioConfig(_Strict):
+    """The Presidio backend (`pii_backend: presidio | both`; the `presidio` extra)."""
+
+    nlp_model: str | None = Field(
+        default=None,
+        description="a local spaCy pipeline folder or an installed spaCy package (never "
+        "downloaded); null: a blank pipeline, pattern recognizers only (no PERSON/LOCATION)",
+    )
+    language: str = Field(
+        default="en", pattern=r"^[a-z]{2,3}$", description="language of the texts (spaCy code)"
+    )
+    score_threshold: float = Field(
+        default=0.4, ge=0.0, le=1.0, description="Presidio findings scoring lower are dropped"
+    )
 
 
 class GuardConfig(_Strict):
@@ -136,6 +177,12 @@ class GuardConfig(_Strict):
         "null switches the fallback off",
     )
     injection: InjectionConfig = Field(default_factory=InjectionConfig)
+    pii_backend: Literal["builtin", "presidio", "both"] = Field(
+        default="builtin",
+        description="builtin: opsgate's recognizers; presidio: Microsoft Presidio's where it "
+        "has one (FR_NIR, DATE_OF_BIRTH and secrets stay built-in); both: the union",
+    )
+    presidio: PresidioConfig = Field(default_factory=PresidioConfig)
     sensitivity: SensitivityConfig = Field(default_factory=SensitivityConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
 
@@ -145,6 +192,13 @@ class GuardConfig(_Strict):
         if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"unknown phone region {value!r}; expected e.g. US, GB, DE")
         return value.upper()
+
+    @model_validator(mode="after")
+    def _ner_needs_presidio(self) -> GuardConfig:
+        wanted = {t for p in self.policies() for t in (*p.pii_types, *p.sensitive_types)}
+        if self.pii_backend == "builtin" and (ner := sorted(wanted & set(NER_TYPES))):
+            raise ValueError(f"pii_types {ner} need pii_backend presidio or both (NER)")
+        return self
 
     def policies(self) -> list[GuardPolicy]:
         return [self.default, *self.teams.values(), *self.keys.values()]

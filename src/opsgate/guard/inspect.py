@@ -24,7 +24,12 @@ from opsgate.types import JSONObject
 
 
 class Scanner(Protocol):
-    """The injection detector as the input check uses it (`guard.injection`'s interface)."""
+    """The injection detector as the input check uses it (`guard.injection`'s interface).
+    `offload` says a scan costs milliseconds (a neural backend): the stage always runs the
+    check in a worker thread rather than on the event loop."""
+
+    @property
+    def offload(self) -> bool: ...
 
     def scan(self, text: str, *, untrusted: bool = False) -> _Result: ...
 

@@ -8,7 +8,7 @@ previous runtime on reload, so a config change does not reset the spike windows.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsgate.access.principal import Principal
 from opsgate.config.loader import ConfigError
@@ -19,7 +19,10 @@ from opsgate.guard.pii import Detector
 from opsgate.guard.policy import Policies, pii_types_needed, secrets_needed, uses_injection
 from opsgate.guard.redact import Redactor
 from opsgate.guard.secrets import SecretsDetector
-from opsgate.guard.types import PII_TYPES
+from opsgate.guard.types import NER_TYPES, PII_TYPES
+
+if TYPE_CHECKING:
+    from opsgate.guard.pii.presidio import PresidioEngine
 
 log = logging.getLogger("opsgate.guard")
 
@@ -44,13 +47,18 @@ class GuardService:
                 self.injection = previous.injection  # a reload does not load the model again
             else:
                 self.injection = load_injection(config, source)
+        self.presidio: PresidioEngine | None = None
+        """The Presidio backend (`pii_backend: presidio | both`), loaded once like the model."""
+        if config.pii_backend != "builtin":
+            self.presidio = _presidio(config, previous, source)
         self.monitor: GuardMonitor
         if previous is not None:
             self.monitor = previous.monitor
             self.monitor.config, self.monitor.emit = config.monitor, emit
         else:
             self.monitor = GuardMonitor(config.monitor, emit)
-        self.masker = Redactor(self.detector(PII_TYPES, secrets=True), limit=config.max_scan_chars)
+        masked = (*PII_TYPES, *ner_types(config))
+        self.masker = Redactor(self.detector(masked, secrets=True), limit=config.max_scan_chars)
         """Masks stored bodies (`traces.store_bodies: masked`, `mask_in_logs`)."""
 
     def policy_for(self, principal: Principal | None) -> GuardPolicy:
@@ -61,11 +69,19 @@ class GuardService:
         found = self._detectors.get(key)
         if found is None:
             threshold = self.config.entropy_threshold
-            found = Detector(
-                types,
-                region=self.config.phone_region,
-                secrets=SecretsDetector(entropy_threshold=threshold) if secrets else None,
-            )
+            scanner = SecretsDetector(entropy_threshold=threshold) if secrets else None
+            if self.presidio is not None:
+                from opsgate.guard.pii.presidio import PresidioDetector
+
+                found = PresidioDetector(
+                    self.presidio,
+                    types,
+                    mode="both" if self.config.pii_backend == "both" else "presidio",
+                    region=self.config.phone_region,
+                    secrets=scanner,
+                )
+            else:
+                found = Detector(types, region=self.config.phone_region, secrets=scanner)
             self._detectors[key] = found
         return found
 
@@ -91,13 +107,61 @@ class GuardService:
 
 def load_injection(config: GuardConfig, source: str = "<config>") -> Scanner:
     """The injection detector (`guard.injection`), loaded once per runtime; a model that cannot
-    be loaded is a config error (start-up or reload stops with the field), not a traceback."""
-    from opsgate.guard.injection import InjectionDetector
-
+    be loaded, or a backend whose extra is not installed, is a config error (start-up or
+    reload stops with the field), not a traceback."""
+    settings = config.injection
     try:
-        detector: Scanner = InjectionDetector.load(
-            model_path=config.injection.model_path, threshold=config.injection.threshold
+        if settings.backend == "transformer":
+            from opsgate.guard.injection.transformer import TransformerDetector
+
+            return TransformerDetector.load(
+                settings.model_path or "",
+                threshold=settings.threshold,
+                untrusted_threshold=settings.untrusted_threshold,
+            )
+        from opsgate.guard.injection import InjectionDetector
+
+        return InjectionDetector.load(
+            model_path=settings.model_path,
+            threshold=settings.threshold,
+            untrusted_threshold=settings.untrusted_threshold,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         raise ConfigError(source, [f"guard.injection.model_path: {exc}"]) from exc
-    return detector
+
+
+def ner_types(config: GuardConfig) -> tuple[str, ...]:
+    """NER types (PERSON, LOCATION) that some policy asks for: they need Presidio with NER."""
+    wanted = {t for p in config.policies() for t in (*p.pii_types, *p.sensitive_types)}
+    return tuple(t for t in NER_TYPES if t in wanted)
+
+
+def _presidio(config: GuardConfig, previous: GuardService | None, source: str) -> PresidioEngine:
+    """A reload keeps the loaded engine when its settings did not change."""
+    kept = previous.presidio if previous is not None else None
+    if kept is not None and previous is not None:
+        old = previous.config
+        same = (old.presidio, old.phone_region) == (config.presidio, config.phone_region)
+        if same and kept.covers.issuperset(ner_types(config)):
+            return kept
+    return load_presidio(config, source)
+
+
+def load_presidio(config: GuardConfig, source: str = "<config>") -> PresidioEngine:
+    """The Presidio backend, loaded once per runtime: a missing `presidio` extra or a spaCy
+    pipeline that cannot be loaded (or lacks the NER some policy needs) is a config error."""
+    settings = config.presidio
+    try:
+        from opsgate.guard.pii.presidio import PresidioEngine
+
+        return PresidioEngine.load(
+            nlp_model=settings.nlp_model,
+            language=settings.language,
+            score_threshold=settings.score_threshold,
+            region=config.phone_region,
+            need_ner=ner_types(config),
+        )
+    except ImportError as exc:
+        raise ConfigError(source, [f"guard.pii_backend: {exc}"]) from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(source, [f"guard.presidio.nlp_model: {exc}"]) from exc

@@ -44,6 +44,9 @@ class InjectionDetector:
     """Prompt-injection and jailbreak detector; `untrusted=True` scans a tool result or
     retrieved document (indirect injection) against its own threshold."""
 
+    offload = False
+    """Sub-millisecond: the guard stage runs it on the event loop for short texts."""
+
     def __init__(
         self,
         model: LinearModel,
@@ -55,7 +58,6 @@ class InjectionDetector:
         self.untrusted_threshold = (
             model.untrusted_threshold if untrusted_threshold is None else untrusted_threshold
         )
-        self._high = frozenset(rule.name for rule in rules.RULES if rule.high)
 
     @classmethod
     def load(
@@ -79,16 +81,8 @@ class InjectionDetector:
         fired = self.fired(folded)
         logit = self.model.bias + self.model.rule_logit(fired)
         logit += max(self.model.logit(view) for view in folded.views)
-        score = sigmoid(logit)
-        high = fired & self._high
-        if high:
-            score = max(score, HIGH_CONFIDENCE_SCORE)
         threshold = self.untrusted_threshold if untrusted else self.threshold
-        reasons = [f"rule:{name}" for name in sorted(fired)]
-        reasons.append(f"classifier:{sigmoid(logit):.2f}")
-        reasons += sorted(c for c in folded.changes if c.startswith("decoded:"))
-        reasons += sorted(f"normalized:{c}" for c in folded.changes & SHOWN_CHANGES)
-        return InjectionResult(score, bool(high) or score >= threshold, tuple(reasons))
+        return verdict(folded, fired, sigmoid(logit), threshold, source="classifier")
 
     @staticmethod
     def fired(folded: NormalizedText) -> frozenset[str]:
@@ -97,3 +91,27 @@ class InjectionDetector:
         for view in folded.views:
             found |= rules.fired(view)
         return found
+
+
+HIGH_RULES = frozenset(rule.name for rule in rules.RULES if rule.high)
+
+
+def verdict(
+    folded: NormalizedText,
+    fired: frozenset[str],
+    model_score: float,
+    threshold: float,
+    *,
+    source: str,
+    notes: tuple[str, ...] = (),
+) -> InjectionResult:
+    """Any backend's result from its model's score: a high-confidence rule family flags on its
+    own (score at least `HIGH_CONFIDENCE_SCORE`); `reasons` name the families that fired, the
+    model's own score (`source:0.93`), `notes`, and what normalisation decoded or undid."""
+    high = bool(fired & HIGH_RULES)
+    score = max(model_score, HIGH_CONFIDENCE_SCORE) if high else model_score
+    reasons = [f"rule:{name}" for name in sorted(fired)]
+    reasons += [f"{source}:{model_score:.2f}", *notes]
+    reasons += sorted(c for c in folded.changes if c.startswith("decoded:"))
+    reasons += sorted(f"normalized:{c}" for c in folded.changes & SHOWN_CHANGES)
+    return InjectionResult(score, high or score >= threshold, tuple(reasons))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from opsgate.guard.injection.data import Example
-from opsgate.guard.injection.detector import InjectionDetector
+from opsgate.guard.inspect import Scanner
 
 
 class EvalFileError(ValueError):
@@ -49,7 +49,7 @@ class Rates:
         return self.caught / flagged if flagged else math.nan
 
 
-def score_all(detector: InjectionDetector, examples: Iterable[Example]) -> list[Scored]:
+def score_all(detector: Scanner, examples: Iterable[Example]) -> list[Scored]:
     scored = []
     for ex in examples:
         result = detector.scan(ex.text, untrusted=ex.untrusted)

@@ -34,6 +34,10 @@ _NEEDS_DIGIT = frozenset(
 class Detector:
     """Finds the selected PII types (and, with `secrets`, secrets) in text."""
 
+    offload = False
+    """True for a backend whose scan costs milliseconds (Presidio): the input guard then
+    always scans in a worker thread, off the event loop."""
+
     def __init__(
         self,
         types: Iterable[str] = PII_TYPES,

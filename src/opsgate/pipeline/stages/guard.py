@@ -121,8 +121,11 @@ class InputGuard:
     ) -> InputResult:
         tools = self.service.tools(policy)
         limit = THREAD_CHARS // 4 if tools.injection is not None else THREAD_CHARS
+        offload = (tools.injection is not None and tools.injection.offload) or (
+            tools.detector is not None and tools.detector.offload
+        )
         try:
-            if text_size(messages) > limit:
+            if offload or text_size(messages) > limit:
                 return await asyncio.to_thread(inspect, policy, messages, tools, sensitive=reason)
             return inspect(policy, messages, tools, sensitive=reason)
         except Exception:  # a bug in a detector: refuse clearly rather than pass unchecked
@@ -178,11 +181,15 @@ class OutputGuard:
                 policy, tally, canary=canary, detector=detector, seen=ctx.guard_seen
             )
 
+        offload = detector is not None and detector.offload
         answer = await call_next(call)
         if not isinstance(answer, ChatResponse):
-            return self._watch(filter_stream(answer, screen), ctx, policy, tally)
+            filtered = filter_stream(answer, screen, offload=offload)
+            return self._watch(filtered, ctx, policy, tally)
         started, t0 = time.time(), time.perf_counter()
         try:
+            if offload:  # Presidio: tens of milliseconds, not on the event loop
+                return await asyncio.to_thread(filter_response, answer, screen)
             return filter_response(answer, screen)
         finally:
             self._done(ctx, policy, tally, started, t0)

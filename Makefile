@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: serve test lint bench bench-choices bench-profile install clean
 
@@ -14,12 +15,17 @@ $(STAMP): pyproject.toml
 	./scripts/ensure-chromium.sh
 	touch $(STAMP)
 
+# The tests also cover the optional ML backends (embedders, transformer and Presidio guards).
+$(TEST_STAMP): $(STAMP)
+	./scripts/ensure-ml-extras.sh $(BIN)
+	touch $(TEST_STAMP)
+
 install: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/opsgate serve
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest

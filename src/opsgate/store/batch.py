@@ -103,12 +103,17 @@ def add(dialect: str, table: Table, rows: Sequence[Row], key: Sequence[str]) -> 
 def existing(table: Table, keys: Sequence[Any]) -> list[Statement]:
     """SQLite: which of `keys` the table already holds (the thread writer's replay check)."""
     pk = table.primary_key.columns[0].name
+    return sqlite_in(f"SELECT {pk} FROM {table.name}", pk, keys)
+
+
+def sqlite_in(select: str, column: str, keys: Sequence[Any]) -> list[Statement]:
+    """`select` restricted to `column IN keys`, in as many statements as SQLite's limit on
+    bound variables needs."""
     statements = []
     for start in range(0, len(keys), SQLITE_MAX_VARIABLES):
         chunk = tuple(keys[start : start + SQLITE_MAX_VARIABLES])
         marks = ", ".join("?" * len(chunk))
-        sql = f"SELECT {pk} FROM {table.name} WHERE {pk} IN ({marks})"
-        statements.append(Statement(sql, chunk, returns=True))
+        statements.append(Statement(f"{select} WHERE {column} IN ({marks})", chunk, returns=True))
     return statements
 
 

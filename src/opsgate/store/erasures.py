@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.audit.chain import pseudonym
-from opsgate.store.batch import SQLITE_MAX_VARIABLES, Statement
+from opsgate.store.batch import Statement, sqlite_in
 from opsgate.store.records import TraceRecord
 from opsgate.store.schema import erasures
 
@@ -58,13 +58,7 @@ def lookup(dialect: str, keys: Sequence[str]) -> list[Statement]:
     if dialect == "postgresql":
         sql = "SELECT subject, erased_at FROM erasures WHERE subject = ANY($1::text[])"
         return [Statement(sql, (list(keys),), returns=True)]
-    statements = []
-    for start in range(0, len(keys), SQLITE_MAX_VARIABLES):
-        chunk = tuple(keys[start : start + SQLITE_MAX_VARIABLES])
-        marks = ", ".join("?" * len(chunk))
-        sql = f"SELECT subject, erased_at FROM erasures WHERE subject IN ({marks})"
-        statements.append(Statement(sql, chunk, returns=True))
-    return statements
+    return sqlite_in("SELECT subject, erased_at FROM erasures", "subject", keys)
 
 
 def erased_at(users: Mapping[str, str], rows: Iterable[Sequence[Any]]) -> dict[str, float]:

@@ -89,6 +89,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--writer-records", type=int, default=10_000, help="traces: per round")
     parser.add_argument("--no-pg", action="store_true", help="traces: SQLite only")
     parser.add_argument(
+        "--transformer",
+        type=Path,
+        default=None,
+        help="guard: also score this local Hugging Face model folder (transformer backend)",
+    )
+    parser.add_argument(
         "--honest-limit",
         type=float,
         default=60.0,

@@ -15,10 +15,12 @@ import time
 from argparse import Namespace
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 
+from bench.guard_backend import BackendRun, backend_grids, backend_markdown, run_transformer
 from bench.procs import REPO_ROOT
 from bench.report import Grid
 from bench.stats import percentile
@@ -28,6 +30,7 @@ from opsgate.guard.injection.data import Example, load_all, split
 from opsgate.guard.injection.detector import HIGH_RULES
 from opsgate.guard.injection.evaluate import Scored, by, rates, recall_at_fpr, score_all
 from opsgate.guard.injection.train import digest, threshold_at
+from opsgate.guard.inspect import Scanner
 from opsgate.guard.normalize import NormalizedText, normalize
 
 DATA = REPO_ROOT.parent / "shared" / "data"
@@ -67,6 +70,8 @@ class GuardRun:
     tokenizer: str
     split_matches: bool
     thresholds: tuple[float, float]
+    other: BackendRun | None = None
+    """Another backend on the same rows (`--transformer DIR`)."""
 
 
 def _pct(value: float) -> str:
@@ -227,7 +232,7 @@ def _timed(call: Callable[..., object], *args: object) -> float:
     return time.perf_counter() - t0
 
 
-def _scan(detector: InjectionDetector, text: str, untrusted: bool) -> object:
+def _scan(detector: Scanner, text: str, untrusted: bool) -> object:
     return detector.scan(text, untrusted=untrusted)
 
 
@@ -270,7 +275,7 @@ def measure_latency(
     return found
 
 
-def run_guard(progress: Callable[[str], None] = print) -> GuardRun:
+def run_guard(progress: Callable[[str], None] = print, transformer: Path | None = None) -> GuardRun:
     if not (DATA / "injection" / "dev.jsonl").exists():
         raise RuntimeError(f"labelled injection sets missing under {DATA}")
     detector = InjectionDetector.load()
@@ -289,7 +294,11 @@ def run_guard(progress: Callable[[str], None] = print) -> GuardRun:
         return count_text_tokens(text, tokenizer)
 
     progress("guard: latency on ~1k-token inputs")
-    latencies = measure_latency(detector, build_inputs(examples, count), count)
+    inputs = build_inputs(examples, count)
+    latencies = measure_latency(detector, inputs, count)
+    other = None
+    if transformer is not None:
+        other = run_transformer(transformer, heldout, inputs, _timed_scan, progress)
     return GuardRun(
         scored,
         baselines,
@@ -297,7 +306,12 @@ def run_guard(progress: Callable[[str], None] = print) -> GuardRun:
         tokenizer.name,
         detector.model.meta.get("heldout_digest") == digest(heldout),
         (detector.threshold, detector.untrusted_threshold),
+        other,
     )
+
+
+def _timed_scan(detector: Scanner, text: str, untrusted: bool) -> float:
+    return _timed(_scan, detector, text, untrusted)
 
 
 def guard_markdown(run: GuardRun, note: str) -> str:
@@ -327,9 +341,13 @@ def main_guard(
     from bench.docs import update_section
     from bench.report import print_grids
 
-    run = run_guard(progress)
+    run = run_guard(progress, args.transformer)
     print_grids([*quality_grids(run), latency_grid(run)], console)
     if not run.split_matches:
         console.print("[yellow]the held-out split differs from the model's: retrain it[/]")
+    if run.other is not None:
+        print_grids(backend_grids(run.other, run.scored), console)
     if not args.no_docs:
         update_section("guard", guard_markdown(run, note))
+        if run.other is not None:
+            update_section("guard-transformer", backend_markdown(run.other, run.scored, note))

@@ -32,6 +32,7 @@ DEFAULT_THRESHOLD = 0.5
 THRESHOLDS_FILE = "opsgate-injection.json"
 """Thresholds chosen for the model at training time (`finetune` writes it), read at load when
 the config names none; a folder without it gets `DEFAULT_THRESHOLD`."""
+THRESHOLD_KEYS = ("threshold", "untrusted_threshold")
 MAX_CHUNKS = 8
 """Model passes per scan, all views together (about 4k tokens of a long document)."""
 CHARS_PER_TOKEN = 6
@@ -69,7 +70,7 @@ class TransformerDetector:
         self.untrusted_threshold = (
             self.threshold if untrusted_threshold is None else untrusted_threshold
         )
-        self.max_length = min(max_length, _model_limit(model, tokenizer))
+        self.max_length = min(max_length, model_limit(model, tokenizer))
         self.body = self.max_length - tokenizer.num_special_tokens_to_add(pair=False)
         stride = min(64, self.body // 4) if stride is None else stride
         if self.body < 8 or not 0 <= stride <= self.body // 2 or max_chunks < 1:
@@ -227,15 +228,15 @@ def _shipped_thresholds(folder: Path) -> dict[str, float]:
         found = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read {path}: {exc}") from exc
-    values = {k: found.get(k) for k in ("threshold", "untrusted_threshold")}
-    if not isinstance(found, dict) or not all(
-        isinstance(v, float | int) and 0 <= v <= 1 for v in values.values()
+    values = {k: found.get(k) for k in THRESHOLD_KEYS} if isinstance(found, dict) else None
+    if values is None or not all(
+        v is None or (isinstance(v, float | int) and 0 <= v <= 1) for v in values.values()
     ):
-        raise ValueError(f"{path} needs threshold and untrusted_threshold between 0 and 1")
+        raise ValueError(f"{path}: threshold and untrusted_threshold must be between 0 and 1")
     return {k: float(v) for k, v in values.items() if v is not None}
 
 
-def _model_limit(model: Any, tokenizer: Any) -> int:
+def model_limit(model: Any, tokenizer: Any) -> int:
     """Tokens the model takes: the smaller of the tokenizer's `model_max_length` and the
     model's position embeddings, for those of the two it states (a tokenizer without a limit
     says 1e30)."""

@@ -73,18 +73,33 @@ async def _on_engine(url: str, work: Any) -> Any:
 
 
 @audit_app.command("verify")
-def audit_verify(database_url: DbOpt = None, config: ConfigOpt = None) -> None:
+def audit_verify(
+    database_url: DbOpt = None,
+    config: ConfigOpt = None,
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            help="SEQ:HASH of an entry kept elsewhere (the `head` an earlier run printed): "
+            "also fails when the log was cut off before it or rewritten up to it"
+        ),
+    ] = None,
+) -> None:
     """Walk the hash chain in the database; exit 1 and name the first broken entry."""
-    from opsgate.audit import AuditLog
+    from opsgate.audit import Anchor, AuditLog
 
+    try:
+        kept = Anchor.parse(anchor) if anchor is not None else None
+    except ValueError as exc:
+        err.print(f"[bold red]bad --anchor[/]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
     url = _config(database_url, config).settings.database_url
     try:
-        result = asyncio.run(_on_engine(url, lambda engine: AuditLog(engine).verify()))
+        result = asyncio.run(_on_engine(url, lambda engine: AuditLog(engine).verify(anchor=kept)))
     except Exception as exc:  # any driver or URL error: report it, exit non-zero
         err.print(f"[bold red]cannot read the audit log[/]: {exc}", highlight=False)
         raise typer.Exit(2) from None
     if result.ok:
-        out.print(f"[green]ok[/]: {result.checked} entries, head {result.head_hash or '-'}")
+        out.print(f"[green]ok[/]: {result.checked} entries, head {result.head or '-'}")
         return
     out.print(
         f"[bold red]broken[/] at seq {result.first_broken_seq}: {result.reason} "

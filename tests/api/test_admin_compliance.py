@@ -123,8 +123,14 @@ def test_every_admin_action_is_audited_and_reads_are_not(
         "first_broken_seq": None,
         "reason": None,
         "head_hash": entries[0]["hash"],
+        "head": f"{entries[0]['seq']}:{entries[0]['hash']}",
     }
     assert _audit(master, action="audit.verify")[0]["detail"]["ok"] is True
+    ahead = f"{entries[0]['seq'] + 50}:{entries[0]['hash']}"
+    cut = master.ok("POST", "/admin/v1/audit/verify", params={"anchor": ahead})
+    assert cut["ok"] is False and "cut off" in cut["reason"]
+    refused = master.call("POST", "/admin/v1/audit/verify", params={"anchor": "nope"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_anchor"
 
 
 def test_audit_pages_and_parameters(access_gateway: GatewayStarter, tmp_path: Any) -> None:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from opsgate.audit import AuditLog, pseudonym
+from opsgate.audit import Anchor, AuditLog, pseudonym
 from opsgate.audit.chain import GENESIS, entry_hash
 from opsgate.audit.schema import audit_log
 from opsgate.store import dispose_engine, make_engine
@@ -93,6 +93,36 @@ async def test_a_rewritten_chain_tail_still_breaks_at_the_change(engine: AsyncEn
     result = await log.verify()
     assert not result.ok and result.first_broken_seq == 3
     assert "prev_hash" in (result.reason or "")
+
+
+async def test_an_anchor_finds_a_cut_off_tail_and_a_rewritten_chain(engine: AsyncEngine) -> None:
+    """Deleting the newest entries leaves every link intact: only a copy of a later head kept
+    elsewhere shows it. Rewriting the whole chain consistently is caught the same way."""
+    log = AuditLog(engine)
+    await _fill(log, 6)
+    kept = await log.verify()
+    assert kept.ok and kept.head is not None and kept.head.startswith("6:")
+    anchor = Anchor.parse(kept.head)
+    assert (await log.verify(anchor=anchor)).ok
+    async with engine.begin() as conn:
+        await conn.execute(delete(audit_log).where(audit_log.c.seq >= 5))
+    assert (await log.verify()).ok, "the links alone cannot show a deleted tail"
+    cut = await log.verify(anchor=anchor)
+    assert not cut.ok and cut.first_broken_seq == 5 and "cut off" in (cut.reason or "")
+    assert cut.checked == 4 and cut.head == f"4:{cut.head_hash}"
+
+    async with engine.begin() as conn:  # rewrite the whole log, correctly chained
+        await conn.execute(delete(audit_log).where(audit_log.c.seq >= 1))
+    await _fill(log, 6)  # same fields, other times: other hashes
+    rewritten = await log.verify(anchor=anchor)
+    assert not rewritten.ok and rewritten.first_broken_seq == 6
+    assert "rewritten" in (rewritten.reason or "")
+
+
+@pytest.mark.parametrize("bad", ["6", "0:" + "a" * 64, "x:" + "a" * 64, "6:abc", "6:" + "g" * 64])
+def test_a_malformed_anchor_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="SEQ:HASH"):
+        Anchor.parse(bad)
 
 
 async def test_replicas_appending_at_once_keep_one_linear_chain(backend: Backend) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from opsgate.audit import AuditLog
 from opsgate.audit.schema import audit_log
@@ -36,6 +36,17 @@ async def test_audit_verify_finds_a_tampered_entry(backend: Backend) -> None:
         out = await asyncio.to_thread(run, "audit", "verify", "--database-url", backend.url)
         assert out.returncode == 0, out.stderr
         assert "ok" in out.stdout and "5 entries" in out.stdout
+        head = re.search(r"head (5:[0-9a-f]{64})", out.stdout)
+        assert head is not None, out.stdout
+        async with engine.begin() as conn:  # cut off the newest entry: the links still hold
+            await conn.execute(delete(audit_log).where(audit_log.c.seq == 5))
+        verify = ("audit", "verify", "--database-url", backend.url)
+        out = await asyncio.to_thread(run, *verify)
+        assert out.returncode == 0, "without an anchor a deleted tail goes unseen"
+        out = await asyncio.to_thread(run, *verify, "--anchor", head.group(1))
+        assert out.returncode == 1 and "broken at seq 5" in out.stdout and "cut off" in out.stdout
+        out = await asyncio.to_thread(run, *verify, "--anchor", "five")
+        assert out.returncode == 2 and "bad --anchor" in out.stderr
 
         async with engine.begin() as conn:
             stmt = update(audit_log).where(audit_log.c.seq == 3)

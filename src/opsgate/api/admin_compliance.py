@@ -6,7 +6,8 @@
 - `DELETE /admin/v1/end-users/{end_user}`: erase it all, synchronously; the answer is a receipt
   counting what went per table or store (zeros for an unknown id: erasure is idempotent).
 - `GET /admin/v1/audit`: entries, newest first (`limit`, `cursor`, `action`, `actor`).
-- `POST /admin/v1/audit/verify`: walk the hash chain; names the first entry that does not hold.
+- `POST /admin/v1/audit/verify[?anchor=SEQ:HASH]`: walk the hash chain; names the first entry
+  that does not hold (with an anchor kept elsewhere, also a cut-off or rewritten tail).
 
 Export and erasure write their own audit entries, naming the end user by pseudonym only.
 """
@@ -27,7 +28,7 @@ from opsgate.access.permissions import Permission
 from opsgate.api.admin_access import authorise
 from opsgate.api.audit_middleware import AUDITED, actor_of
 from opsgate.api.responses import JSONResponse, error_response
-from opsgate.audit import AuditEntry, AuditUnavailableError, VerifyResult, pseudonym
+from opsgate.audit import Anchor, AuditEntry, AuditUnavailableError, VerifyResult, pseudonym
 from opsgate.compliance.subjects import check_end_user
 from opsgate.errors import BadRequestError, OpsgateError, ServiceUnavailableError
 from opsgate.gateway import Gateway
@@ -167,12 +168,22 @@ def verify_json(result: VerifyResult) -> dict[str, Any]:
         "first_broken_seq": result.first_broken_seq,
         "reason": result.reason,
         "head_hash": result.head_hash,
+        "head": result.head,
     }
 
 
 async def verify_audit(request: Request, gateway: Gateway, actor: str) -> Response:
-    """Walk the audit log's hash chain; names the first broken entry"""
-    result = await gateway.audit.verify()
+    """Walk the audit log's hash chain; names the first broken entry (`?anchor=SEQ:HASH`: also
+    a log cut off before that entry or rewritten up to it)"""
+    unknown = sorted(set(request.query_params) - {"anchor"})
+    if unknown:
+        raise BadRequestError(f"unknown query parameter {unknown[0]!r}", code="unknown_parameter")
+    raw = request.query_params.get("anchor")
+    try:
+        anchor = Anchor.parse(raw) if raw is not None else None
+    except ValueError as exc:
+        raise BadRequestError(str(exc), code="invalid_anchor", param="anchor") from None
+    result = await gateway.audit.verify(anchor=anchor)
     request.scope[AUDITED] = True
     detail = {"ok": result.ok, "checked": result.checked, "broken": result.first_broken_seq}
     await gateway.audit.append(actor, "audit.verify", "audit_log", detail)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 GENESIS = "0" * 64
 """The `prev_hash` of entry 1."""
+_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,33 @@ class VerifyResult:
     reason: str | None = None
     head_hash: str | None = None
     """The last good entry's hash: keep a copy elsewhere to detect a cut-off tail later."""
+
+    @property
+    def head(self) -> str | None:
+        """`SEQ:HASH` of the last good entry: the anchor to keep elsewhere (`Anchor.parse`)."""
+        return f"{self.checked}:{self.head_hash}" if self.head_hash else None
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """An entry's seq and hash kept outside the database (a ticket, another system's log). A
+    chain that is cut off before it, or rewritten from any entry up to it, no longer holds:
+    the one tampering that the links alone cannot show is a deleted tail."""
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def parse(cls, value: str) -> Anchor:
+        seq, sep, digest = value.strip().partition(":")
+        if not sep or not seq.isdigit() or int(seq) < 1 or not _HEX.fullmatch(digest):
+            raise ValueError(f"an anchor is SEQ:HASH as `audit verify` prints it, not {value!r}")
+        return cls(int(seq), digest.lower())
+
+    def mismatch(self, entry: AuditEntry) -> str | None:
+        if entry.seq == self.seq and entry.hash != self.hash:
+            return "hash differs from the anchor kept elsewhere (the chain was rewritten)"
+        return None
 
 
 def text(value: str) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opsgate.audit.chain import (
     GENESIS,
+    Anchor,
     AuditEntry,
     VerifyResult,
     broken_link,
@@ -128,8 +129,10 @@ class AuditLog:
         async with self._engine.connect() as conn:
             return [_entry(row) for row in await conn.execute(stmt)]
 
-    async def verify(self, *, page: int = 1000) -> VerifyResult:
-        """Walk the chain from seq 1; the first link that does not hold is reported."""
+    async def verify(self, *, page: int = 1000, anchor: Anchor | None = None) -> VerifyResult:
+        """Walk the chain from seq 1; the first link that does not hold is reported. With an
+        `anchor` (an entry's seq and hash kept elsewhere), a chain that ends before it or
+        holds another hash at its seq does not hold either."""
         expected, prev_hash, checked = 1, GENESIS, 0
         async with self._engine.connect() as conn:
             while True:
@@ -141,10 +144,16 @@ class AuditLog:
                 )
                 rows = [_entry(r) for r in await conn.execute(stmt)]
                 for entry in rows:
-                    reason = broken_link(entry, expected, prev_hash)
+                    reason = broken_link(entry, expected, prev_hash) or (
+                        anchor.mismatch(entry) if anchor is not None else None
+                    )
                     if reason is not None:
                         head = prev_hash if checked else None
                         return VerifyResult(False, checked, expected, reason, head)
                     expected, prev_hash, checked = expected + 1, entry.hash, checked + 1
                 if len(rows) < page:
-                    return VerifyResult(True, checked, head_hash=prev_hash if checked else None)
+                    head = prev_hash if checked else None
+                    if anchor is not None and checked < anchor.seq:
+                        reason = f"the log ends before the anchor at seq {anchor.seq} (cut off)"
+                        return VerifyResult(False, checked, expected, reason, head)
+                    return VerifyResult(True, checked, head_hash=head)

@@ -35,8 +35,8 @@ class Detector:
     """Finds the selected PII types (and, with `secrets`, secrets) in text."""
 
     offload = False
-    """True for a backend whose scan costs milliseconds (Presidio): the input guard then
-    always scans in a worker thread, off the event loop."""
+    """True for a backend whose scan costs milliseconds (Presidio): the input and output
+    checks then always run in a worker thread, off the event loop (body masking always does)."""
 
     def __init__(
         self,

@@ -58,27 +58,13 @@ def _detector(
     untrusted: float | None,
     backend: Backend = Backend.linear,
 ) -> InjectionDetector | TransformerDetector:
-    if backend is Backend.transformer:
-        return _transformer(model, threshold, untrusted)
-    from opsgate.guard.injection import InjectionDetector, ModelFileError
-
-    try:
-        return InjectionDetector.load(model, threshold, untrusted)
-    except ModelFileError as exc:
-        err.print(f"[bold red]bad model[/]: {exc}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _transformer(
-    model: Path | None, threshold: float | None, untrusted: float | None
-) -> TransformerDetector:
-    if model is None:
+    if backend is Backend.transformer and model is None:
         err.print("[bold red]--backend transformer needs --model[/] (a local model folder)")
         raise typer.Exit(2)
-    from opsgate.guard.injection.transformer import TransformerDetector
+    from opsgate.guard.injection.backends import load_detector
 
     try:
-        return TransformerDetector.load(model, threshold=threshold, untrusted_threshold=untrusted)
+        return load_detector(backend, model, threshold=threshold, untrusted_threshold=untrusted)
     except (OSError, ValueError, ImportError) as exc:
         err.print(f"[bold red]bad model[/]: {exc}", highlight=False)
         raise typer.Exit(2) from None

@@ -109,20 +109,13 @@ def load_injection(config: GuardConfig, source: str = "<config>") -> Scanner:
     """The injection detector (`guard.injection`), loaded once per runtime; a model that cannot
     be loaded, or a backend whose extra is not installed, is a config error (start-up or
     reload stops with the field), not a traceback."""
+    from opsgate.guard.injection.backends import load_detector
+
     settings = config.injection
     try:
-        if settings.backend == "transformer":
-            from opsgate.guard.injection.transformer import TransformerDetector
-
-            return TransformerDetector.load(
-                settings.model_path or "",
-                threshold=settings.threshold,
-                untrusted_threshold=settings.untrusted_threshold,
-            )
-        from opsgate.guard.injection import InjectionDetector
-
-        return InjectionDetector.load(
-            model_path=settings.model_path,
+        return load_detector(
+            settings.backend,
+            settings.model_path,
             threshold=settings.threshold,
             untrusted_threshold=settings.untrusted_threshold,
         )

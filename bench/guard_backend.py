@@ -5,7 +5,6 @@ the same held-out rows and ~1k-token inputs. Its own section in docs/benchmarks.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +34,12 @@ def run_transformer(
     timed: Callable[[Scanner, str, bool], float],
     progress: Callable[[str], None],
 ) -> BackendRun:
-    from opsgate.guard.injection.transformer import THRESHOLDS_FILE, TransformerDetector
+    from opsgate.guard.injection.transformer import TransformerDetector
 
     detector = TransformerDetector.load(folder)
     progress(f"guard: transformer backend {folder}, held-out and latency")
-    meta_path = folder / THRESHOLDS_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    matches = meta["heldout_digest"] == digest(heldout) if "heldout_digest" in meta else None
+    kept = detector.meta.get("heldout_digest")
+    matches = kept == digest(heldout) if kept is not None else None
     latencies = []
     for kind, texts in inputs.items():
         untrusted = kind == "documents"

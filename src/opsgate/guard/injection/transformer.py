@@ -59,6 +59,7 @@ class TransformerDetector:
         max_length: int = 512,
         stride: int | None = None,
         max_chunks: int = MAX_CHUNKS,
+        meta: dict[str, Any] | None = None,
     ) -> None:
         import torch
 
@@ -66,6 +67,8 @@ class TransformerDetector:
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("the model needs a fast tokenizer (a tokenizer.json in its folder)")
         self.model, self.tokenizer, self.labels = model, tokenizer, labels
+        self.meta = meta or {}
+        """What the folder's `THRESHOLDS_FILE` says (training digests, config), if it has one."""
         self.threshold = DEFAULT_THRESHOLD if threshold is None else threshold
         self.untrusted_threshold = (
             self.threshold if untrusted_threshold is None else untrusted_threshold
@@ -120,10 +123,10 @@ class TransformerDetector:
             missing = sorted(info["missing_keys"])[:3]
             raise ValueError(f"{folder} is not a fine-tuned classifier: no weights for {missing}")
         labels = read_labels(model.config.id2label, model.config.problem_type, folder)
-        shipped = _shipped_thresholds(folder)
-        threshold = shipped.get("threshold") if threshold is None else threshold
+        meta = _shipped(folder)
+        threshold = meta.get("threshold") if threshold is None else threshold
         if untrusted_threshold is None:
-            untrusted_threshold = shipped.get("untrusted_threshold")
+            untrusted_threshold = meta.get("untrusted_threshold")
         model = model.float().eval().requires_grad_(False)  # fp32 on CPU, whatever was saved
         return cls(
             model,
@@ -134,6 +137,7 @@ class TransformerDetector:
             max_length=max_length,
             stride=stride,
             max_chunks=max_chunks,
+            meta=meta,
         )
 
     def scan(self, text: str, *, untrusted: bool = False) -> InjectionResult:
@@ -219,8 +223,8 @@ def pick(counts: Sequence[int], budget: int) -> list[list[int]]:
     return picks
 
 
-def _shipped_thresholds(folder: Path) -> dict[str, float]:
-    """`threshold` / `untrusted_threshold` from the folder's `THRESHOLDS_FILE`, if any."""
+def _shipped(folder: Path) -> dict[str, Any]:
+    """The folder's `THRESHOLDS_FILE` (empty without one), its thresholds checked."""
     path = folder / THRESHOLDS_FILE
     if not path.is_file():
         return {}
@@ -228,12 +232,13 @@ def _shipped_thresholds(folder: Path) -> dict[str, float]:
         found = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read {path}: {exc}") from exc
-    values = {k: found.get(k) for k in THRESHOLD_KEYS} if isinstance(found, dict) else None
+    values = [found.get(k) for k in THRESHOLD_KEYS] if isinstance(found, dict) else None
     if values is None or not all(
-        v is None or (isinstance(v, float | int) and 0 <= v <= 1) for v in values.values()
+        v is None or (isinstance(v, float | int) and 0 <= v <= 1) for v in values
     ):
         raise ValueError(f"{path}: threshold and untrusted_threshold must be between 0 and 1")
-    return {k: float(v) for k, v in values.items() if v is not None}
+    meta: dict[str, Any] = found
+    return meta
 
 
 def model_limit(model: Any, tokenizer: Any) -> int:

@@ -75,9 +75,9 @@ def inspect(
     result = InputResult(sensitive=sensitive is not None)
     if sensitive is not None:
         result.verdicts.append(Verdict("sensitivity", "input", "route", ((sensitive, 1),)))
-    every = slots(messages)
     if not scans_input(policy):
         return result
+    every = slots(messages)
     chosen, skipped = budget(every, tools.limit)
     if skipped:
         chars = sum(len(s.text) for s in every)

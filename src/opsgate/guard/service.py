@@ -34,14 +34,13 @@ class GuardService:
         *,
         emit: Emit | None = None,
         previous: GuardService | None = None,
-        injection: Scanner | None = None,
         source: str = "<config>",
     ) -> None:
         self.config = config
         self.policies = Policies(config)
         self._detectors: dict[tuple[tuple[str, ...], bool], Detector] = {}
-        self.injection = injection
-        if injection is None and uses_injection(config):
+        self.injection: Scanner | None = None
+        if uses_injection(config):
             same = previous is not None and previous.config.injection == config.injection
             if same and previous is not None and previous.injection is not None:
                 self.injection = previous.injection  # a reload does not load the model again
@@ -89,7 +88,8 @@ class GuardService:
         types = pii_types_needed(policy)
         with_secrets = secrets_needed(policy)
         detector = self.detector(types, secrets=with_secrets) if types or with_secrets else None
-        return Tools(detector, self.injection, self.config.max_scan_chars)
+        injection = self.injection if policy.injection != "off" else None  # loaded for others
+        return Tools(detector, injection, self.config.max_scan_chars)
 
     def output_detector(self, policy: GuardPolicy) -> Detector | None:
         types = policy.pii_types if policy.output_pii != "off" else ()

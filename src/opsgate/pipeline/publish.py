@@ -52,7 +52,8 @@ class TracePublisher:
 
     @property
     def wants_output(self) -> bool:
-        """Whether the completion's text must be collected for this request."""
+        """Whether this request's bodies (request and answer text) are kept: stored, or
+        captured by OpenTelemetry."""
         return self.store_bodies or (self.tracer is not None and self.tracer.capture_content)
 
     def publish(self, trace: TraceRecord, detail: TraceDetail) -> None:

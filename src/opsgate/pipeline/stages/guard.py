@@ -37,7 +37,7 @@ from opsgate.guard.stream import filter_response, filter_stream
 from opsgate.guard.types import Verdict
 from opsgate.pipeline.context import ChatCall, ChatResult, RequestContext
 from opsgate.pipeline.pipeline import Next
-from opsgate.store.records import SpanRecord
+from opsgate.store.records import TraceStatus
 
 log = logging.getLogger("opsgate.guard")
 SENSITIVITY_HEADER = "x-opsgate-sensitivity"
@@ -120,6 +120,8 @@ class InputGuard:
         self, policy: GuardPolicy, messages: list[Any], reason: str | None
     ) -> InputResult:
         tools = self.service.tools(policy)
+        if not scans_input(policy):  # only the caller's sensitivity mark: nothing to scan
+            return inspect(policy, messages, tools, sensitive=reason)
         limit = THREAD_CHARS // 4 if tools.injection is not None else THREAD_CHARS
         offload = (tools.injection is not None and tools.injection.offload) or (
             tools.detector is not None and tools.detector.offload
@@ -148,7 +150,7 @@ class InputGuard:
         ctx.mask_bodies |= result.mask_bodies
         if result.sensitive:
             mark_sensitive(ctx, self.service, [])
-        ctx.spans.append(_span(ctx, "guard_input", "gi", started, t0, result.verdicts))
+        _add_span(ctx, "guard_input", "gi", started, t0, result.verdicts)
         if ctx.principal is not None and scans_input(policy):
             self.service.monitor.observe(ctx.principal.key_id, result.verdicts)
 
@@ -221,24 +223,13 @@ class OutputGuard:
         ctx.guard_verdicts.extend(verdicts)
         if verdicts:
             ctx.mask_bodies = True  # the stored answer must not keep what was caught
-        ctx.spans.append(_span(ctx, "guard_output", "go", started, t0, verdicts))
+        _add_span(ctx, "guard_output", "go", started, t0, verdicts)
 
 
-def _span(
-    ctx: RequestContext,
-    name: str,
-    tag: str,
-    started: float,
-    t0: float,
-    verdicts: list[Verdict],
-) -> SpanRecord:
+def _add_span(
+    ctx: RequestContext, name: str, tag: str, started: float, t0: float, verdicts: list[Verdict]
+) -> None:
     blocked = any(v.action == "block" for v in verdicts)
-    return SpanRecord(
-        span_id=f"{ctx.trace_id[:12]}{tag}00",
-        trace_id=ctx.trace_id,
-        name=name,
-        started_at=started,
-        duration_ms=(time.perf_counter() - t0) * 1000,
-        status="error" if blocked else "ok",
-        attributes={"verdicts": [v.to_json() for v in verdicts]} if verdicts else {},
-    )
+    attributes = {"verdicts": [v.to_json() for v in verdicts]} if verdicts else {}
+    status: TraceStatus = "error" if blocked else "ok"
+    ctx.add_span(f"{tag}00", name, started, t0, status=status, attributes=attributes)

@@ -226,7 +226,7 @@ class Record:
             trace.error_type, trace.error_message = error.code, error.message
         output = "".join(ctx.output) if ctx.output is not None else None
         stored: dict[str, Any] | None = None
-        if req is not None and (self.publisher.store_bodies or self.publisher.tracer is not None):
+        if req is not None and self.publisher.wants_output:  # stored, or captured by OTel
             stored = _request_body(req)
         detail = self._detail(ctx, req, body)
         masker = self.masker if self.mask_all or ctx.mask_bodies else None

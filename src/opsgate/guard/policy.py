@@ -71,8 +71,4 @@ def secrets_needed(policy: GuardPolicy) -> bool:
 
 
 def uses_injection(config: GuardConfig) -> bool:
-    return any(p.injection != "off" for p in _all_layers(config))
-
-
-def _all_layers(config: GuardConfig) -> list[GuardPolicy]:
-    return config.policies()
+    return any(p.injection != "off" for p in config.policies())

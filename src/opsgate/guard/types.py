@@ -67,11 +67,6 @@ class Verdict:
     types: tuple[tuple[str, int], ...] = ()
     """(entity type or reason, count), sorted by type: never the values themselves."""
     score: float | None = None
-    detail: str | None = None
-
-    @property
-    def count(self) -> int:
-        return sum(n for _, n in self.types)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"check": self.check, "stage": self.stage, "action": self.action}
@@ -79,8 +74,6 @@ class Verdict:
             out["types"] = dict(self.types)
         if self.score is not None:
             out["score"] = round(self.score, 4)
-        if self.detail:
-            out["detail"] = self.detail
         return out
 
 

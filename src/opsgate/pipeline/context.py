@@ -12,7 +12,7 @@ from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest,
 from opsgate.errors import BadRequestError
 from opsgate.guard.types import Verdict
 from opsgate.routing.router import RouteState
-from opsgate.store.records import CacheResult, SpanRecord
+from opsgate.store.records import CacheResult, SpanRecord, TraceStatus
 from opsgate.types import JSONObject
 
 ChatResult = ChatResponse | AsyncIterator[ChatChunk]
@@ -63,6 +63,29 @@ class RequestContext:
 
     def __post_init__(self) -> None:
         self.route = RouteState(trace_id=self.trace_id)
+
+    def add_span(
+        self,
+        suffix: str,
+        name: str,
+        started: float,
+        t0: float,
+        *,
+        status: TraceStatus = "ok",
+        attributes: Mapping[str, object] | None = None,
+    ) -> None:
+        """Record a stage's timed step (since `t0`); its id is the trace id's first 12
+        characters and a 4-character `suffix` the stage makes unique."""
+        span = SpanRecord(
+            span_id=f"{self.trace_id[:12]}{suffix}",
+            trace_id=self.trace_id,
+            name=name,
+            started_at=started,
+            duration_ms=(time.perf_counter() - t0) * 1000,
+            status=status,
+            attributes=dict(attributes or {}),
+        )
+        self.spans.append(span)
 
     @property
     def bearer(self) -> str | None:

@@ -23,7 +23,7 @@ from opsgate.cache.service import CacheService, Hit
 from opsgate.chat import ChatChunk, ChatResponse
 from opsgate.pipeline.context import ChatCall, ChatResult, RequestContext
 from opsgate.pipeline.pipeline import Next
-from opsgate.store.records import CacheResult, SpanRecord
+from opsgate.store.records import CacheResult
 from opsgate.types import JSONObject
 
 log = logging.getLogger("opsgate.cache")
@@ -82,7 +82,7 @@ class Cache:
             log.warning("cache store failed: %s", exc)
             stored = False
         attrs: dict[str, object] = {"key": plan.key, "stored": stored, "ttl": plan.access.ttl}
-        ctx.spans.append(_span(ctx, "cache_store", 1, started, t0, attrs))
+        ctx.add_span("ca01", "cache_store", started, t0, attributes=attrs)
 
     async def _tee(
         self, chunks: AsyncIterator[ChatChunk], ctx: RequestContext, plan: Plan
@@ -99,24 +99,6 @@ class Cache:
         body = fold.completion(ctx.usage)  # only reached when the stream ended normally
         if body is not None:
             await self._save(ctx, plan, body)
-
-
-def _span(
-    ctx: RequestContext,
-    name: str,
-    n: int,
-    started: float,
-    t0: float,
-    attrs: dict[str, object],
-) -> SpanRecord:
-    return SpanRecord(
-        span_id=f"{ctx.trace_id[:12]}ca{n:02x}",
-        trace_id=ctx.trace_id,
-        name=name,
-        started_at=started,
-        duration_ms=(time.perf_counter() - t0) * 1000,
-        attributes=dict(attrs),
-    )
 
 
 def _mark(
@@ -148,7 +130,7 @@ def _mark(
         )
         if hit.similarity is not None:
             attrs["similarity"] = round(hit.similarity, 4)
-    ctx.spans.append(_span(ctx, "cache_lookup", 0, started, t0, attrs))
+    ctx.add_span("ca00", "cache_lookup", started, t0, attributes=attrs)
 
 
 def _replay(ctx: RequestContext, hit: Hit, *, stream: bool, include_usage: bool) -> ChatResult:

@@ -26,7 +26,7 @@ from bench.cache_ann import AnnRow
 from bench.cache_embed import QuantRow
 from bench.cache_http import HttpRow
 from bench.cache_stage import StageRow
-from bench.report import Grid
+from bench.report import Grid, grids_markdown
 from opsgate.cache import evaluate
 
 PARTS = ("stage", "http", "ann", "quality", "quant")
@@ -162,9 +162,7 @@ def cache_markdown(run: CacheRun, note: str) -> str:
         "half. QQP = Quora Question Pairs dev (2,295 pairs), MQP = Medical Question Pairs dev "
         "(972 pairs), read from `../shared/data`.",
     ]
-    for grid in cache_grids(run):
-        parts += ["", f"**{grid.title}**", "", grid.markdown()]
-        parts += [f"\n_{n}_" for n in grid.notes]
+    parts += grids_markdown(cache_grids(run))
     parts += [f"\n_skipped: {s}_" for s in run.skipped]
     return "\n".join(parts)
 

@@ -21,23 +21,21 @@ import numpy as np
 from rich.console import Console
 
 from bench.guard_backend import BackendRun, backend_grids, backend_markdown, run_transformer
-from bench.procs import REPO_ROOT
-from bench.report import Grid
+from bench.report import Grid, grids_markdown, pct
 from bench.stats import percentile
 from opsgate.accounting.tokens import count_text_tokens, get_tokenizer
 from opsgate.guard.injection import InjectionDetector
-from opsgate.guard.injection.data import Example, load_all, split
+from opsgate.guard.injection.data import Example, default_data_dir, load_all, split
 from opsgate.guard.injection.detector import HIGH_RULES
 from opsgate.guard.injection.evaluate import Scored, by, rates, recall_at_fpr, score_all
-from opsgate.guard.injection.train import digest, threshold_at
+from opsgate.guard.injection.train import TrainConfig, digest, threshold_at
 from opsgate.guard.inspect import Scanner
 from opsgate.guard.normalize import NormalizedText, normalize
 
-DATA = REPO_ROOT.parent / "shared" / "data"
 TOKENS = 1000
 INPUTS_PER_KIND = 60
 ROUNDS = 5
-TARGET_FPR = 0.025
+TARGET_FPR = TrainConfig().target_fpr
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +72,6 @@ class GuardRun:
     """Another backend on the same rows (`--transformer DIR`)."""
 
 
-def _pct(value: float) -> str:
-    return "-" if value != value else f"{100 * value:.1f}%"  # NaN: nothing to rate
-
-
 def _length_flags(fitting: Sequence[Example], heldout: Sequence[Example]) -> list[bool]:
     limits = {
         kind: threshold_at(
@@ -95,15 +89,15 @@ def _row(
     r = rates(rows)
     hard = rates(s for s in rows if s.example.hard_negative)
     labels = [s.example.label for s in rows]
-    at_fpr = [_pct(recall_at_fpr(scores, labels, f)) if scores else "-" for f in (0.01, 0.03, 0.05)]
+    at_fpr = [pct(recall_at_fpr(scores, labels, f)) if scores else "-" for f in (0.01, 0.03, 0.05)]
     return (
         part,
         name,
         f"{r.positives} / {r.negatives}",
-        _pct(r.tpr),
-        _pct(r.fpr),
-        _pct(r.precision),
-        _pct(hard.fpr),
+        pct(r.tpr),
+        pct(r.fpr),
+        pct(r.precision),
+        pct(hard.fpr),
         *at_fpr,
     )
 
@@ -149,12 +143,12 @@ def quality_grids(run: GuardRun) -> list[Grid]:
     )
     source = Grid("Held-out, per source (shipped detector)", ("source", "rows", "TPR", "FPR"))
     for name, r in by(run.scored, lambda ex: ex.source).items():
-        source.rows.append((name, str(r.positives + r.negatives), _pct(r.tpr), _pct(r.fpr)))
+        source.rows.append((name, str(r.positives + r.negatives), pct(r.tpr), pct(r.fpr)))
     kind = Grid(
         "Held-out, per attack kind (shipped detector)", ("attack_kind", "rows", "TPR", "FPR")
     )
     for name, r in by(run.scored, lambda ex: ex.attack_kind).items():
-        kind.rows.append((name, str(r.positives + r.negatives), _pct(r.tpr), _pct(r.fpr)))
+        kind.rows.append((name, str(r.positives + r.negatives), pct(r.tpr), pct(r.fpr)))
     return [overall, source, kind]
 
 
@@ -276,11 +270,12 @@ def measure_latency(
 
 
 def run_guard(progress: Callable[[str], None] = print, transformer: Path | None = None) -> GuardRun:
-    if not (DATA / "injection" / "dev.jsonl").exists():
-        raise RuntimeError(f"labelled injection sets missing under {DATA}")
+    data = default_data_dir()
+    if not (data / "injection" / "dev.jsonl").exists():
+        raise RuntimeError(f"labelled injection sets missing under {data}")
     detector = InjectionDetector.load()
     progress("guard: held-out split and scores")
-    examples = load_all(DATA)
+    examples = load_all(data)
     fitting, heldout = split(examples)
     scored = score_all(detector, heldout)
     baselines = Baselines(
@@ -328,9 +323,7 @@ def guard_markdown(run: GuardRun, note: str) -> str:
         + ("matches" if run.split_matches else "DOES NOT match")
         + " the one the shipped model was trained without. See docs/guard-injection.md.",
     ]
-    for grid in [*quality_grids(run), latency_grid(run)]:
-        parts += ["", f"**{grid.title}**", "", grid.markdown()]
-        parts += [f"\n_{n}_" for n in grid.notes]
+    parts += grids_markdown([*quality_grids(run), latency_grid(run)])
     return "\n".join(parts)
 
 

@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.report import Grid
+from bench.report import Grid, grids_markdown, pct
+from bench.stats import percentile
 from opsgate.guard.injection.data import Example
 from opsgate.guard.injection.evaluate import Scored, by, rates, recall_at_fpr, score_all
 from opsgate.guard.injection.train import digest
@@ -46,7 +47,7 @@ def run_transformer(
         for text in texts[:3]:
             detector.scan(text, untrusted=untrusted)
         samples = sorted(timed(detector, text, untrusted) for text in texts)
-        latencies.append((kind, _at(samples, 0.5) * 1e3, _at(samples, 0.99) * 1e3))
+        latencies.append((kind, percentile(samples, 50) * 1e3, percentile(samples, 99) * 1e3))
     return BackendRun(
         f"transformer ({folder.name})",
         score_all(detector, heldout),
@@ -54,14 +55,6 @@ def run_transformer(
         matches,
         latencies,
     )
-
-
-def _at(ranked: Sequence[float], share: float) -> float:
-    return ranked[min(len(ranked) - 1, int(share * len(ranked)))]
-
-
-def _pct(value: float) -> str:
-    return "-" if value != value else f"{100 * value:.1f}%"
 
 
 def backend_grids(run: BackendRun, shipped: Sequence[Scored]) -> list[Grid]:
@@ -77,11 +70,11 @@ def backend_grids(run: BackendRun, shipped: Sequence[Scored]) -> list[Grid]:
             rows = [s for s in scored if keep(s)]
             r = rates(rows)
             labels, scores = [s.example.label for s in rows], [s.score for s in rows]
-            at = [_pct(recall_at_fpr(scores, labels, f)) for f in (0.01, 0.03, 0.05)]
-            overall.rows.append((part, name, _pct(r.tpr), _pct(r.fpr), *at))
+            at = [pct(recall_at_fpr(scores, labels, f)) for f in (0.01, 0.03, 0.05)]
+            overall.rows.append((part, name, pct(r.tpr), pct(r.fpr), *at))
     source = Grid(f"Held-out per source: {run.name}", ("source", "rows", "TPR", "FPR"))
     for group, r in by(run.scored, lambda ex: ex.source).items():
-        source.rows.append((group, str(r.positives + r.negatives), _pct(r.tpr), _pct(r.fpr)))
+        source.rows.append((group, str(r.positives + r.negatives), pct(r.tpr), pct(r.fpr)))
     latency = Grid(f"{run.name}: scan() latency on ~1k-token inputs, ms", ("input", "p50", "p99"))
     for kind, p50, p99 in run.latencies:
         latency.rows.append((kind, f"{p50:.1f}", f"{p99:.1f}"))
@@ -101,7 +94,5 @@ def backend_markdown(run: BackendRun, shipped: Sequence[Scored], note: str) -> s
         f"from the model folder. The held-out split {split[run.split_matches]} the model's "
         "training. See docs/guard-injection.md.",
     ]
-    for grid in backend_grids(run, shipped):
-        parts += ["", f"**{grid.title}**", "", grid.markdown()]
-        parts += [f"\n_{n}_" for n in grid.notes]
+    parts += grids_markdown(backend_grids(run, shipped))
     return "\n".join(parts)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rich.console import Console
@@ -36,6 +36,20 @@ class Grid:
         ]
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         return "\n".join(lines)
+
+
+def grids_markdown(grids: Iterable[Grid]) -> list[str]:
+    """Each grid as a bold title, its table and its notes in italics (docs sections)."""
+    parts: list[str] = []
+    for grid in grids:
+        parts += ["", f"**{grid.title}**", "", grid.markdown()]
+        parts += [f"\n_{n}_" for n in grid.notes]
+    return parts
+
+
+def pct(value: float) -> str:
+    """A share as a percentage with one decimal; "-" for NaN (nothing to rate)."""
+    return "-" if value != value else f"{100 * value:.1f}%"
 
 
 def rps(value: float) -> str:

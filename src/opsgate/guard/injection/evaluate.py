@@ -89,11 +89,6 @@ def recall_at_fpr(scores: Sequence[float], labels: Sequence[int], fpr: float) ->
     return float(np.mean(s[y == 1] > negatives[allowed]))
 
 
-def with_flags(scored: Sequence[Scored], flag: Callable[[Scored], bool]) -> list[Scored]:
-    """The same rows flagged by another rule (a baseline at its own threshold)."""
-    return [Scored(s.example, s.score, flag(s)) for s in scored]
-
-
 def load_labelled(path: Path, *, untrusted: bool = False) -> list[Example]:
     """JSONL rows with `text` (or `prompt`, or `document` = an untrusted document) and `label`
     (0/1 or true/false); `source` and `attack_kind` are optional."""

@@ -90,10 +90,6 @@ class Rule:
     high: bool
     probes: tuple[Probe, ...]
 
-    def fires(self, text: str, present: frozenset[bytes] | None = None) -> bool:
-        present = words(text) if present is None else present
-        return any(p.fires(text, present) for p in self.probes)
-
 
 _INSTRUCTIONS = (
     r"(?:instructions?|directives?|rules|guidelines|prompts?|commands?|orders|programming|"

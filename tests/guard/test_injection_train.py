@@ -87,6 +87,14 @@ def test_threshold_allows_at_most_the_target_share_of_negatives() -> None:
     assert threshold_at(np.array([0.3]), 0.02) > 0.3
 
 
+def test_threshold_holds_for_scores_above_one() -> None:
+    """The length-only baseline ranks by characters: the threshold must still sit above the
+    highest negative it may not flag (a step towards 1.0 would land below 812)."""
+    lengths = np.array([812.0, 400.0, 30.0, 5.0])
+    assert np.sum(lengths >= threshold_at(lengths, 0.0)) == 0
+    assert threshold_at(np.array([1.0]), 0.0) > 1.0
+
+
 def test_near_copies_share_a_group_and_the_split_keeps_groups_whole() -> None:
     examples = _examples()
     assert len({ex.group for ex in examples}) == len(ATTACKS) + len(BENIGN)

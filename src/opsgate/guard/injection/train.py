@@ -184,7 +184,7 @@ def threshold_at(negative_scores: Floats, target_fpr: float) -> float:
     allowed = int(np.floor(target_fpr * len(ranked)))
     if allowed >= len(ranked):
         return 0.0
-    return float(np.nextafter(ranked[allowed], 1.0))
+    return float(np.nextafter(ranked[allowed], np.inf))  # just above it, whatever its scale
 
 
 def digest(examples: Sequence[Example]) -> str:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from opsgate.cli_http import call
+from opsgate.cli_http import DEFAULT_URL, UrlOpt, call
 
 cache_app = typer.Typer(help="Inspect and purge the response cache.", no_args_is_help=True)
 models_app = typer.Typer(
@@ -20,9 +20,7 @@ models_app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-UrlOpt = Annotated[str, typer.Option(help="the running gateway", envvar="OPSGATE_URL")]
 Text = Annotated[str | None, typer.Option()]
-DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def register(app: typer.Typer) -> None:

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from opsgate.cli_http import call
+from opsgate.cli_http import DEFAULT_URL, UrlOpt, call
 
 audit_app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
 gdpr_app = typer.Typer(
@@ -27,14 +27,12 @@ gdpr_app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-UrlOpt = Annotated[str, typer.Option(help="the running gateway", envvar="OPSGATE_URL")]
 UserOpt = Annotated[str, typer.Option("--user", help="the end user id (the `user` field)")]
 DbOpt = Annotated[
     str | None,
     typer.Option(help="default: $OPSGATE_DATABASE_URL, else the config's database_url"),
 ]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")]
-DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def register(app: typer.Typer) -> None:

@@ -12,12 +12,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 err = Console(stderr=True)
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+UrlOpt = Annotated[str, typer.Option(help="the running gateway", envvar="OPSGATE_URL")]
+"""The `--url` option of every command that calls the running gateway."""
 
 
 def call(

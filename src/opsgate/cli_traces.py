@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,21 +18,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from opsgate.cli_http import get_json
+from opsgate.cli_http import DEFAULT_URL, UrlOpt, get_json
 
 traces_app = typer.Typer(help="List and inspect stored traces.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
 
-UrlOpt = Annotated[str, typer.Option(help="the running gateway", envvar="OPSGATE_URL")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the raw JSON answer")]
 Since = Annotated[
     str | None, typer.Option(help="ISO-8601 time or an age: 15m, 2h, 7d (start, inclusive)")
 ]
 Until = Annotated[str | None, typer.Option(help="ISO-8601 time or an age (end, exclusive)")]
 Text = Annotated[str | None, typer.Option()]
-DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 
@@ -80,6 +81,24 @@ def test_one_process_per_journal(tmp_path: Path) -> None:
     first.release()
     second.acquire()
     second.release()
+
+
+async def test_files_oldest_first_and_locked_holds_appends_off(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.jsonl")
+    assert list(journal.files()) == []
+    await journal.append([make_trace(1)])
+    await journal.next_for_replay()
+    await journal.append([make_trace(2)])
+    await journal.append([make_trace(3)], rejected=True)
+    assert list(journal.files()) == [journal.replaying, journal.path, journal.rejected]
+
+    with journal.locked():
+        pending = asyncio.create_task(journal.append([make_trace(4)]))
+        await asyncio.sleep(0.2)
+        assert not pending.done(), "an append ran while the journal was locked"
+        size = journal.path.stat().st_size
+    await pending
+    assert journal.path.stat().st_size > size
 
 
 def test_default_journal_path() -> None:

@@ -15,8 +15,8 @@ Export and erasure write their own audit entries, naming the end user by pseudon
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,8 +26,10 @@ from starlette.routing import Route
 
 from opsgate.access.permissions import Permission
 from opsgate.api.admin_access import authorise
+from opsgate.api.admin_traces import check_known
 from opsgate.api.audit_middleware import AUDITED, actor_of
 from opsgate.api.responses import JSONResponse, error_response
+from opsgate.api.trace_json import iso
 from opsgate.audit import Anchor, AuditEntry, AuditUnavailableError, VerifyResult, pseudonym
 from opsgate.compliance.subjects import check_end_user
 from opsgate.errors import BadRequestError, OpsgateError, ServiceUnavailableError
@@ -71,10 +73,6 @@ def _end_user(request: Request) -> str:
     return end_user
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
-
-
 async def export_end_user(request: Request, gateway: Gateway, actor: str) -> Response:
     """Everything kept about an end user (traces with bodies, usage, alerts, journal)"""
     end_user = _end_user(request)
@@ -83,7 +81,7 @@ async def export_end_user(request: Request, gateway: Gateway, actor: str) -> Res
     target = pseudonym("end_user", end_user)
     await gateway.audit.append(actor, "gdpr.export", target, {"sections": counts})
     request.scope[AUDITED] = True
-    body = {"object": "end_user.export", "end_user": end_user, "exported_at": _iso(_now())}
+    body = {"object": "end_user.export", "end_user": end_user, "exported_at": iso(time.time())}
     return JSONResponse({**body, "data": data})
 
 
@@ -107,8 +105,8 @@ async def erase_end_user(request: Request, gateway: Gateway, actor: str) -> Resp
             "pseudonym": target,
             "counts": receipt.counts,
             "total": receipt.total,
-            "started_at": _iso(receipt.started_at),
-            "completed_at": _iso(receipt.completed_at),
+            "started_at": iso(receipt.started_at),
+            "completed_at": iso(receipt.completed_at),
             "audit_seq": entry.seq if entry else None,
         }
     )
@@ -119,7 +117,7 @@ def entry_json(entry: AuditEntry) -> dict[str, Any]:
         "object": "audit.entry",
         "seq": entry.seq,
         "at": entry.at,
-        "at_iso": _iso(entry.at),
+        "at_iso": iso(entry.at),
         "actor": entry.actor,
         "action": entry.action,
         "target": entry.target,
@@ -142,13 +140,7 @@ def _int(raw: str | None, name: str, low: int, high: int) -> int | None:
 async def list_audit(request: Request, gateway: Gateway, actor: str) -> Response:
     """Audit log entries, newest first"""
     params = request.query_params
-    unknown = sorted(set(params) - _AUDIT_PARAMS)
-    if unknown:
-        raise BadRequestError(
-            f"unknown query parameter {unknown[0]!r}; known: {', '.join(sorted(_AUDIT_PARAMS))}",
-            code="unknown_parameter",
-            param=unknown[0],
-        )
+    check_known(params, _AUDIT_PARAMS)
     limit = _int(params.get("limit"), "limit", 1, MAX_PAGE) or 100
     before = _int(params.get("cursor"), "cursor", 1, 2**62)
     found = await gateway.audit.entries(
@@ -188,10 +180,6 @@ async def verify_audit(request: Request, gateway: Gateway, actor: str) -> Respon
     detail = {"ok": result.ok, "checked": result.checked, "broken": result.first_broken_seq}
     await gateway.audit.append(actor, "audit.verify", "audit_log", detail)
     return JSONResponse(verify_json(result))
-
-
-def _now() -> float:
-    return datetime.now(UTC).timestamp()
 
 
 _EU = "/admin/v1/end-users/{end_user:path}"

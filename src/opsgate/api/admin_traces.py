@@ -124,7 +124,8 @@ def _invalid(param: str, message: str) -> BadRequestError:
     return BadRequestError(message, code="invalid_parameter", param=param)
 
 
-def _check_known(params: QueryParams, allowed: frozenset[str]) -> None:
+def check_known(params: QueryParams, allowed: frozenset[str]) -> None:
+    """400 `unknown_parameter` naming the first unknown one: a typo must not be ignored."""
     unknown = sorted(set(params.keys()) - allowed)
     if unknown:
         raise BadRequestError(
@@ -187,7 +188,7 @@ def _ordered(since: float, until: float) -> None:
 
 def trace_query(params: QueryParams, now: float) -> TraceQuery:
     """A `TraceQuery` from `/admin/v1/traces` query parameters; BadRequestError if invalid."""
-    _check_known(params, TRACE_PARAMS)
+    check_known(params, TRACE_PARAMS)
     since, until = _time_range(params, now)
     limit = _number(params, "limit", int)
     try:
@@ -230,7 +231,7 @@ def _group_by(params: QueryParams) -> tuple[tuple[UsageDimension, ...], str | No
 
 def usage_query(params: QueryParams, now: float) -> tuple[UsageQuery, str]:
     """A `UsageQuery` and the bucket name from `/admin/v1/usage` query parameters."""
-    _check_known(params, USAGE_PARAMS)
+    check_known(params, USAGE_PARAMS)
     dims, grouped_bucket = _group_by(params)
     bucket = _single(params, "bucket")
     if bucket is not None and bucket not in BUCKETS:
@@ -272,7 +273,7 @@ async def list_traces(request: Request, store: TraceStore, who: Principal) -> Re
 
 async def get_trace(request: Request, store: TraceStore, who: Principal) -> Response:
     params = request.query_params
-    _check_known(params, frozenset({"include_bodies"}))
+    check_known(params, frozenset({"include_bodies"}))
     include_bodies = _flag(params, "include_bodies")
     trace_id: str = request.path_params["trace_id"]
     if include_bodies:

@@ -77,11 +77,6 @@ class Anchor:
         return None
 
 
-def text(value: str) -> str:
-    """Text both databases store unchanged (PostgreSQL refuses NUL)."""
-    return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
-
-
 def canonical_detail(detail: Mapping[str, Any] | None) -> str:
     """Sorted-key, ASCII-only JSON: one spelling per value; non-JSON values become strings."""
     return json.dumps(

@@ -29,8 +29,8 @@ from opsgate.audit.chain import (
     canonical_detail,
     make_entry,
 )
-from opsgate.audit.chain import text as clean
 from opsgate.audit.schema import audit_log
+from opsgate.store.codec import clean_text
 
 log = logging.getLogger("opsgate.audit")
 
@@ -72,7 +72,12 @@ class AuditLog:
         self, actor: str, action: str, target: str, detail: Mapping[str, Any] | None = None
     ) -> AuditEntry:
         """Add one entry at the head of the chain; raises `AuditUnavailableError` on failure."""
-        fields = (clean(actor), clean(action), clean(target), canonical_detail(detail))
+        fields = (
+            clean_text(actor),
+            clean_text(action),
+            clean_text(target),
+            canonical_detail(detail),
+        )
         async with self._lock:
             deadline = time.monotonic() + _MAX_WAIT_S
             for attempt in range(_RETRIES):

@@ -3,16 +3,19 @@
 `gateway.bodies.read(record, actor)` is the one way the admin API, the dashboard and exports see
 a prompt or completion. It checks no role (the caller does, with `traces:read_bodies`); it writes
 the `trace.read_bodies` entry before decrypting, so no body is shown without a trail, and an
-audit log that cannot be written stops the read.
+audit log that cannot be written stops the read. An end user's data export opens bodies with
+`open_bodies` instead: the export is audited as a whole (`gdpr.export`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from opsgate.audit import AuditLog, AuditUnavailableError
 from opsgate.errors import OpsgateError, ServiceUnavailableError
-from opsgate.store.crypto import BodyCipher, DecryptionError, open_record
+from opsgate.store.codec import body_json
+from opsgate.store.crypto import BODY_FIELDS, BodyCipher, DecryptionError, open_body, open_record
 from opsgate.store.records import TraceRecord
 
 READ_BODIES = "trace.read_bodies"
@@ -46,6 +49,16 @@ class BodyReader:
         except DecryptionError as exc:
             raise OpsgateError(str(exc), code="body_undecryptable") from None
 
-    def open(self, record: TraceRecord) -> tuple[bytes | None, bytes | None]:
-        """Decrypt without an entry of its own: for exports, which are audited as a whole."""
-        return open_record(self._cipher(), record)
+
+def open_bodies(cipher: BodyCipher | None, trace: dict[str, Any]) -> None:
+    """Replace a trace's stored bodies (`trace` is its fields as a dict) with their plain JSON
+    form for an export, which is audited as a whole; a body that cannot be opened becomes
+    `{"error": ...}` so one missing key does not stop the rest of the export."""
+    for name in BODY_FIELDS:
+        raw = trace[name]
+        if raw is None:
+            continue
+        try:
+            trace[name] = body_json(open_body(cipher, bytes(raw), trace["trace_id"], name))
+        except DecryptionError as exc:
+            trace[name] = {"error": str(exc)}

@@ -29,6 +29,7 @@ from opsgate.store.crypto import (
     load_keyring,
     read_key_file,
 )
+from opsgate.store.db import is_sqlite_file
 
 log = logging.getLogger("opsgate.compliance")
 
@@ -39,11 +40,10 @@ def stores_bodies(config: Config) -> bool:
 
 def default_key_file(database_url: str) -> Path | None:
     """`<db file>.key` beside a SQLite file (so `/opsgate.db*` ignore rules cover it), else None."""
-    url = make_url(database_url)
-    database = url.database
-    if url.get_backend_name() == "sqlite" and database and database != ":memory:":
-        return Path(database).with_name(Path(database).name + ".key")
-    return None
+    if not is_sqlite_file(database_url):
+        return None
+    database = Path(str(make_url(database_url).database))
+    return database.with_name(database.name + ".key")
 
 
 def configured_cipher(config: Config, env: Mapping[str, str] | None = None) -> BodyCipher | None:

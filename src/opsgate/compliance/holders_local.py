@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from opsgate.cache.service import CacheService
-from opsgate.store.codec import body_json, from_journal_line
-from opsgate.store.crypto import BODY_FIELDS, BodyCipher, DecryptionError, open_body
+from opsgate.compliance.bodies import open_bodies
+from opsgate.store.codec import from_journal_line
+from opsgate.store.crypto import BodyCipher
 from opsgate.store.journal import Journal
 from opsgate.store.records import TraceRecord
 
@@ -65,31 +66,23 @@ class JournalData:
         if journal is None:
             return []
         records: list[TraceRecord] = []
-        with journal._thread_lock:  # no append, rotation or discard while we read and write
-            for path in (journal.replaying, journal.path, journal.rejected):  # oldest first
-                if not path.exists():
-                    continue
+        with journal.locked():  # no append, rotation or discard while we read and write
+            for path in journal.files():
                 lines = _lines_of(path, end_user)
                 if erase and lines:
                     _blank(path, lines)
                 records += [record for _, _, record in lines]
         return records
 
-    def _json(self, record: TraceRecord) -> dict[str, Any]:
-        data = dataclasses.asdict(record)
-        cipher = self._cipher()
-        for name in BODY_FIELDS:
-            raw = getattr(record, name)
-            try:
-                plain = None if raw is None else open_body(cipher, raw, record.trace_id, name)
-                data[name] = body_json(plain)
-            except DecryptionError as exc:
-                data[name] = {"error": str(exc)}
-        return data
-
     async def export(self, end_user: str) -> list[dict[str, Any]]:
         records = await asyncio.to_thread(self._scan, end_user, erase=False)
-        return [self._json(r) for r in records]
+        cipher = self._cipher()
+        out = []
+        for record in records:
+            data = dataclasses.asdict(record)
+            open_bodies(cipher, data)
+            out.append(data)
+        return out
 
     async def erase(self, end_user: str) -> dict[str, int]:
         records = await asyncio.to_thread(self._scan, end_user, erase=True)

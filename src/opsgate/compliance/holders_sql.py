@@ -17,17 +17,12 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.alerts.schema import alert_events
-from opsgate.store.codec import body_json
-from opsgate.store.crypto import BODY_FIELDS, BodyCipher, DecryptionError, open_body
+from opsgate.compliance.bodies import open_bodies
+from opsgate.store.crypto import BodyCipher
 from opsgate.store.erasures import erasure_time, record_erasure
 from opsgate.store.schema import metadata, spans, traces
 
 BATCH = 500
-
-
-def _plain_keys(row: Mapping[Any, Any]) -> dict[str, Any]:
-    """Plain `str` keys: SQLAlchemy hands back `quoted_name`, which orjson refuses."""
-    return {str(k): v for k, v in row.items()}
 
 
 def _jsonable(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -70,17 +65,6 @@ class TraceData:
         self._engine = engine
         self._cipher = cipher
 
-    def _bodies(self, row: dict[str, Any]) -> None:
-        cipher = self._cipher()
-        for name in BODY_FIELDS:
-            raw = row[name]
-            if raw is None:
-                continue
-            try:
-                row[name] = body_json(open_body(cipher, bytes(raw), row["trace_id"], name))
-            except DecryptionError as exc:
-                row[name] = {"error": str(exc)}
-
     async def export(self, end_user: str) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         after = ""
@@ -92,7 +76,8 @@ class TraceData:
                     .order_by(traces.c.trace_id)
                     .limit(BATCH)
                 )
-                rows = [_plain_keys(r._mapping) for r in await conn.execute(stmt)]
+                # Mutable copies; `_jsonable` makes their keys plain `str` before they leave.
+                rows = [dict(r._mapping) for r in await conn.execute(stmt)]
                 if not rows:
                     return out
                 ids = [r["trace_id"] for r in rows]
@@ -100,8 +85,9 @@ class TraceData:
                 by_trace: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
                 for span in await conn.execute(found):
                     by_trace[span.trace_id].append(_jsonable(span._mapping))
+                cipher = self._cipher()
                 for row in rows:
-                    self._bodies(row)
+                    open_bodies(cipher, row)
                     out.append({**_jsonable(row), "spans": by_trace[row["trace_id"]]})
                 after = ids[-1]
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.audit import AuditLog
 from opsgate.compliance.config import RetentionConfig, RetentionPolicy
-from opsgate.store.schema import spans, traces
+from opsgate.store.schema import traces
 
 log = logging.getLogger("opsgate.compliance.retention")
 
@@ -115,8 +115,7 @@ class Retention:
                 if ids and clear:
                     stmt = update(traces).where(traces.c.trace_id.in_(ids))
                     await conn.execute(stmt.values(request_body=None, response_body=None))
-                elif ids:
-                    await conn.execute(delete(spans).where(spans.c.trace_id.in_(ids)))
+                elif ids:  # spans go with them: ON DELETE CASCADE (foreign_keys=ON on SQLite)
                     await conn.execute(delete(traces).where(traces.c.trace_id.in_(ids)))
             total += len(ids)
             if len(ids) < config.batch_size:

@@ -45,7 +45,7 @@ class Compliance:
     ) -> None:
         self.cipher = cipher_for(config, source)
         self.audit = AuditLog(engine)
-        self.bodies = BodyReader(lambda: self.cipher, self.audit)
+        self.bodies = BodyReader(self._cipher, self.audit)
         self.subjects = DataSubjects()
         self.retention = Retention(engine, retention, audit=self.audit)
         self._engine = engine

@@ -68,8 +68,9 @@ def _column_kinds(table: Table) -> tuple[tuple[str, ...], tuple[int, ...], tuple
 TRACE_COLUMNS, _TRACE_TEXT, _TRACE_JSON = _column_kinds(traces)
 SPAN_COLUMNS, _SPAN_TEXT, _SPAN_JSON = _column_kinds(spans)
 _trace_getter = operator.attrgetter(*TRACE_COLUMNS)
-_SPAN_OWN = tuple(n for n in SPAN_COLUMNS if n not in ("trace_id", "position"))
-_span_getter = operator.attrgetter(*_SPAN_OWN)
+# `span_values` builds each row as (trace_id, position, *the span's own fields).
+assert SPAN_COLUMNS[:2] == ("trace_id", "position"), SPAN_COLUMNS
+_span_getter = operator.attrgetter(*SPAN_COLUMNS[2:])
 
 
 def _clean_values(
@@ -93,12 +94,11 @@ def trace_values(record: TraceRecord) -> tuple[Any, ...]:
 
 def span_values(record: TraceRecord) -> list[tuple[Any, ...]]:
     """The `spans` rows of a record as tuples in `SPAN_COLUMNS` order."""
-    rows = []
-    for position, span in enumerate(record.spans):
-        own = dict(zip(_SPAN_OWN, _span_getter(span), strict=True))
-        own["trace_id"], own["position"] = record.trace_id, position
-        rows.append(_clean_values([own[n] for n in SPAN_COLUMNS], _SPAN_TEXT, _SPAN_JSON))
-    return rows
+    trace_id = record.trace_id
+    return [
+        _clean_values([trace_id, position, *_span_getter(span)], _SPAN_TEXT, _SPAN_JSON)
+        for position, span in enumerate(record.spans)
+    ]
 
 
 def span_from_row(row: dict[str, Any]) -> SpanRecord:

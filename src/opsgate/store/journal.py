@@ -13,11 +13,12 @@ append cancelled on the asyncio side still finishes before the next file operati
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
 import threading
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -182,6 +183,21 @@ class Journal:
     async def discard(self, file: Path) -> None:
         """Delete a fully replayed file."""
         await asyncio.to_thread(self._discard_sync, file)
+
+    # -- for tools that rewrite the files in place (an erasure) -------------------------------
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold off appends, rotation and discards while the caller reads and rewrites the
+        files; blocking, so use it from a thread."""
+        with self._thread_lock:
+            yield
+
+    def files(self) -> Iterator[Path]:
+        """The files that exist, oldest lines first: replaying, live, rejected."""
+        for path in (self.replaying, self.path, self.rejected):
+            if path.exists():
+                yield path
 
     def has_backlog(self) -> bool:
         """Whether anything waits for replay (a stat; call from a thread or tests)."""

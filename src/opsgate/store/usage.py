@@ -153,8 +153,12 @@ def fold(
 ) -> list[tuple[Level, list[tuple[Any, ...]]]]:
     """Each level's rows for a batch's per-minute buckets, summed with numpy: the writer does
     this for every batch, and adding 55 columns per bucket per level in Python cost more than
-    the rest of the batch's row building."""
-    keys = sorted(buckets)
+    the rest of the batch's row building.
+
+    `buckets` must be in key order, as `aggregate` returns them: the per-minute rows keep that
+    order (a stable lock order on PostgreSQL) and are not sorted again here.
+    """
+    keys = list(buckets)
     if not keys:
         return [(level, []) for level in levels]
     values = [_values(buckets[key]) for key in keys]

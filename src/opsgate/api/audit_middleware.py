@@ -5,19 +5,21 @@ entry, written when the response starts (so a client that reads the log next see
 what (`keys.create`, `keys.revoke`, `config.reload`, `cache.purge`, ...), the path and the
 status, failures and refusals included. Request bodies are never logged (they carry secrets).
 Handlers that write a richer entry themselves (erasure, export, body reads) mark the scope.
+`append_or_log` is the one way to write an entry for something that already happened.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opsgate.access.principal import ANONYMOUS, Principal
 from opsgate.api.admin_access import PRINCIPAL
-from opsgate.audit import AuditUnavailableError, pseudonym
+from opsgate.audit import AuditLog, AuditUnavailableError, pseudonym
 
 log = logging.getLogger("opsgate.audit")
 
@@ -25,7 +27,8 @@ AUDITED = "opsgate.audited"
 """Set in the ASGI scope by a handler that wrote its own audit entry."""
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _VERBS = {"POST": "create", "PUT": "set", "PATCH": "update", "DELETE": "delete"}
-_END_USER = re.compile(r"^(/admin/v1/end-users/)([^/]+)")
+_END_USER = re.compile(r"^(/admin/v1/end-users/)(.+)$", re.DOTALL)
+_EXPORT = "/export"
 
 
 def actor_of(scope: Scope) -> str:
@@ -48,12 +51,38 @@ def action_of(method: str, path: str) -> str:
     verb = _VERBS.get(method, method.lower())
     if method == "POST" and len(parts) >= 2:
         verb = parts[-1]
+        if resource == "end-users" and verb != _EXPORT[1:]:
+            verb = _VERBS[method]  # the last part is (part of) an end user's id: never logged
     return f"{resource}.{verb}"
 
 
-def target_of(path: str) -> str:
-    """The path, with an end user's id replaced by its pseudonym (the log must not keep it)."""
-    return _END_USER.sub(lambda m: m.group(1) + pseudonym("end_user", m.group(2)), path)
+def target_of(method: str, path: str) -> str:
+    """The path, with an end user's id replaced by its pseudonym (the log must not keep it).
+
+    The route takes the id as a `path` (it may hold "/"), so the id is everything after the
+    prefix, as the erasure route reads it; only for another method is a trailing `/export` the
+    export route's suffix and kept."""
+    found = _END_USER.match(path)
+    if found is None:
+        return path
+    prefix, end_user = found.groups()
+    suffix = ""
+    if method != "DELETE" and end_user.endswith(_EXPORT) and len(end_user) > len(_EXPORT):
+        end_user, suffix = end_user.removesuffix(_EXPORT), _EXPORT
+    return prefix + pseudonym("end_user", end_user) + suffix
+
+
+async def append_or_log(
+    audit: AuditLog, actor: str, action: str, target: str, detail: Mapping[str, Any]
+) -> None:
+    """Write one entry for an action that already happened. A failure is logged loudly and not
+    raised: the action cannot be undone, and turning it into an error would misreport it."""
+    try:
+        await audit.append(actor, action, target, detail)
+    except AuditUnavailableError as exc:
+        log.error("audit entry %s on %s not written: %s", action, target, exc)
+    except Exception:
+        log.exception("audit entry %s on %s not written", action, target)
 
 
 class AuditMiddleware:
@@ -88,12 +117,6 @@ class AuditMiddleware:
             return
         method, path = scope["method"], scope["path"]
         detail: dict[str, Any] = {"method": method, "status": status}
-        try:
-            gateway = scope["app"].state.gateway
-            await gateway.audit.append(
-                actor_of(scope), action_of(method, path), target_of(path), detail
-            )
-        except AuditUnavailableError as exc:
-            log.error("audit entry for %s %s not written: %s", method, path, exc)
-        except Exception:  # the action already happened: report loudly, do not turn it into a 500
-            log.exception("audit entry for %s %s not written", method, path)
+        audit: AuditLog = scope["app"].state.gateway.audit
+        action, target = action_of(method, path), target_of(method, path)
+        await append_or_log(audit, actor_of(scope), action, target, detail)

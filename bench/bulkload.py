@@ -6,7 +6,7 @@ database differs: one `sqlite3` `executemany` per table and chunk (synchronous=O
 loading), or asyncpg's binary `COPY` on PostgreSQL, instead of `write_batch`'s statements.
 Each chunk covers its own whole minutes, so its `usage_minute` buckets are complete and never
 collide with another chunk's; hours and days are shared between chunks, so those rows are
-upserted with the store's own statement (`batch.upsert_sql`).
+upserted with the store's own statements (`batch.upsert_sql`, `batch.add` on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from opsgate.store.batch import upsert_sql
+from opsgate.store.batch import add, upsert_sql
 from opsgate.store.codec import SPAN_COLUMNS, TRACE_COLUMNS, span_values, trace_values
 from opsgate.store.records import TraceRecord
 from opsgate.store.schema import USAGE_SUMS, usage_minute
@@ -120,8 +120,8 @@ class PgLoader:
             )
             for level in ROLLUPS:
                 values = rows.rollups[level.table.name]
-                columns = [list(column) for column in zip(*values, strict=True)]
-                await self._conn.execute(upsert_sql("postgresql", level.table, level.key), *columns)
+                for statement in add("postgresql", level.table, values, level.key):
+                    await self._conn.execute(statement.sql, *statement.params)
 
     async def analyze(self) -> float:
         """VACUUM ANALYZE (what autovacuum does to a settled table); returns seconds."""

@@ -11,7 +11,6 @@ against `write_batch` on 500 traces first).
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from bench.dbs import Backend, sqlite_path
 from bench.listing import ListProbe, list_probe
 from bench.measure import Progress
 from bench.querytiming import Timing, timed
-from bench.synthetic import DAY, TraceFactory
+from bench.synthetic import DAY, TraceFactory, spread
 from opsgate.store import SqlTraceStore, UsageQuery, make_engine
 from opsgate.store.db import dispose_engine
 from opsgate.store.migrate import upgrade
@@ -97,19 +96,16 @@ async def _load(
     sqlite = next((SqliteLoader(sqlite_path(b)) for b in backends if b.name == "sqlite"), None)
     pg_url = next((b.url for b in backends if b.name == "postgresql"), None)
     pg = await PgLoader.open(pg_url) if pg_url else None
-    chunks = max(1, math.ceil(rows / CHUNK))
-    window = max(60.0, (30 * DAY / chunks) // 60 * 60)
-    start = end - chunks * window
     began = time.perf_counter()
     try:
-        for i in range(chunks):
+        for part in spread(rows, end, CHUNK):
+            i, chunks, n = part.index, part.of, part.size
             if time.perf_counter() - began > LOAD_LIMIT_S:
                 if progress:
                     progress(f"load stopped after {LOAD_LIMIT_S:g} s at chunk {i}/{chunks}")
                 break
-            n = min(CHUNK, rows - i * CHUNK)
             t = time.perf_counter()
-            records = factory.between(n, start + i * window, start + (i + 1) * window)
+            records = part.records(factory)
             run.prepare_s += time.perf_counter() - t
             prepared = None
             for loaded in run.loaded:

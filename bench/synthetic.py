@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from opsgate.store.records import CacheResult, SpanRecord, TraceRecord
@@ -167,3 +169,28 @@ class TraceFactory:
         """`n` records starting uniformly at random in [start, end), in time order."""
         times = sorted(self._rng.uniform(start, end) for _ in range(n))
         return [self.make(min(t, end - 1e-3)) for t in times]
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One slice of a spread load: `size` traces over [start, end), whole minutes of its own."""
+
+    index: int
+    of: int
+    size: int
+    start: float
+    end: float
+
+    def records(self, factory: TraceFactory) -> list[TraceRecord]:
+        return factory.between(self.size, self.start, self.end)
+
+
+def spread(rows: int, end: float, chunk: int, days: int = 30) -> Iterator[Chunk]:
+    """`rows` traces over the `days` before `end`, in chunks of at most `chunk` traces, each over
+    its own whole minutes (so its `usage_minute` buckets are complete and never shared)."""
+    chunks = max(1, math.ceil(rows / chunk))
+    window = max(60.0, (days * DAY / chunks) // 60 * 60)
+    start = end - chunks * window
+    for i in range(chunks):
+        size = min(chunk, rows - i * chunk)
+        yield Chunk(i, chunks, size, start + i * window, start + (i + 1) * window)

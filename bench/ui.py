@@ -10,7 +10,6 @@ then the median of `repeats` runs. The target is < 300 ms per page.
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 import tempfile
 import time
@@ -23,7 +22,7 @@ import httpx
 from bench.bulkload import SqliteLoader, to_rows
 from bench.querytiming import Timing, timed
 from bench.report import Grid
-from bench.synthetic import DAY, TraceFactory
+from bench.synthetic import TraceFactory, spread
 from opsgate.api.app import create_app
 from opsgate.config import parse_config
 from opsgate.store.migrate import upgrade
@@ -46,16 +45,12 @@ class UiRun:
 def _load(path: Path, rows: int, end: float, progress: Progress | None) -> None:
     """`rows` traces spread over the 30 days before `end`, each chunk over its own minutes."""
     factory = TraceFactory(seed=7)
-    chunks = max(1, math.ceil(rows / CHUNK))
-    window = max(60.0, (30 * DAY / chunks) // 60 * 60)
-    start = end - chunks * window
     loader = SqliteLoader(path)
     try:
-        for i in range(chunks):
-            n = min(CHUNK, rows - i * CHUNK)
-            loader.load(to_rows(factory.between(n, start + i * window, start + (i + 1) * window)))
-            if progress and (i % 10 == 0 or i == chunks - 1):
-                progress(f"loaded {min(rows, (i + 1) * CHUNK):,} of {rows:,} traces")
+        for part in spread(rows, end, CHUNK):
+            loader.load(to_rows(part.records(factory)))
+            if progress and (part.index % 10 == 0 or part.index == part.of - 1):
+                progress(f"loaded {min(rows, (part.index + 1) * CHUNK):,} of {rows:,} traces")
     finally:
         loader.close()
 

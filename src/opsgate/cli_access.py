@@ -6,27 +6,22 @@ Everything goes through the admin API over HTTP (like `config reload`), authenti
 
 from __future__ import annotations
 
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from opsgate.cli_http import call
+from opsgate.cli_http import DEFAULT_URL, UrlOpt, call
 
 keys_app = typer.Typer(help="Create, list, revoke and rotate virtual keys.", no_args_is_help=True)
 teams_app = typer.Typer(help="Create and list teams.", no_args_is_help=True)
 users_app = typer.Typer(help="Create and list users.", no_args_is_help=True)
 out = Console()
-err = Console(stderr=True)
 
-UrlOpt = Annotated[str, typer.Option(help="the running gateway", envvar="OPSGATE_URL")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the raw JSON answer")]
 Opt = Annotated[str | None, typer.Option()]
-DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def register(app: typer.Typer) -> None:
@@ -34,11 +29,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
     app.add_typer(teams_app, name="teams")
     app.add_typer(users_app, name="users")
-
-
-def _query(**params: str | None) -> str:
-    pairs = {k: v for k, v in params.items() if v is not None}
-    return "?" + urllib.parse.urlencode(pairs) if pairs else ""
 
 
 def _keys_table(keys: list[dict[str, Any]]) -> Table:
@@ -99,8 +89,9 @@ def keys_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List keys in your scope (never their secrets)."""
-    query = _query(team_id=team, user_id=user, include_revoked="true" if all_keys else None)
-    found = call(url, "GET", "/admin/v1/keys" + query)
+    revoked = "true" if all_keys else None
+    params = [("team_id", team), ("user_id", user), ("include_revoked", revoked)]
+    found = call(url, "GET", "/admin/v1/keys", params=params)
     if as_json:
         out.print_json(data=found)
         return
@@ -179,7 +170,7 @@ def users_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List users in your scope."""
-    found = call(url, "GET", "/admin/v1/users" + _query(team_id=team))
+    found = call(url, "GET", "/admin/v1/users", params=[("team_id", team)])
     if as_json:
         out.print_json(data=found)
         return

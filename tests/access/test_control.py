@@ -103,6 +103,36 @@ async def test_resolve_builds_the_principal_from_key_and_team(controls: Any) -> 
     assert (await control.resolve(secret)).team.budget is None, "team changes reach the cache"
 
 
+async def test_key_by_id_reads_key_and_team_in_one_query(controls: Any) -> None:
+    """What the dashboard reads per request: the key and its team's policy, as `key_by_hash`
+    finds them, in one statement; None for an unknown id, and no team once the team is gone."""
+    control = await controls()
+    admin, store = AccessAdmin(control), control.store
+    key_id, _ = await _world(admin)
+    statements: list[str] = []
+
+    @event.listens_for(store._engine.sync_engine, "before_cursor_execute")
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    found = await store.key_by_id(key_id)
+    assert len(statements) == 1 and "teams" in statements[0]
+    assert found is not None
+    key, team = found
+    assert (key.id, key.team_id, key.user_id) == (key_id, "t", "u")
+    assert team is not None and team.limits.rpm == 60
+    assert team.budget is not None and team.budget.max_usd == Decimal(100)
+    assert found == await store.key_by_hash(key.key_hash)
+    assert await store.key_by_id("key_unknown") is None
+
+    await admin.create_team(MASTER, TeamCreate(id="gone", name="Gone"))
+    lone, _ = await admin.create_key(MASTER, KeyCreate(team_id="gone", role=Role.MEMBER))
+    await admin.revoke_key(MASTER, lone.id)
+    await admin.delete_team(MASTER, "gone")
+    orphan = await store.key_by_id(lone.id)
+    assert orphan is not None and orphan[0].team_id == "gone" and orphan[1] is None
+
+
 async def test_hot_path_reads_the_database_once_per_key(controls: Any) -> None:
     control = await controls()
     _, secret = await _world(AccessAdmin(control))

@@ -117,6 +117,15 @@ def test_forged_or_missing_csrf_is_403(seeded: Seeded, clients: Clients) -> None
     assert resp.status_code == 403
 
 
+def test_a_non_ascii_csrf_token_is_403_not_a_500(seeded: Seeded, clients: Clients) -> None:
+    http, csrf = clients.logged_in(MASTER)
+    for token in ("é" + csrf[1:], "\u2603"):
+        resp = http.post("/ui/keys", data={"alias": "forged", "csrf_token": token})
+        assert resp.status_code == 403 and "security token" in resp.text
+    header = http.post("/ui/keys", headers={b"x-csrf-token": b"\xe9" + csrf[1:].encode()})
+    assert header.status_code == 403
+
+
 def test_bad_input_gets_an_error_page_not_a_500(seeded: Seeded, clients: Clients) -> None:
     http, csrf = clients.logged_in(MASTER)
     cases = [
@@ -293,3 +302,44 @@ def test_without_a_master_key_this_machine_logs_in_without_a_key(gateway: Gatewa
         assert page.status_code == 200 and "anonymous" in page.text and "everything" in page.text
     finally:
         clients.close()
+
+
+def _budget_rows(page: str) -> list[tuple[str, ...]]:
+    """(scope, id, team, period, alerts) of each row of the Budgets table."""
+    table = re.search(r'<table class="data budgets">(.*?)</table>', page, re.S)
+    assert table, "no budgets table"
+    rows = re.findall(r"<tr>(.*?)</tr>", table.group(1).split("<tbody>")[1], re.S)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in rows]
+    return [(c[0], c[1], c[2], c[3], c[5]) for c in cells]
+
+
+def test_budgets_list_teams_by_name_then_unrevoked_keys(seeded: Seeded, clients: Clients) -> None:
+    with seeded.admin() as admin:
+        budget = {"max_usd": "20", "period": "weekly", "alert_at": [1.0, 0.25]}
+        for team_id, name in (("zeta-team", "Zeta"), ("alpha-team", "Alpha"), ("no-b", "Beta")):
+            body = {"id": team_id, "name": name, "budget": None if team_id == "no-b" else budget}
+            made = admin.post("/admin/v1/teams", json=body)
+            assert made.status_code == 201, made.text
+        ids = []
+        for alias in ("kept-budget", "revoked-budget"):
+            body = {"alias": alias, "team_id": "zeta-team", "role": "member"}
+            made = admin.post("/admin/v1/keys", json={**body, "budget": {"max_usd": "3"}})
+            assert made.status_code == 201, made.text
+            ids.append(made.json()["id"])
+        assert admin.post(f"/admin/v1/keys/{ids[1]}/revoke").status_code == 200
+        member = admin.get("/admin/v1/keys", params={"team_id": "ml"}).json()["data"]
+        member_id = next(k["id"] for k in member if k["alias"] == "ml-app")
+
+    http, _ = clients.logged_in(MASTER)
+    expected = [
+        ("team", "alpha-team", "alpha-team", "weekly", "25%, 100%"),
+        ("team", "zeta-team", "zeta-team", "weekly", "25%, 100%"),
+        ("key", member_id, "ml", "monthly", "50%, 80%, 100%"),
+        ("key", ids[0], "zeta-team", "monthly", "50%, 80%, 100%"),
+    ]
+    for path in ("/ui/keys", "/ui/keys?all=1"):
+        page = http.get(path)
+        assert page.status_code == 200, page.text
+        assert _budget_rows(page.text) == expected, path
+    assert ids[1] in http.get("/ui/keys?all=1").text, "listed as a key, not as a budget"
+    assert ids[1] not in http.get("/ui/keys").text

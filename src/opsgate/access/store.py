@@ -179,6 +179,17 @@ class AccessStore:
 
     async def key_by_hash(self, key_hash: str) -> tuple[KeyRecord, Scope | None] | None:
         """The key with this hash and its team's policy, or None."""
+        return await self._key_and_team(api_keys.c.key_hash == key_hash)
+
+    async def key_by_id(self, key_id: str) -> tuple[KeyRecord, Scope | None] | None:
+        """The key with this id and its team's policy (None: no such team), or None."""
+        return await self._key_and_team(api_keys.c.id == key_id)
+
+    async def _key_and_team(
+        self, where: ColumnElement[bool]
+    ) -> tuple[KeyRecord, Scope | None] | None:
+        """One key and its team's policy in one round trip (an outer join: a key whose team
+        is gone still answers, with None for the team)."""
         stmt = (
             select(
                 api_keys,
@@ -187,7 +198,7 @@ class AccessStore:
                 teams.c.budget.label("team_budget"),
             )
             .select_from(api_keys.outerjoin(teams, teams.c.id == api_keys.c.team_id))
-            .where(api_keys.c.key_hash == key_hash)
+            .where(where)
         )
         async with self._read() as conn:
             row = (await conn.execute(stmt)).first()

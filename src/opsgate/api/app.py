@@ -19,7 +19,7 @@ from starlette.routing import Mount
 from opsgate.api import admin, admin_access, admin_cache, admin_traces, health, openai_routes
 from opsgate.api.admin_alerts import alert_routes
 from opsgate.api.admin_compliance import routes as compliance_routes
-from opsgate.api.audit_middleware import AuditMiddleware
+from opsgate.api.audit_middleware import AuditMiddleware, append_or_log
 from opsgate.api.middleware import TraceIdMiddleware
 from opsgate.api.responses import error_response, handle_opsgate_error, handle_unexpected
 from opsgate.config.loader import ConfigError, load_config
@@ -109,11 +109,8 @@ def _watch_sighup(gateway: Gateway) -> None:
         except ConfigError as exc:
             outcome = "rejected"
             log.error("config reload rejected, keeping the old config: %s", exc)
-        try:
-            detail = {"outcome": outcome}
-            await gateway.audit.append("system:sighup", "config.reload", gateway.source, detail)
-        except Exception as exc:  # the reload itself already happened; say the entry is missing
-            log.error("audit entry for the SIGHUP config reload not written: %s", exc)
+        detail = {"outcome": outcome}
+        await append_or_log(gateway.audit, "system:sighup", "config.reload", gateway.source, detail)
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))

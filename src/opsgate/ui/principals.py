@@ -1,7 +1,7 @@
 """Who is looking: a login key becomes a principal once, and a session becomes one again on every
 request, through the same authentication the API uses.
 
-Re-reading the key per request (one indexed read, plus its team's) is what makes a revoked,
+Re-reading the key per request (one indexed read, joined with its team's) is what makes a revoked,
 disabled or expired key end its dashboard sessions at the next click, on every replica.
 """
 
@@ -58,9 +58,10 @@ async def session_principal(gateway: Gateway, key_id: str) -> Principal | None:
         return principal if principal is ANONYMOUS else None
     if gateway.access is None:
         return None
-    store = gateway.access.store
-    key = await store.get_key(key_id)
-    if key is None or key.status(time.time()) != "active":
+    found = await gateway.access.store.key_by_id(key_id)
+    if found is None:
         return None
-    team = await store.get_team(key.team_id) if key.team_id else None
-    return key.principal(team.scope if team is not None else None)
+    key, team = found
+    if key.status(time.time()) != "active":
+        return None
+    return key.principal(team)

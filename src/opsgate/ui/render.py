@@ -94,7 +94,6 @@ class Renderer:
         return {
             "root": root,
             "static": lambda path: f"{root}/static/{path}?v={self.version}",
-            "path": request.url.path,
         }
 
     def render(

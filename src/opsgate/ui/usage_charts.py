@@ -1,5 +1,5 @@
-"""From usage rollups (`UsageRow`s) to what the overview shows: time windows, chart series,
-headline figures and the top-N tables. Pure functions, no I/O.
+"""From usage rollups (`UsageRow`s) to what the overview shows: time windows (and the one a
+request names), chart series, headline figures and the top-N tables. Pure functions, no I/O.
 
 Everything here reads rollups, never traces, so the overview costs the same with a thousand
 traces or a million.
@@ -10,10 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsgate.accounting.cost import micros_to_usd
+from opsgate.errors import BadRequestError
 from opsgate.store.usage import UsageRow
+
+if TYPE_CHECKING:
+    from opsgate.ui.visit import Visit
 
 ONE_BUCKET = 86_400 * 10**6
 """A step wider than any epoch: every row of a range lands in one bucket (a plain total). A
@@ -56,6 +60,15 @@ WINDOWS: dict[str, Window] = {
     )
 }
 DEFAULT_WINDOW = "24h"
+
+
+def window_from(visit: Visit, default: str) -> Window:
+    """The window the request's `range` names (`default` when none), or 400."""
+    name = visit.request.query_params.get("range") or default
+    window = WINDOWS.get(name)
+    if window is None:
+        raise BadRequestError(f"range must be one of {', '.join(WINDOWS)}; got {name!r}.")
+    return window
 
 
 def _rate(part: float, whole: float) -> float | None:

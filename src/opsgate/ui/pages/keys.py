@@ -20,7 +20,7 @@ from opsgate.access.limits import ScopeKind, ScopeRef
 from opsgate.access.manage import AccessAdmin
 from opsgate.access.permissions import ASSIGNABLE, Permission, is_global
 from opsgate.access.principal import BudgetPolicy, Role
-from opsgate.access.records import KeyRecord, budget_from_json
+from opsgate.access.records import KeyRecord
 from opsgate.errors import BadRequestError, OpsgateError
 from opsgate.ui.key_form import FIELDS, parse_key_form
 from opsgate.ui.registry import Page
@@ -66,14 +66,20 @@ async def _use(
     return BudgetUse(kind, owner, team, policy, status)
 
 
-async def _budgets(visit: Visit, admin: AccessAdmin) -> list[BudgetUse]:
-    entries = await admin.list_budgets(visit.principal)
-    found = [(e, budget_from_json(e["budget"])) for e in entries]
-    return list(
-        await asyncio.gather(
-            *(_use(visit, e["scope"], e["id"], e["team_id"], p) for e, p in found if p is not None)
-        )
-    )
+async def _budgets(visit: Visit, admin: AccessAdmin, keys: list[KeyRecord]) -> list[BudgetUse]:
+    """Every budget in the caller's scope, as `AccessAdmin.list_budgets` lists them (teams by
+    name, then unrevoked keys in `keys`' order), from the keys the page already loaded."""
+    found: list[tuple[ScopeKind, str, str | None, BudgetPolicy]] = [
+        ("team", t.id, t.id, t.scope.budget)
+        for t in await admin.list_teams(visit.principal)
+        if t.scope.budget is not None
+    ]
+    found += [
+        ("key", k.id, k.team_id, k.scope.budget)
+        for k in keys
+        if k.revoked_at is None and k.scope.budget is not None
+    ]
+    return list(await asyncio.gather(*(_use(visit, *entry) for entry in found)))
 
 
 def _assignable(visit: Visit) -> list[str]:
@@ -86,11 +92,11 @@ async def _page(visit: Visit, *, status: int = 200, **extra: Any) -> Response:
     admin = _admin(visit)
     show_all = visit.request.query_params.get("all") in ("1", "true")
     keys: list[KeyRecord] = []
-    if visit.may(P.KEYS_READ):
+    if visit.may(P.KEYS_READ) or visit.may(P.BUDGETS_READ):  # one read serves both tables
         keys = await admin.list_keys(visit.principal, {}, include_revoked=show_all)
-    budgets = await _budgets(visit, admin) if visit.may(P.BUDGETS_READ) else []
+    budgets = await _budgets(visit, admin, keys) if visit.may(P.BUDGETS_READ) else []
     context: dict[str, Any] = {
-        "keys": keys,
+        "keys": keys if visit.may(P.KEYS_READ) else [],
         "key_budgets": {b.owner: b for b in budgets if b.kind == "key"},
         "budgets": budgets,
         "show_all": show_all,

@@ -11,10 +11,9 @@ from starlette.routing import Route
 
 from opsgate.access.permissions import Permission
 from opsgate.access.scoping import scope_usage_query
-from opsgate.errors import BadRequestError
 from opsgate.store.usage import UsageQuery
 from opsgate.ui.registry import Page
-from opsgate.ui.usage_charts import ONE_BUCKET, WINDOWS
+from opsgate.ui.usage_charts import ONE_BUCKET, WINDOWS, window_from
 from opsgate.ui.visit import Visit, view
 
 P = Permission
@@ -23,10 +22,7 @@ DEFAULT_WINDOW = "1h"
 
 @view(P.DEPLOYMENTS_READ)
 async def models_page(visit: Visit) -> Response:
-    name = visit.request.query_params.get("range") or DEFAULT_WINDOW
-    window = WINDOWS.get(name)
-    if window is None:
-        raise BadRequestError(f"range must be one of {', '.join(WINDOWS)}; got {name!r}.")
+    window = window_from(visit, DEFAULT_WINDOW)
     stats = {}
     if visit.may(P.USAGE_READ) and visit.gateway.writer is not None:
         since, until = window.bounds(time.time())

@@ -24,6 +24,7 @@ from opsgate.ui.usage_charts import (
     charts,
     headline,
     top,
+    window_from,
 )
 from opsgate.ui.visit import Visit, view
 
@@ -63,10 +64,7 @@ class Selection:
 
 
 def _selection(visit: Visit) -> Selection:
-    name = visit.request.query_params.get("range") or DEFAULT_WINDOW
-    window = WINDOWS.get(name)
-    if window is None:
-        raise BadRequestError(f"range must be one of {', '.join(WINDOWS)}; got {name!r}.")
+    window = window_from(visit, DEFAULT_WINDOW)
     since, until = window.bounds(time.time())
     return Selection(window, since, until, _filters(visit))
 

@@ -96,5 +96,4 @@
     clearTimeout(pending);
     pending = setTimeout(resize, 150);
   });
-  window.opsgateCharts = charts;
 })();

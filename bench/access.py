@@ -5,7 +5,7 @@ each variant is a real `Pipeline` (the stages under test, then Settle, then an e
 answers at once, standing in for the router) called sequentially; the added cost is a
 variant's median minus the bare pipeline's median, measured in interleaved rounds. Limits
 apply to three scopes (key, team, end user: rpm, tpm and max_parallel each) and budgets to the
-same three; nothing is ever refused. Auth is a virtual key resolved by `AccessControl` (warm
+same three; nothing is ever refused. Auth is a virtual key resolved by `AccessService` (warm
 cache, as on every request after a key's first), when that module is present.
 """
 
@@ -25,11 +25,11 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bench.report import Grid
-from opsgate.access.budgets_cost import WorstCase
-from opsgate.access.budgets_memory import MemoryBudgetLedger
-from opsgate.access.budgets_redis import RedisBudgetLedger
-from opsgate.access.limits_memory import MemoryRateLimiter
-from opsgate.access.limits_redis import RedisRateLimiter
+from opsgate.access.budgets.cost import WorstCase
+from opsgate.access.budgets.memory import MemoryBudgetLedger
+from opsgate.access.budgets.redis import RedisBudgetLedger
+from opsgate.access.limits.memory import MemoryRateLimiter
+from opsgate.access.limits.redis import RedisRateLimiter
 from opsgate.access.principal import BudgetPolicy, Limits, Principal, Scope
 from opsgate.chat import ChatRequest, ChatResponse
 from opsgate.config import parse_config
@@ -37,7 +37,7 @@ from opsgate.pipeline.context import ChatCall, ChatResult, RequestContext
 from opsgate.pipeline.pipeline import Next, Pipeline
 from opsgate.pipeline.stages.admit import Admit
 from opsgate.pipeline.stages.settle import Settle
-from opsgate.providers.http import HTTPClient
+from opsgate.providers.transport import HTTPClient
 from opsgate.routing.build import build_router
 from opsgate.routing.router import Router
 
@@ -114,7 +114,7 @@ async def virtual_key_auth(tmp: Path) -> tuple[Any, str, Closer] | None:
     """An `Authenticate` stage and a virtual key with limits and budgets on key, team and end
     user, from the access package; None when that package is not there (yet)."""
     try:
-        from opsgate.access.control import AccessControl
+        from opsgate.access.control import AccessService
         from opsgate.access.manage import AccessAdmin
         from opsgate.access.models import BudgetIn, KeyCreate, LimitsIn, TeamCreate
         from opsgate.access.principal import MASTER
@@ -126,7 +126,7 @@ async def virtual_key_auth(tmp: Path) -> tuple[Any, str, Closer] | None:
     url = f"sqlite:///{tmp / 'bench-access.db'}"
     await upgrade(url)
     engine = make_engine(url)
-    control = AccessControl(engine)
+    control = AccessService(engine)
     await control.start()
     admin = AccessAdmin(control)
     limits = LimitsIn(rpm=BIG.rpm, tpm=BIG.tpm, max_parallel=BIG.max_parallel)
@@ -317,7 +317,7 @@ def access_markdown(run: AccessRun, note: str) -> str:
         "rpm, tpm and max_parallel each, never refusing) + budget hold and settle for the same "
         "three scopes. On Redis (127.0.0.1:6379, same machine, sharing its CPUs) that is two "
         "pipelined round trips (acquire + reserve in, release + settle out) running four Lua "
-        "scripts. `auth` = a virtual key resolved from `AccessControl`'s warm cache."
+        "scripts. `auth` = a virtual key resolved from `AccessService`'s warm cache."
     )
     parts = [
         "## Access control: auth + rate limits + budgets (`python -m bench access`)",

@@ -23,9 +23,9 @@ import asyncpg  # type: ignore[import-untyped]
 
 from opsgate.store.batch import add, upsert_sql
 from opsgate.store.codec import SPAN_COLUMNS, TRACE_COLUMNS, span_values, trace_values
-from opsgate.store.records import TraceRecord
-from opsgate.store.schema import USAGE_SUMS, usage_minute
+from opsgate.store.tables.traces import USAGE_SUMS, usage_minute
 from opsgate.store.usage import LEVELS, aggregate, fold
+from opsgate.trace import TraceRecord
 
 USAGE_COLUMNS = tuple(c.name for c in usage_minute.columns)
 ROLLUPS = tuple(level for level in LEVELS if level.table is not usage_minute)

@@ -1,7 +1,7 @@
 """The prompt-injection detector: held-out quality next to baselines, and `scan()` latency on
 ~1k-token inputs (`python -m bench guard`).
 
-Quality is judged on the held-out part of the labelled sets (`opsgate.guard.injection.data
+Quality is judged on the held-out part of the labelled sets (`opsgate.tools.injection.data
 .split`: grouped, stratified, never read by training); the detector's thresholds are the shipped
 model's, chosen on out-of-fold scores of the training part. The length-only baseline scores a
 text by its length (jailbreaks are long, benign prompts short): its threshold is set the same way,
@@ -25,12 +25,12 @@ from bench.report import Grid, grids_markdown, pct
 from bench.stats import percentile
 from opsgate.accounting.tokens import count_text_tokens, get_tokenizer
 from opsgate.guard.injection import InjectionDetector
-from opsgate.guard.injection.data import Example, default_data_dir, load_all, split
 from opsgate.guard.injection.detector import HIGH_RULES
-from opsgate.guard.injection.evaluate import Scored, by, rates, recall_at_fpr, score_all
-from opsgate.guard.injection.train import TrainConfig, digest, threshold_at
-from opsgate.guard.inspect import Scanner
+from opsgate.guard.inspection import Scanner
 from opsgate.guard.normalize import NormalizedText, normalize
+from opsgate.tools.injection.data import Example, default_data_dir, load_all, split
+from opsgate.tools.injection.evaluate import Scored, by, rates, recall_at_fpr, score_all
+from opsgate.tools.injection.train import TrainConfig, digest, threshold_at
 
 TOKENS = 1000
 INPUTS_PER_KIND = 60

@@ -1,5 +1,5 @@
 """Another injection backend next to the shipped detector: `python -m bench guard --transformer
-DIR` scores a local Hugging Face model folder (e.g. from `opsgate.guard.injection.finetune`) on
+DIR` scores a local Hugging Face model folder (e.g. from `opsgate.tools.injection.finetune`) on
 the same held-out rows and ~1k-token inputs. Its own section in docs/benchmarks.md
 (`guard-transformer`), so the shipped detector's section stays comparable run to run."""
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 from bench.report import Grid, grids_markdown, pct
 from bench.stats import percentile
-from opsgate.guard.injection.data import Example
-from opsgate.guard.injection.evaluate import Scored, by, rates, recall_at_fpr, score_all
-from opsgate.guard.injection.train import digest
-from opsgate.guard.inspect import Scanner
+from opsgate.guard.inspection import Scanner
+from opsgate.tools.injection.data import Example
+from opsgate.tools.injection.evaluate import Scored, by, rates, recall_at_fpr, score_all
+from opsgate.tools.injection.train import digest
 
 
 @dataclass(frozen=True, slots=True)

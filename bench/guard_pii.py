@@ -22,9 +22,9 @@ from typing import Any
 
 from bench.procs import REPO_ROOT
 from bench.report import Grid
+from opsgate.guard.credentials import SecretsDetector
 from opsgate.guard.pii import Detector
 from opsgate.guard.redact import Redactor
-from opsgate.guard.secrets import SecretsDetector
 
 DATA = REPO_ROOT / ".." / "shared" / "data" / "pii" / "dev.jsonl"
 GOLD_TYPES = {

@@ -60,7 +60,7 @@ def package_of(frame: str) -> str:
 
 def _is_gateway_code(frame: str) -> bool:
     """opsgate's own request-path frames (not the CLI start-up chain every sample shares)."""
-    return "opsgate/" in frame and "opsgate/cli.py" not in frame
+    return "opsgate/" in frame and "opsgate/cli/main.py" not in frame
 
 
 def summarise(raw: str) -> tuple[int, Counter[str], Counter[str], Counter[str]]:

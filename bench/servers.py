@@ -86,7 +86,7 @@ def _gateway_argv(server: str, config: Path, port: int) -> list[str]:
         cmd = (
             [str(opsgate)]
             if opsgate.exists()
-            else [sys.executable, "-c", "from opsgate.cli import main; main()"]
+            else [sys.executable, "-c", "from opsgate.cli.main import main; main()"]
         )
         return [
             *cmd,

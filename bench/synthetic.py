@@ -15,7 +15,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from opsgate.store.records import CacheResult, SpanRecord, TraceRecord
+from opsgate.trace import CacheResult, SpanRecord, TraceRecord
 
 MODELS: tuple[str, ...] = (
     "gpt-4o-mini",

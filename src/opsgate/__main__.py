@@ -1,3 +1,3 @@
-from opsgate.cli import main
+from opsgate.cli.main import main
 
 main()

@@ -8,16 +8,19 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opsgate.access.admission import Admission
-from opsgate.access.control import AccessControl
+from opsgate.access.admission import AdmissionService
+from opsgate.access.budgets.cost import WorstCase
+from opsgate.access.control import AccessService
 from opsgate.cache.build import build_cache
-from opsgate.cache.embed.gateway import router_embed
+from opsgate.cache.embed.gateway import EmbedCall
 from opsgate.cache.service import CacheService
-from opsgate.compliance.runtime import Compliance
+from opsgate.chat import EmbeddingRequest
+from opsgate.compliance.runtime import ComplianceService
 from opsgate.config.loader import load_config
 from opsgate.config.schema import Config
 from opsgate.guard.service import GuardService
@@ -32,9 +35,9 @@ from opsgate.pipeline.stages.cache import Cache
 from opsgate.pipeline.stages.guard import EmbeddingSensitivity, InputGuard, OutputGuard
 from opsgate.pipeline.stages.record import Record
 from opsgate.pipeline.stages.settle import Settle, SettleEmbedding
-from opsgate.providers.http import HTTPClient
+from opsgate.providers.transport import HTTPClient
 from opsgate.routing.build import build_router
-from opsgate.routing.router import Router
+from opsgate.routing.router import Router, RouteState
 from opsgate.store.db import dispose_engine, is_sqlite_file, make_engine
 from opsgate.store.journal import Journal, JournalLockedError, default_journal_path
 from opsgate.store.migrate import upgrade
@@ -67,8 +70,8 @@ def build_runtime(
     source: str,
     previous: Runtime | None = None,
     publisher: TracePublisher | None = None,
-    access: AccessControl | None = None,
-    admission: Admission | None = None,
+    access: AccessService | None = None,
+    admission: AdmissionService | None = None,
     cache: CacheService | None = None,
 ) -> Runtime:
     router = build_router(
@@ -86,7 +89,14 @@ def build_runtime(
     masked = config.traces.store_bodies == "masked"
     chat_record = Record(publisher, "chat", guard, mask_all=masked)
     embedding_record = Record(publisher, "embeddings", guard, mask_all=masked)
-    admit = admission.stage(router) if admission is not None else None
+    admit = None
+    if admission is not None:
+        admit = Admit(
+            limiter=admission.limiter,
+            ledger=admission.ledger,
+            pricer=WorstCase(router, default_max_tokens=config.limits.default_max_tokens),
+            fail_open=config.limits.fail_open,
+        )
     admitting: list[Any] = [admit] if admit is not None else []
     caching = Cache(cache, config.cache)  # also validates cache directives when off
     # The input guard sits before the cache (blocked or redacted before any key is made; a
@@ -125,15 +135,15 @@ class Gateway:
         self.writer: TraceWriter | None = None
         self.deferred = Deferred()
         self._engine = make_engine(self.database_url)  # lazy: connects on first use
-        self.access = AccessControl.from_settings(self._engine, config.settings.redis_url)
-        self.admission = Admission(config, self._engine)
+        self.access = AccessService.from_settings(self._engine, config.settings.redis_url)
+        self.admission = AdmissionService(config, self._engine)
         self.cache = build_cache(
             config.cache,
             config.settings.redis_url,
             embed_call=router_embed(lambda: self.runtime.router),
         )
         self._migrate_task: asyncio.Task[None] | None = None
-        self.compliance = Compliance(
+        self.compliance = ComplianceService(
             config,
             self._engine,
             source=self.source,
@@ -269,3 +279,17 @@ class Gateway:
         await self.http.aclose()
         if multiprocess_dir():
             mark_process_dead(os.getpid())
+
+
+def router_embed(router: Callable[[], Router]) -> EmbedCall:
+    """An `EmbedCall` over the gateway's router (`router()` returns the current one). The call
+    is routed (retries, fallbacks) but not traced or billed as a request of its own."""
+
+    async def call(model: str, texts: Sequence[str]) -> list[list[float]]:
+        body = await router().embed(
+            EmbeddingRequest(model=model, input=list(texts)), RouteState(trace_id="cache-embed")
+        )
+        data = sorted(body.get("data") or (), key=lambda d: d.get("index", 0))
+        return [list(map(float, d["embedding"])) for d in data]
+
+    return call

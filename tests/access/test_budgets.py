@@ -10,18 +10,18 @@ from decimal import Decimal
 
 import pytest
 
-from opsgate.access.budgets import (
+from opsgate.access.budgets.ledger import LedgerBase
+from opsgate.access.budgets.memory import MemoryBudgetLedger
+from opsgate.access.budgets.model import (
     BudgetExceededError,
     BudgetScope,
     Reservation,
     period_of,
 )
-from opsgate.access.budgets_ledger import LedgerBase
-from opsgate.access.budgets_memory import MemoryBudgetLedger
-from opsgate.access.budgets_redis import RedisBudgetLedger
-from opsgate.access.limits import ScopeRef
+from opsgate.access.budgets.redis import RedisBudgetLedger
+from opsgate.access.limits.model import ScopeRef
 from opsgate.access.principal import BudgetPolicy
-from opsgate.alerts.types import Alert
+from opsgate.alerts.events import Alert
 from tests.access.test_limits import T0, Clock
 from tests.fixtures.redisdb import redis_prefix
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from opsgate.access.budgets import BudgetScope
-from opsgate.access.budgets_ledger import LedgerBase
-from opsgate.access.budgets_memory import MemoryBudgetLedger
-from opsgate.access.budgets_redis import RedisBudgetLedger
-from opsgate.access.budgets_seed import BudgetSeeder, StoreSpendLoader
-from opsgate.access.limits import ScopeRef
+from opsgate.access.budgets.ledger import LedgerBase
+from opsgate.access.budgets.memory import MemoryBudgetLedger
+from opsgate.access.budgets.model import BudgetScope
+from opsgate.access.budgets.redis import RedisBudgetLedger
+from opsgate.access.budgets.seed import BudgetSeeder, StoreSpendLoader
+from opsgate.access.limits.model import ScopeRef
 from opsgate.access.principal import BudgetPolicy
 from opsgate.store import MemoryTraceStore, SqlTraceStore, TraceRecord, dispose_engine, make_engine
 from opsgate.store.migrate import upgrade

@@ -1,6 +1,6 @@
-"""`AccessControl` on the real databases (SQLite and PostgreSQL): resolution, the cache in front
+"""`AccessService` on the real databases (SQLite and PostgreSQL): resolution, the cache in front
 of the database, equal work for known and unknown keys, and invalidation between processes'
-worth of state (two independent `AccessControl`s on one database)."""
+worth of state (two independent `AccessService`s on one database)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import event
 
 import opsgate.access.control as control_module
-from opsgate.access.control import AccessControl
+from opsgate.access.control import AccessService
 from opsgate.access.errors import AccessStoreUnavailableError
 from opsgate.access.keys import generate_key
 from opsgate.access.manage import AccessAdmin
@@ -38,13 +38,13 @@ from tests.store.conftest import dead_port
 
 @pytest.fixture
 async def controls(database_url: str) -> AsyncIterator[Callable[..., Any]]:
-    """`await make(**options)` → a started AccessControl on the test's database."""
+    """`await make(**options)` → a started AccessService on the test's database."""
     await upgrade(database_url)
-    made: list[tuple[AccessControl, Any]] = []
+    made: list[tuple[AccessService, Any]] = []
 
-    async def make(**options: Any) -> AccessControl:
+    async def make(**options: Any) -> AccessService:
         engine = make_engine(database_url)
-        control = AccessControl(engine, **options)
+        control = AccessService(engine, **options)
         await control.start()
         made.append((control, engine))
         return control
@@ -55,7 +55,7 @@ async def controls(database_url: str) -> AsyncIterator[Callable[..., Any]]:
         await dispose_engine(engine)
 
 
-def _count_key_reads(control: AccessControl) -> list[str]:
+def _count_key_reads(control: AccessService) -> list[str]:
     seen: list[str] = []
     engine = control.store._engine.sync_engine
 
@@ -201,7 +201,7 @@ async def test_every_change_bumps_the_version(controls: Any) -> None:
     assert versions == sorted(set(versions)) and len(versions) == 4
 
 
-async def _revoked_within(other: AccessControl, secret: str, bound: float) -> float:
+async def _revoked_within(other: AccessService, secret: str, bound: float) -> float:
     start = time.monotonic()
     while time.monotonic() - start < bound:
         try:
@@ -224,7 +224,7 @@ async def test_revoke_reaches_another_instance_through_the_database(controls: An
     assert await _revoked_within(there, secret, bound=5.0) <= 1.0
 
 
-async def _subscribed(*controls: AccessControl) -> None:
+async def _subscribed(*controls: AccessService) -> None:
     for _ in range(200):
         if all(c.feed.redis_healthy for c in controls):
             return
@@ -281,7 +281,7 @@ async def test_a_replica_that_died_before_publishing_is_caught_by_the_database(
 
 async def test_database_down_is_503_for_uncached_keys() -> None:
     engine = make_engine(f"postgresql://nobody@127.0.0.1:{dead_port()}/none")
-    control = AccessControl(engine)
+    control = AccessService(engine)
     try:
         await control.start()  # does not raise: the gateway must start without its database
         assert control.has_keys is None

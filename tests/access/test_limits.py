@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from opsgate.access.limits import (
+from opsgate.access.limits.memory import MemoryRateLimiter
+from opsgate.access.limits.model import (
     LimitExceededError,
     LimitScope,
     RateLimiter,
@@ -18,8 +19,7 @@ from opsgate.access.limits import (
     wait_for,
     weighted,
 )
-from opsgate.access.limits_memory import MemoryRateLimiter
-from opsgate.access.limits_redis import RedisRateLimiter
+from opsgate.access.limits.redis import RedisRateLimiter
 from opsgate.access.principal import Limits, Principal, Scope
 from tests.fixtures.redisdb import redis_prefix
 

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from opsgate.access.budgets import BudgetExceededError, BudgetScope, StreamBudgetExceededError
-from opsgate.access.budgets_cost import WorstCase
-from opsgate.access.budgets_ledger import LedgerBase
-from opsgate.access.budgets_memory import MemoryBudgetLedger
-from opsgate.access.budgets_redis import RedisBudgetLedger
-from opsgate.access.limits import LimitExceededError, RateLimiter, ScopeRef
-from opsgate.access.limits_memory import MemoryRateLimiter
-from opsgate.access.limits_redis import RedisRateLimiter
+from opsgate.access.budgets.cost import WorstCase
+from opsgate.access.budgets.ledger import LedgerBase
+from opsgate.access.budgets.memory import MemoryBudgetLedger
+from opsgate.access.budgets.model import BudgetExceededError, BudgetScope, StreamBudgetExceededError
+from opsgate.access.budgets.redis import RedisBudgetLedger
+from opsgate.access.limits.memory import MemoryRateLimiter
+from opsgate.access.limits.model import LimitExceededError, RateLimiter, ScopeRef
+from opsgate.access.limits.redis import RedisRateLimiter
 from opsgate.access.principal import BudgetPolicy, Limits, Principal, Scope
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest
 from opsgate.errors import BadGatewayError, ServiceUnavailableError
@@ -34,7 +34,7 @@ from opsgate.pipeline.context import (
 from opsgate.pipeline.pipeline import Pipeline
 from opsgate.pipeline.stages.admit import Admit
 from opsgate.pipeline.stages.settle import Settle, SettleEmbedding
-from opsgate.providers.http import HTTPClient
+from opsgate.providers.transport import HTTPClient
 from opsgate.routing.build import build_router
 from opsgate.routing.router import Router
 from tests.fixtures.gateway import make_config

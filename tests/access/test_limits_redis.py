@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from opsgate.access.limits import LimitExceededError, LimitScope, ScopeRef
-from opsgate.access.limits_redis import RedisRateLimiter
+from opsgate.access.limits.model import LimitExceededError, LimitScope, ScopeRef
+from opsgate.access.limits.redis import RedisRateLimiter
 from opsgate.access.principal import Limits
 from tests.access.test_limits import T0, Clock
 from tests.fixtures.redisdb import REDIS_URL, redis_prefix
@@ -18,8 +18,8 @@ from tests.fixtures.redisdb import REDIS_URL, redis_prefix
 WORKER = """
 import asyncio, sys, time
 from redis.asyncio import Redis
-from opsgate.access.limits import LimitExceededError, LimitScope, ScopeRef
-from opsgate.access.limits_redis import RedisRateLimiter
+from opsgate.access.limits.model import LimitExceededError, LimitScope, ScopeRef
+from opsgate.access.limits.redis import RedisRateLimiter
 from opsgate.access.principal import Limits
 
 async def main(url, prefix, limit, attempts, start_at):

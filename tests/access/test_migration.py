@@ -11,10 +11,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
-from opsgate.access import schema as access_schema
 from opsgate.store import dispose_engine, make_engine
 from opsgate.store.migrate import VERSION_TABLE, alembic_config, current, upgrade
-from opsgate.store.schema import metadata
+from opsgate.store.tables import access as access_schema
+from opsgate.store.tables.traces import metadata
 
 ACCESS_TABLES = {"teams", "users", "api_keys", "access_version"}
 

@@ -13,14 +13,14 @@ import orjson
 import pytest
 from aiohttp import web
 
-from opsgate.access.budgets import BudgetScope
-from opsgate.access.budgets_memory import MemoryBudgetLedger
-from opsgate.access.limits import ScopeRef
+from opsgate.access.budgets.memory import MemoryBudgetLedger
+from opsgate.access.budgets.model import BudgetScope
+from opsgate.access.limits.model import ScopeRef
 from opsgate.access.principal import BudgetPolicy
 from opsgate.alerts import (
     SIGNATURE_HEADER,
     Alert,
-    AlertChannel,
+    AlertService,
     MemoryAlertEventStore,
     RetryPolicy,
     WebhookSink,
@@ -74,7 +74,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     await r.stop()
 
 
-async def run(channel: AlertChannel, *alerts: Alert) -> None:
+async def run(channel: AlertService, *alerts: Alert) -> None:
     channel.start()
     for alert in alerts:
         assert channel.emit(alert)
@@ -90,7 +90,7 @@ async def test_signed_json_is_retried_until_delivered(receiver: Receiver) -> Non
     store = MemoryAlertEventStore()
     sink = WebhookSink(receiver.url, secret=SECRET)
     sent = alert(scope="key", id="k1")
-    await run(AlertChannel([sink], store, retry=FAST), sent)
+    await run(AlertService([sink], store, retry=FAST), sent)
     await sink.aclose()
     assert receiver.attempts == 3 and receiver.received == [sent.to_json()]
     [event] = await store.list_events()
@@ -100,7 +100,7 @@ async def test_signed_json_is_retried_until_delivered(receiver: Receiver) -> Non
 async def test_slack_compatible_body(receiver: Receiver) -> None:
     receiver.fail_first = 0
     sink = WebhookSink(receiver.url, secret=SECRET, format="slack")
-    await run(AlertChannel([sink], retry=FAST), alert())
+    await run(AlertService([sink], retry=FAST), alert())
     await sink.aclose()
     assert receiver.received == [
         {"text": ":warning: *budget.threshold* Budget of key k1 is 80% spent"}
@@ -110,7 +110,7 @@ async def test_slack_compatible_body(receiver: Receiver) -> None:
 async def test_a_bad_signature_is_not_retried(receiver: Receiver) -> None:
     store = MemoryAlertEventStore()
     sink = WebhookSink(receiver.url, secret="wrong")
-    channel = AlertChannel([sink], store, retry=FAST)
+    channel = AlertService([sink], store, retry=FAST)
     await run(channel, alert())
     await sink.aclose()
     [event] = await store.list_events()
@@ -128,7 +128,7 @@ async def test_an_unreachable_webhook_gives_up_after_the_retries() -> None:
 
     sink = WebhookSink("http://127.0.0.1:9/hook", secret=SECRET, timeout=2)
     retry = RetryPolicy(attempts=5, base_s=1, max_s=4)
-    await run(AlertChannel([sink], store, retry=retry, sleep=sleep), alert())
+    await run(AlertService([sink], store, retry=retry, sleep=sleep), alert())
     await sink.aclose()
     [event] = await store.list_events()
     assert event.status == "failed" and event.attempts == 5
@@ -138,7 +138,7 @@ async def test_an_unreachable_webhook_gives_up_after_the_retries() -> None:
 
 
 async def test_emit_never_blocks_and_counts_what_it_drops() -> None:
-    channel = AlertChannel(queue_size=2)
+    channel = AlertService(queue_size=2)
     assert channel.emit(alert()) and channel.emit(alert())
     assert not channel.emit(alert())  # no worker yet, queue full: dropped, not blocked
     assert (channel.stats.emitted, channel.stats.dropped) == (2, 1)
@@ -154,7 +154,7 @@ async def test_budget_thresholds_reach_the_webhook(receiver: Receiver) -> None:
     receiver.fail_first = 0
     store = MemoryAlertEventStore()
     sink = WebhookSink(receiver.url, secret=SECRET)
-    channel = AlertChannel([sink], store, retry=FAST)
+    channel = AlertService([sink], store, retry=FAST)
     channel.start()
     ledger = MemoryBudgetLedger(on_alert=channel.emit)
     scope = BudgetScope(ScopeRef("team", "t1"), BudgetPolicy(max_usd=Decimal("0.001")))

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from opsgate.store import dispose_engine, make_engine
 from opsgate.store.crypto import is_sealed
-from opsgate.store.schema import traces
+from opsgate.store.tables.traces import traces
 from tests.access.conftest import GatewayStarter, access_gateway, database_url
 from tests.access.helpers import Client, World, seed
 from tests.compliance.helpers import new_keys

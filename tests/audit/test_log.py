@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.audit import Anchor, AuditLog, pseudonym
 from opsgate.audit.chain import GENESIS, entry_hash
-from opsgate.audit.schema import audit_log
 from opsgate.store import dispose_engine, make_engine
+from opsgate.store.tables.audit import audit_log
 from tests.store.conftest import Backend
 
 

@@ -8,10 +8,10 @@ import pytest
 
 from opsgate.access.principal import Principal
 from opsgate.cache.answer import CachedAnswer, StreamFold, replay_body, replay_chunks
-from opsgate.cache.config import CacheConfig
 from opsgate.cache.keys import exact_key, namespace_of, split_last_user
 from opsgate.cache.policy import decide, directives, parse_header, policy_for
 from opsgate.chat import ChatRequest, Usage
+from opsgate.config.cache import CacheConfig
 from opsgate.errors import BadRequestError
 
 

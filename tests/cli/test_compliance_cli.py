@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from opsgate.audit import AuditLog
-from opsgate.audit.schema import audit_log
 from opsgate.store import SqlTraceStore, dispose_engine, make_engine
 from opsgate.store.crypto import BodyCipher, Keyring, key_id_of, seal_record
-from opsgate.store.schema import traces
+from opsgate.store.tables.audit import audit_log
+from opsgate.store.tables.traces import traces
 from tests.cli.test_cli import run
 from tests.compliance.helpers import bodies_config, new_keys, wait_traces
 from tests.conftest import GatewayFactory

@@ -15,12 +15,12 @@ import pytest
 import redis as redis_sync
 from sqlalchemy import insert
 
-from opsgate.alerts.schema import alert_events
 from opsgate.audit import pseudonym
 from opsgate.compliance.holders_local import JournalData
 from opsgate.store import dispose_engine, make_engine
 from opsgate.store.crypto import BodyCipher, Keyring, seal_record
 from opsgate.store.journal import Journal
+from opsgate.store.tables.alerts import alert_events
 from tests.compliance.helpers import bodies_config, find_everywhere, new_keys, wait_traces
 from tests.conftest import GatewayFactory
 from tests.fixtures.gateway import GatewayServer

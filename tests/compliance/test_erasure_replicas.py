@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from opsgate.compliance.config import RetentionConfig
-from opsgate.compliance.runtime import Compliance
+from opsgate.compliance.runtime import ComplianceService
+from opsgate.config.compliance import RetentionConfig
 from opsgate.config.schema import Config
 from opsgate.store import (
     SqlTraceStore,
@@ -35,7 +35,7 @@ from opsgate.store.batch import trace_inserts
 from opsgate.store.db import is_sqlite_file
 from opsgate.store.erasures import PG_LOCK_KEY, erasure_time
 from opsgate.store.offload import SqliteThreadStore
-from opsgate.store.schema import traces, usage_minute
+from opsgate.store.tables.traces import traces, usage_minute
 from tests.compliance.helpers import find_everywhere
 from tests.store.conftest import Backend, dead_port, eventually, make_trace
 
@@ -49,7 +49,7 @@ class Replica:
 
     engine: AsyncEngine
     writer: TraceWriter
-    compliance: Compliance
+    compliance: ComplianceService
 
 
 def _store(url: str) -> tuple[TraceStore, AsyncEngine]:
@@ -70,7 +70,7 @@ async def replicas(backend: Backend, tmp_path: Path) -> AsyncIterator[Any]:
 
     async def replica(name: str) -> Replica:
         engine = make_engine(backend.url)
-        compliance = Compliance(
+        compliance = ComplianceService(
             Config.model_validate({}), engine, source="test", retention=RetentionConfig
         )
         store, reads = _store(backend.url)

@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import func, select
 
 from opsgate.audit import AuditLog
-from opsgate.compliance.config import RetentionConfig
 from opsgate.compliance.retention import DAY, Retention
+from opsgate.config.compliance import RetentionConfig
 from opsgate.store import SqlTraceStore
-from opsgate.store.schema import spans, traces
+from opsgate.store.tables.traces import spans, traces
 from tests.store.conftest import make_trace
 
 NOW = 1_800_000_000.0

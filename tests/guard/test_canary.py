@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from opsgate.config.guard import GuardPolicy
 from opsgate.errors import BadRequestError
 from opsgate.guard.canary import instruction, leaked, new_canary, with_canary
-from opsgate.guard.config import GuardPolicy
+from opsgate.guard.credentials import SecretsDetector
 from opsgate.guard.output import HOLD, OutputScreen, OutputTally
 from opsgate.guard.pii import Detector
-from opsgate.guard.secrets import SecretsDetector
 
 
 def test_canaries_are_fresh_and_go_into_the_system_prompt() -> None:

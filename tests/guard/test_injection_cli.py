@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from opsgate.cli import app
+from opsgate.cli.main import app
 
 RUNNER = CliRunner()
 ROWS = [

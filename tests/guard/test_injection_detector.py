@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from opsgate.guard.injection import InjectionDetector, LinearModel, ModelFileError
-from opsgate.guard.injection.data import SEED, Example, default_data_dir, load_all, split
-from opsgate.guard.injection.evaluate import by, rates, score_all
 from opsgate.guard.injection.model import CHUNK, MODEL_PATH, sparse_features
-from opsgate.guard.injection.train import digest
 from opsgate.guard.normalize import rot13
+from opsgate.tools.injection.data import SEED, Example, default_data_dir, load_all, split
+from opsgate.tools.injection.evaluate import by, rates, score_all
+from opsgate.tools.injection.train import digest
 from tests.fixtures.needs import need
 
 DETECTOR = InjectionDetector.load()

@@ -1,4 +1,4 @@
-"""`python -m opsgate.guard.injection.finetune`: a tiny real encoder fine-tuned end to end on a
+"""`python -m opsgate.tools.injection.finetune`: a tiny real encoder fine-tuned end to end on a
 small labelled folder; the folder it writes loads with its thresholds through the config."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from tests.fixtures.needs import import_or_need
 torch = import_or_need("torch", "fine-tuning needs torch (guard-ml)")
 transformers = import_or_need("transformers", "fine-tuning needs transformers (guard-ml)")
 
-from opsgate.guard.config import GuardConfig  # noqa: E402
-from opsgate.guard.injection import finetune  # noqa: E402
+from opsgate.config.guard import GuardConfig  # noqa: E402
 from opsgate.guard.injection.transformer import THRESHOLDS_FILE, TransformerDetector  # noqa: E402
 from opsgate.guard.service import load_injection  # noqa: E402
+from opsgate.tools.injection import finetune  # noqa: E402
 from tests.guard.test_injection_transformer import (  # noqa: E402
     ATTACKS,
     BENIGN,

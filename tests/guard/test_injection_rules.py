@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from opsgate.guard.injection import InjectionDetector, rules
-from opsgate.guard.injection.data import default_data_dir, load_direct
 from opsgate.guard.normalize import normalize
+from opsgate.tools.injection.data import default_data_dir, load_direct
 from tests.fixtures.needs import need
 
 

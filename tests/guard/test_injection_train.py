@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from opsgate.guard.injection import InjectionDetector
-from opsgate.guard.injection.data import (
+from opsgate.tools.injection.data import (
     Example,
     default_data_dir,
     folds,
@@ -20,7 +20,7 @@ from opsgate.guard.injection.data import (
     load_all,
     split,
 )
-from opsgate.guard.injection.train import TrainConfig, main, threshold_at, train
+from opsgate.tools.injection.train import TrainConfig, main, threshold_at, train
 from tests.fixtures.needs import need
 
 SMALL = TrainConfig(bits=12, steps=40, folds=3)

@@ -27,8 +27,8 @@ transformers = import_or_need(
     "transformers", "the transformer backend needs transformers (guard-ml extra)"
 )
 
+from opsgate.config.guard import GuardConfig, InjectionConfig  # noqa: E402
 from opsgate.config.loader import ConfigError  # noqa: E402
-from opsgate.guard.config import GuardConfig, InjectionConfig  # noqa: E402
 from opsgate.guard.injection import InjectionDetector  # noqa: E402
 from opsgate.guard.injection.rules import RULES  # noqa: E402
 from opsgate.guard.injection.transformer import TransformerDetector, pick  # noqa: E402
@@ -404,7 +404,7 @@ def _cli(*args: str) -> tuple[int, str, str]:
     """Exit code, stdout and stderr (where transformers reports weight loading)."""
     from typer.testing import CliRunner
 
-    from opsgate.cli import app
+    from opsgate.cli.main import app
 
     result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
     return result.exit_code, result.stdout, result.stderr

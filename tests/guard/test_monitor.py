@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from opsgate.alerts.channel import AlertChannel
+from opsgate.alerts.channel import AlertService
+from opsgate.alerts.events import Alert
 from opsgate.alerts.store import MemoryAlertEventStore
-from opsgate.alerts.types import Alert
-from opsgate.guard.config import MonitorConfig
+from opsgate.config.guard import MonitorConfig
 from opsgate.guard.monitor import GuardMonitor
-from opsgate.guard.types import Verdict
+from opsgate.guard.verdicts import Verdict
 
 BLOCKED = [Verdict("injection", "input", "block", (("user", 1),), 0.99)]
 PII = [Verdict("pii", "input", "redact", (("EMAIL", 1),))]
@@ -89,7 +89,7 @@ def test_keys_tracked_are_bounded() -> None:
 def test_alerts_reach_the_alert_channel() -> None:
     async def run() -> list[str]:
         store = MemoryAlertEventStore()
-        channel = AlertChannel(store=store)
+        channel = AlertService(store=store)
         channel.start()
         monitor = GuardMonitor(MonitorConfig(min_requests=2, injection_rate=0.5), channel.emit)
         monitor.observe("k", BLOCKED)

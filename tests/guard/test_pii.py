@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from opsgate.guard.pii import Detector, checks, resolve
-from opsgate.guard.types import Finding
+from opsgate.guard.verdicts import Finding
 
 ALL = Detector(region="US")
 

@@ -10,12 +10,12 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from opsgate.guard.config import GuardConfig, GuardPolicy
+from opsgate.config.guard import GuardConfig, GuardPolicy
 from opsgate.guard.content import slots
-from opsgate.guard.inspect import inspect
+from opsgate.guard.credentials import SecretsDetector
+from opsgate.guard.inspection import inspect
 from opsgate.guard.pii import Detector
 from opsgate.guard.redact import PLACEHOLDER, Redaction, Redactor, StreamRestorer
-from opsgate.guard.secrets import SecretsDetector
 from opsgate.guard.service import GuardService
 
 DETECTOR = Detector(region="US", secrets=SecretsDetector())

@@ -23,13 +23,13 @@ import httpx
 import openai
 import pytest
 
+from opsgate.config.guard import GuardConfig, GuardPolicy
 from opsgate.config.loader import ConfigError, parse_config
-from opsgate.guard.config import GuardConfig, GuardPolicy
-from opsgate.guard.injection.data import default_data_dir
 from opsgate.guard.pii import Detector, resolve
 from opsgate.guard.redact import Redactor
 from opsgate.guard.service import GuardService
-from opsgate.guard.types import PII_TYPES, Finding
+from opsgate.guard.verdicts import PII_TYPES, Finding
+from opsgate.tools.injection.data import default_data_dir
 from tests.api.test_openai_compat import oa, one_model
 from tests.conftest import GatewayFactory
 from tests.fixtures.gateway import wait_for_trace as trace

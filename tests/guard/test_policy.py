@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from opsgate.access.principal import Principal
 from opsgate.config import parse_config
-from opsgate.guard.config import GuardConfig, GuardPolicy
-from opsgate.guard.inspect import SPOTLIGHT_NOTE, inspect, spotlight
+from opsgate.config.guard import GuardConfig, GuardPolicy
+from opsgate.guard.inspection import SPOTLIGHT_NOTE, inspect, spotlight
 from opsgate.guard.service import GuardService
 
 EMAIL = "ann@example.com"

@@ -8,7 +8,7 @@ import string
 
 import pytest
 
-from opsgate.guard.secrets import SecretsDetector, shannon_entropy
+from opsgate.guard.credentials import SecretsDetector, shannon_entropy
 
 DETECT = SecretsDetector()
 RNG = random.Random(7)

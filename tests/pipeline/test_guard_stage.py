@@ -20,7 +20,7 @@ from opsgate.pipeline.stages.cache import Cache
 from opsgate.pipeline.stages.guard import InputGuard, OutputGuard
 from opsgate.pipeline.stages.record import Record
 from opsgate.pipeline.stages.settle import Settle
-from opsgate.providers.http import HTTPClient
+from opsgate.providers.transport import HTTPClient
 from tests.fixtures import _wire as wire
 from tests.fixtures.gateway import make_config
 from tests.fixtures.upstream import FakeUpstream, Reply

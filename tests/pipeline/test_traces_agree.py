@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from opsgate.store.db import dispose_engine, make_engine
-from opsgate.store.schema import traces
 from opsgate.store.sql import SqlTraceStore
+from opsgate.store.tables.traces import traces
 from opsgate.store.usage import UsageQuery
 from opsgate.telemetry.otel import create_tracer
 from tests.fixtures.gateway import GatewayServer, make_config

@@ -35,8 +35,8 @@ from opsgate.providers.errors import (
     UpstreamProtocolError,
     UpstreamStatusError,
 )
-from opsgate.providers.http import HTTPClient
 from opsgate.providers.sse import SSEvent, read_events
+from opsgate.providers.transport import HTTPClient
 
 if TYPE_CHECKING:
     from conftest import WireKit

@@ -17,8 +17,8 @@ from opsgate.providers.errors import (
     UpstreamStatusError,
     UpstreamTimeoutError,
 )
-from opsgate.providers.http import HTTPClient
 from opsgate.providers.openai import AzureOpenAIProvider, OpenAIProvider
+from opsgate.providers.transport import HTTPClient
 from tests.fixtures.upstream import (
     BreakStream,
     FakeUpstream,

@@ -19,7 +19,6 @@ from opsgate.providers.errors import (
     UpstreamProtocolError,
     UpstreamStatusError,
 )
-from opsgate.providers.http import HTTPResult
 from opsgate.providers.openai import (
     chunk_from_wire,
     error_message,
@@ -28,6 +27,7 @@ from opsgate.providers.openai import (
     retry_after_seconds,
 )
 from opsgate.providers.sse import read_events
+from opsgate.providers.transport import HTTPResult
 
 if TYPE_CHECKING:
     from conftest import WireKit

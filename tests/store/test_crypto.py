@@ -28,7 +28,7 @@ from opsgate.store.crypto import (
     open_record,
     seal_record,
 )
-from opsgate.store.schema import traces
+from opsgate.store.tables.traces import traces
 from tests.store.conftest import Backend, dead_port, make_trace
 
 PROMPT = b'{"messages":[{"role":"user","content":"the violet heron sings at midnight"}]}'

@@ -27,7 +27,7 @@ from opsgate.store import (
 from opsgate.store.erasures import PG_LOCK_KEY, erasure_time, record_erasure
 from opsgate.store.migrate import upgrade
 from opsgate.store.offload import SqliteThreadStore
-from opsgate.store.schema import erasures, spans, traces
+from opsgate.store.tables.traces import erasures, spans, traces
 from opsgate.store.usage import UsageQuery
 from tests.store.conftest import Backend, _pg_database, make_trace
 

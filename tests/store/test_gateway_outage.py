@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from opsgate.store.db import dispose_engine, make_engine
-from opsgate.store.schema import traces
+from opsgate.store.tables.traces import traces
 from tests.fixtures.gateway import GatewayServer, make_config
 from tests.store.conftest import Backend
 from tests.store.proxy import TcpProxy

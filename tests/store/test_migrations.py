@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from opsgate.store import dispose_engine, make_engine
 from opsgate.store.migrate import VERSION_TABLE, alembic_config, current, head, upgrade
-from opsgate.store.schema import (
+from opsgate.store.tables.traces import (
     metadata,
     usage_day,
     usage_day_keys,

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from opsgate.store import MemoryTraceStore, SqlTraceStore, UsageQuery
-from opsgate.store.schema import (
+from opsgate.store.tables.traces import (
     usage_day,
     usage_day_keys,
     usage_day_users,

@@ -19,7 +19,7 @@ from opsgate.store import (
     make_engine,
 )
 from opsgate.store.histogram import bucket_of
-from opsgate.store.schema import spans, traces, usage_minute
+from opsgate.store.tables.traces import spans, traces, usage_minute
 from tests.store.conftest import Backend, dead_port, make_trace
 
 

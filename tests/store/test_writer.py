@@ -18,7 +18,7 @@ from opsgate.store import (
     make_engine,
 )
 from opsgate.store.codec import from_journal_line
-from opsgate.store.schema import traces, usage_minute
+from opsgate.store.tables.traces import traces, usage_minute
 from tests.store.conftest import Backend, dead_port, eventually, make_trace
 from tests.store.proxy import TcpProxy
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 from opsgate.store import WriterStats
-from opsgate.store.records import SpanRecord, TraceRecord
+from opsgate.trace import SpanRecord, TraceRecord
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 STARTED = 1_767_225_600.0  # 2026-01-01T00:00:00Z

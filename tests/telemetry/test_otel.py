@@ -236,7 +236,7 @@ def test_otlp_exporter_when_endpoint_set(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_nested_spans_keep_their_parent(
     tracer: GenAITracer, exporter: InMemorySpanExporter
 ) -> None:
-    from opsgate.store.records import SpanRecord
+    from opsgate.trace import SpanRecord
 
     trace = chat_trace(
         spans=[

@@ -13,27 +13,24 @@ import logging
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from opsgate.access.budgets import BudgetLedger
-from opsgate.access.budgets_cost import WorstCase
-from opsgate.access.budgets_memory import MemoryBudgetLedger
-from opsgate.access.budgets_redis import RedisBudgetLedger
-from opsgate.access.budgets_seed import BudgetSeeder, StoreSpendLoader
-from opsgate.access.limits import RateLimiter
-from opsgate.access.limits_leases import LeaseKeeper
-from opsgate.access.limits_memory import MemoryRateLimiter
-from opsgate.access.limits_redis import RedisRateLimiter
-from opsgate.alerts.channel import AlertChannel, RetryPolicy
+from opsgate.access.budgets.memory import MemoryBudgetLedger
+from opsgate.access.budgets.model import BudgetLedger
+from opsgate.access.budgets.redis import RedisBudgetLedger
+from opsgate.access.budgets.seed import BudgetSeeder, StoreSpendLoader
+from opsgate.access.limits.leases import LeaseKeeper
+from opsgate.access.limits.memory import MemoryRateLimiter
+from opsgate.access.limits.model import RateLimiter
+from opsgate.access.limits.redis import RedisRateLimiter
+from opsgate.alerts.channel import AlertService, RetryPolicy
 from opsgate.alerts.sql import SqlAlertEventStore
 from opsgate.alerts.webhook import WebhookSink
 from opsgate.config.schema import Config
-from opsgate.pipeline.stages.admit import Admit
-from opsgate.routing.router import Router
 from opsgate.store.sql import SqlTraceStore
 
 log = logging.getLogger("opsgate.access")
 
 
-class Admission:
+class AdmissionService:
     def __init__(self, config: Config, engine: AsyncEngine) -> None:
         limits, settings = config.limits, config.settings
         use_redis = limits.backend == "redis" or (
@@ -68,7 +65,7 @@ class Admission:
             )
             for w in a.webhooks
         ]
-        self.alerts = AlertChannel(
+        self.alerts = AlertService(
             self.sinks,
             self.alert_events,
             queue_size=a.queue_size,
@@ -76,15 +73,6 @@ class Admission:
         )
         self.ledger.on_alert = self.alerts.emit
         self.seeder = BudgetSeeder(self.ledger, StoreSpendLoader(SqlTraceStore(engine)))
-
-    def stage(self, router: Router) -> Admit:
-        pricer = WorstCase(router, default_max_tokens=self.limits.default_max_tokens)
-        return Admit(
-            limiter=self.limiter,
-            ledger=self.ledger,
-            pricer=pricer,
-            fail_open=self.limits.fail_open,
-        )
 
     async def start(self) -> None:
         """Start alerts, then seed budget counters from the database (bounded, best effort)."""

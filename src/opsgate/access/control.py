@@ -1,4 +1,4 @@
-"""`AccessControl`: the process-wide access part — key resolution on the hot path, the store
+"""`AccessService`: the process-wide access part — key resolution on the hot path, the store
 behind it, and the change feed that keeps every replica's cache honest.
 
 One per process (the `Gateway` owns it); config reloads keep it, so the cache survives them.
@@ -52,7 +52,7 @@ def _inactive(status: str, expires_at: float | None) -> AuthenticationError:
     return AuthenticationError("This API key is disabled.", code="disabled_api_key")
 
 
-class AccessControl:
+class AccessService:
     def __init__(
         self,
         engine: AsyncEngine,
@@ -85,7 +85,7 @@ class AccessControl:
         engine: AsyncEngine,
         redis_url: str | None,
         env: Mapping[str, str] = os.environ,
-    ) -> AccessControl:
+    ) -> AccessService:
         """Redis prefix from `OPSGATE_REDIS_PREFIX` (tests and shared Redis servers set it)."""
         prefix = env.get(REDIS_PREFIX_ENV) or DEFAULT_REDIS_PREFIX
         return cls(engine, redis_url=redis_url, redis_prefix=prefix)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from opsgate.access.control import AccessControl
+from opsgate.access.control import AccessService
 from opsgate.access.errors import ConflictError
 from opsgate.access.keys import display_prefix, generate_key, hash_key, new_id
 from opsgate.access.models import (
@@ -42,9 +42,9 @@ from opsgate.access.records import (
     budget_to_json,
     limits_to_json,
 )
-from opsgate.access.schema import teams, users
 from opsgate.access.store import team_row, user_row
 from opsgate.errors import BadRequestError, NotFoundError, PermissionDeniedError
+from opsgate.store.tables.access import teams, users
 
 _POLICY_FIELDS = ("limits", "budget", "end_user_limits", "end_user_budget")
 
@@ -64,7 +64,7 @@ def _expiry(body: KeyCreate | KeyUpdate, now: float) -> float | None:
 
 
 class AccessAdmin:
-    def __init__(self, control: AccessControl) -> None:
+    def __init__(self, control: AccessService) -> None:
         self.control = control
         self.store = control.store
 

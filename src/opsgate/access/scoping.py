@@ -16,8 +16,8 @@ from typing import Any, cast
 from opsgate.access.permissions import in_scope, scope_filter, scoped_filters
 from opsgate.access.principal import Principal
 from opsgate.store.queries import TraceQuery
-from opsgate.store.records import TraceRecord
 from opsgate.store.usage import DIMENSIONS, UsageDimension, UsageQuery
+from opsgate.trace import TraceRecord
 
 
 def _rule(who: Principal, columns: set[str]) -> dict[str, str]:

@@ -27,7 +27,7 @@ from opsgate.access.records import (
     limits_from_json,
     limits_to_json,
 )
-from opsgate.access.schema import access_version, api_keys, teams, users
+from opsgate.store.tables.access import access_version, api_keys, teams, users
 
 _DOWN = (OSError, TimeoutError, SQLAlchemyError)
 

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from opsgate.alerts.events import Alert, DeliveryStatus
 from opsgate.alerts.store import AlertEventStore
-from opsgate.alerts.types import Alert, DeliveryStatus
 
 log = logging.getLogger("opsgate.alerts")
 
@@ -59,7 +59,7 @@ class ChannelStats:
     dropped: int = 0
 
 
-class AlertChannel:
+class AlertService:
     def __init__(
         self,
         sinks: Sequence[Sink] = (),

@@ -8,9 +8,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from opsgate.alerts.schema import alert_events
+from opsgate.alerts.events import Alert, AlertEvent, DeliveryStatus
 from opsgate.alerts.store import MAX_LIST
-from opsgate.alerts.types import Alert, AlertEvent, DeliveryStatus
+from opsgate.store.tables.alerts import alert_events
 
 
 class SqlAlertEventStore:

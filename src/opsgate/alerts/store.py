@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol, runtime_checkable
 
-from opsgate.alerts.types import Alert, AlertEvent, DeliveryStatus
+from opsgate.alerts.events import Alert, AlertEvent, DeliveryStatus
 
 MAX_LIST = 1000
 

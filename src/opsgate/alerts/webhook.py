@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 
 from opsgate.alerts.channel import DeliveryError
-from opsgate.alerts.types import Alert
+from opsgate.alerts.events import Alert
 
 SIGNATURE_HEADER = "x-opsgate-signature"
 WebhookFormat = Literal["json", "slack"]

@@ -16,9 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
 
-from opsgate.api import admin, admin_access, admin_cache, admin_traces, health, openai_routes
-from opsgate.api.admin_alerts import alert_routes
-from opsgate.api.admin_compliance import routes as compliance_routes
+from opsgate.api import health, openai_routes
+from opsgate.api.admin import access as admin_access
+from opsgate.api.admin import cache as admin_cache
+from opsgate.api.admin import runtime as admin_runtime
+from opsgate.api.admin import traces as admin_traces
+from opsgate.api.admin.alerts import alert_routes
+from opsgate.api.admin.compliance import routes as compliance_routes
 from opsgate.api.audit_middleware import AuditMiddleware, append_or_log
 from opsgate.api.middleware import TraceIdMiddleware
 from opsgate.api.responses import error_response, handle_opsgate_error, handle_unexpected
@@ -71,7 +75,7 @@ def create_app(
         routes=[
             *openai_routes.routes,
             *health.routes,
-            *admin.routes,
+            *admin_runtime.routes,
             *admin_traces.routes,
             *admin_access.routes,
             *admin_cache.routes,

@@ -18,7 +18,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opsgate.access.principal import ANONYMOUS, Principal
-from opsgate.api.admin_access import PRINCIPAL
+from opsgate.api.admin.access import PRINCIPAL
 from opsgate.audit import AuditLog, AuditUnavailableError, pseudonym
 
 log = logging.getLogger("opsgate.audit")

@@ -8,8 +8,8 @@ from typing import Any
 
 from opsgate.accounting.cost import micros_to_usd
 from opsgate.store.codec import body_json
-from opsgate.store.records import SpanRecord, TraceRecord
 from opsgate.store.usage import UsageRow
+from opsgate.trace import SpanRecord, TraceRecord
 
 
 def iso(epoch: float) -> str:

@@ -5,8 +5,9 @@
 given an `Anchor` (`SEQ:HASH` kept elsewhere) it also finds a cut-off tail.
 """
 
-from opsgate.audit.chain import Anchor, AuditEntry, VerifyResult, pseudonym
+from opsgate.audit.chain import Anchor, AuditEntry, VerifyResult
 from opsgate.audit.log import AuditLog, AuditUnavailableError
+from opsgate.identity import pseudonym
 
 __all__ = [
     "Anchor",

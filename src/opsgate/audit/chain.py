@@ -112,10 +112,3 @@ def broken_link(entry: AuditEntry, expected_seq: int, prev_hash: str) -> str | N
     if entry_hash(entry.prev_hash, entry.seq, at, *fields) != entry.hash:
         return "hash does not match the entry's contents (the entry was altered)"
     return None
-
-
-def pseudonym(kind: str, value: str) -> str:
-    """A stable stand-in for a personal identifier the log must not keep (an erased end user):
-    whoever knows the id can recompute it and find the entry; the log alone does not reveal it."""
-    digest = hashlib.sha256(f"opsgate:{kind}:{value}".encode()).hexdigest()[:32]
-    return f"{kind}:sha256:{digest}"

@@ -29,8 +29,8 @@ from opsgate.audit.chain import (
     canonical_detail,
     make_entry,
 )
-from opsgate.audit.schema import audit_log
 from opsgate.store.codec import clean_text
+from opsgate.store.tables.audit import audit_log
 
 log = logging.getLogger("opsgate.audit")
 

@@ -5,11 +5,11 @@ See docs/cache.md. The pipeline stage is `opsgate.pipeline.stages.cache.Cache`.
 
 from opsgate.cache.answer import CachedAnswer
 from opsgate.cache.build import CacheConfigError, build_cache, build_exact_store
-from opsgate.cache.config import CacheConfig, CachePolicy
 from opsgate.cache.errors import CacheUnavailableError
 from opsgate.cache.memory import MemoryStore
 from opsgate.cache.service import CacheService, Hit, Purged
 from opsgate.cache.store import EntryMeta, ExactStore, PurgeFilter, StoreStats
+from opsgate.config.cache import CacheConfig, CachePolicy
 
 __all__ = [
     "CacheConfig",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from opsgate.cache.config import CacheConfig
 from opsgate.cache.memory import MemoryStore
 from opsgate.cache.service import CacheService, SemanticIndex
 from opsgate.cache.store import ExactStore
+from opsgate.config.cache import CacheConfig
 
 if TYPE_CHECKING:
     from opsgate.cache.embed.gateway import EmbedCall
@@ -76,7 +76,7 @@ def build_cache(
     config: CacheConfig, redis_url: str | None = None, *, embed_call: EmbedCall | None = None
 ) -> CacheService | None:
     """The process-wide cache, or None when the config turns it off. `embed_call` serves the
-    `gateway` embedder (see `opsgate.cache.embed.gateway.router_embed`)."""
+    `gateway` embedder (see `opsgate.gateway.router_embed`)."""
     if not config.enabled:
         return None
     semantic = build_semantic(config, embed_call, redis_url) if config.semantic.enabled else None

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 
 from opsgate.access.principal import Principal
-from opsgate.cache.config import Namespacing
 from opsgate.chat import ChatRequest
+from opsgate.config.cache import Namespacing
 from opsgate.types import JSONObject
 
 IGNORED_PARAMS = frozenset(

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from opsgate.access.principal import Principal
-from opsgate.cache.config import CacheConfig
 from opsgate.cache.keys import context_key, exact_key, namespace_of, split_last_user
 from opsgate.cache.policy import Access, Directives, decide, policy_for
 from opsgate.cache.store import EntryMeta
 from opsgate.chat import ChatRequest
+from opsgate.config.cache import CacheConfig
 
 
 @dataclass(slots=True)
@@ -34,19 +33,13 @@ class Plan:
     semantic: SemanticQuery | None = None
 
 
-def end_user_of(headers: Mapping[str, str], req: ChatRequest) -> str | None:
-    user = headers.get("x-opsgate-end-user") or req.params.get("user")
-    return user if isinstance(user, str) and user else None
-
-
 def make_plan(
     config: CacheConfig,
     req: ChatRequest,
     principal: Principal | None,
-    headers: Mapping[str, str],
+    end_user: str | None,
     found: Directives,
 ) -> Plan:
-    end_user = end_user_of(headers, req)
     namespace = namespace_of(principal, end_user, config.namespace)
     access = decide(policy_for(config, principal), found, req)
     meta = EntryMeta(

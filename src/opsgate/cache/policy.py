@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsgate.access.principal import Principal
-from opsgate.cache.config import CacheConfig, CachePolicy
 from opsgate.chat import ChatRequest
+from opsgate.config.cache import CacheConfig, CachePolicy
 from opsgate.errors import BadRequestError
 
 HEADER = "x-opsgate-cache"

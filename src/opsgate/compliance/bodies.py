@@ -16,7 +16,7 @@ from opsgate.audit import AuditLog, AuditUnavailableError
 from opsgate.errors import OpsgateError, ServiceUnavailableError
 from opsgate.store.codec import body_json
 from opsgate.store.crypto import BODY_FIELDS, BodyCipher, DecryptionError, open_body, open_record
-from opsgate.store.records import TraceRecord
+from opsgate.trace import TraceRecord
 
 READ_BODIES = "trace.read_bodies"
 

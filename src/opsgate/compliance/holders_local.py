@@ -19,7 +19,7 @@ from opsgate.compliance.bodies import open_bodies
 from opsgate.store.codec import from_journal_line
 from opsgate.store.crypto import BodyCipher
 from opsgate.store.journal import Journal
-from opsgate.store.records import TraceRecord
+from opsgate.trace import TraceRecord
 
 
 def _lines_of(path: Path, end_user: str) -> list[tuple[int, bytes, TraceRecord]]:

@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from opsgate.alerts.schema import alert_events
 from opsgate.compliance.bodies import open_bodies
 from opsgate.store.crypto import BodyCipher
 from opsgate.store.erasures import erasure_time, record_erasure
-from opsgate.store.schema import metadata, spans, traces
+from opsgate.store.tables.alerts import alert_events
+from opsgate.store.tables.traces import metadata, spans, traces
 
 BATCH = 500
 

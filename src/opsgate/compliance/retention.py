@@ -19,8 +19,8 @@ from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.audit import AuditLog
-from opsgate.compliance.config import RetentionConfig, RetentionPolicy
-from opsgate.store.schema import traces
+from opsgate.config.compliance import RetentionConfig, RetentionPolicy
+from opsgate.store.tables.traces import traces
 
 log = logging.getLogger("opsgate.compliance.retention")
 

@@ -15,7 +15,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.store.crypto import BODY_FIELDS, BodyCipher, DecryptionError
-from opsgate.store.schema import traces
+from opsgate.store.tables.traces import traces
 
 
 @dataclass

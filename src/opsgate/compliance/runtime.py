@@ -1,4 +1,4 @@
-"""`Compliance`: the gateway's encryption, audit log, body reader, data subjects and retention.
+"""`ComplianceService`: the gateway's encryption, audit log, body reader, data subjects and retention.
 
 One object so the composition root (gateway.py) only creates it, hands its `seal` to the trace
 writer, and starts and stops it.
@@ -13,17 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from opsgate.audit import AuditLog
 from opsgate.cache.service import CacheService
 from opsgate.compliance.bodies import BodyReader
-from opsgate.compliance.config import RetentionConfig
 from opsgate.compliance.encryption import resolve_cipher
 from opsgate.compliance.holders_local import CacheData, JournalData
 from opsgate.compliance.holders_sql import BudgetAlerts, EndUserTables, Tombstone, TraceData
 from opsgate.compliance.retention import Retention
 from opsgate.compliance.subjects import DataSubjects
+from opsgate.config.compliance import RetentionConfig
 from opsgate.config.loader import ConfigError
 from opsgate.config.schema import Config
 from opsgate.store.crypto import BodyCipher, EncryptionConfigError, seal_record
-from opsgate.store.records import TraceRecord
 from opsgate.store.writer import TraceWriter
+from opsgate.trace import TraceRecord
 
 
 def cipher_for(config: Config, source: str) -> BodyCipher | None:
@@ -34,7 +34,7 @@ def cipher_for(config: Config, source: str) -> BodyCipher | None:
         raise ConfigError(source, [f"encryption: {exc}"]) from None
 
 
-class Compliance:
+class ComplianceService:
     def __init__(
         self,
         config: Config,

@@ -9,16 +9,12 @@ what went, per table or store.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from opsgate.errors import BadRequestError
-
-MAX_ID_LENGTH = 256
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+from opsgate.identity import check_end_user
 
 
 class PersonalData(Protocol):
@@ -76,17 +72,3 @@ class DataSubjects:
             for name, count in (await holder.erase(end_user)).items():
                 counts[name] = counts.get(name, 0) + count
         return Receipt(end_user, counts, started, time.time())
-
-
-def check_end_user(end_user: str) -> None:
-    """400 for ids no caller could have sent: empty, too long, or with control characters."""
-    if not end_user or not end_user.strip():
-        raise BadRequestError("the end user id is empty", code="invalid_end_user")
-    if len(end_user) > MAX_ID_LENGTH:
-        raise BadRequestError(
-            f"the end user id is longer than {MAX_ID_LENGTH} characters", code="invalid_end_user"
-        )
-    if _CONTROL.search(end_user):
-        raise BadRequestError(
-            "the end user id contains control characters", code="invalid_end_user"
-        )

@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from opsgate.cache.config import CacheConfig
-from opsgate.compliance.config import EncryptionConfig, RetentionConfig
-from opsgate.guard.config import GuardConfig
+from opsgate.config.cache import CacheConfig
+from opsgate.config.compliance import EncryptionConfig, RetentionConfig
+from opsgate.config.guard import GuardConfig
 
 Strategy = Literal["weighted", "least-latency", "least-busy", "lowest-cost"]
 

@@ -15,9 +15,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from opsgate.alerts.types import Alert
-from opsgate.guard.config import MonitorConfig
-from opsgate.guard.types import Verdict
+from opsgate.alerts.events import Alert
+from opsgate.config.guard import MonitorConfig
+from opsgate.guard.verdicts import Verdict
 
 Emit = Callable[[Alert], object]
 BUCKETS = 10

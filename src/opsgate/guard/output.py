@@ -13,11 +13,11 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from opsgate.config.guard import GuardPolicy
 from opsgate.guard import errors
 from opsgate.guard.canary import leaked
-from opsgate.guard.config import GuardPolicy
 from opsgate.guard.pii import Detector
-from opsgate.guard.types import SECRET_TYPES, Finding, Verdict
+from opsgate.guard.verdicts import SECRET_TYPES, Finding, Verdict
 
 HOLD = 64
 """Characters held back while streaming when PII/secrets are checked: longer than any phone

@@ -8,7 +8,7 @@ computed once per (key, team) and kept, as config does not change under a runtim
 from __future__ import annotations
 
 from opsgate.access.principal import Principal
-from opsgate.guard.config import GuardConfig, GuardPolicy
+from opsgate.config.guard import GuardConfig, GuardPolicy
 
 
 def merge(base: GuardPolicy, over: GuardPolicy) -> GuardPolicy:

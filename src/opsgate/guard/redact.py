@@ -15,7 +15,7 @@ from typing import Any
 
 from opsgate.guard.content import Slot, budget, rewrite, slots
 from opsgate.guard.pii import Detector
-from opsgate.guard.types import Finding
+from opsgate.guard.verdicts import Finding
 from opsgate.types import JSONObject
 
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z_]{1,23})_(\d{1,6})>")

@@ -11,15 +11,15 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from opsgate.access.principal import Principal
+from opsgate.config.guard import GuardConfig, GuardPolicy
 from opsgate.config.loader import ConfigError
-from opsgate.guard.config import GuardConfig, GuardPolicy
-from opsgate.guard.inspect import Scanner, Tools
+from opsgate.guard.credentials import SecretsDetector
+from opsgate.guard.inspection import Scanner, Tools
 from opsgate.guard.monitor import Emit, GuardMonitor
 from opsgate.guard.pii import Detector
 from opsgate.guard.policy import Policies, pii_types_needed, secrets_needed, uses_injection
 from opsgate.guard.redact import Redactor
-from opsgate.guard.secrets import SecretsDetector
-from opsgate.guard.types import NER_TYPES, PII_TYPES
+from opsgate.guard.verdicts import NER_TYPES, PII_TYPES
 
 if TYPE_CHECKING:
     from opsgate.guard.pii.presidio import PresidioEngine

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from opsgate.access.principal import Principal
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Usage
 from opsgate.errors import BadRequestError
-from opsgate.guard.types import Verdict
+from opsgate.guard.verdicts import Verdict
+from opsgate.identity import NO_LABELS, CallerLabels
 from opsgate.routing.router import RouteState
-from opsgate.store.records import CacheResult, SpanRecord, TraceStatus
+from opsgate.trace import CacheResult, SpanRecord, TraceStatus
 from opsgate.types import JSONObject
 
 ChatResult = ChatResponse | AsyncIterator[ChatChunk]
@@ -51,8 +52,8 @@ class RequestContext:
     cost_saved_micros: int = 0
     spans: list[SpanRecord] = field(default_factory=list)
     """Timed steps recorded by stages (cache lookup, ...), added to the trace."""
-    metadata: dict[str, str] = field(default_factory=dict)
-    """The caller's labels (body `metadata` and x-opsgate-metadata), read by Record."""
+    labels: CallerLabels = NO_LABELS
+    """The caller's end user, session and metadata, read and validated once by Record."""
     sensitive: bool = False
     """Set by the input guard: only deployments with a private tag may serve the request."""
     guard_verdicts: list[Verdict] = field(default_factory=list)

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsgate.pipeline.deferred import Deferred
-from opsgate.store.records import TraceRecord
 from opsgate.store.writer import TraceWriter
 from opsgate.telemetry.metrics import Metrics
 from opsgate.telemetry.otel import GenAITracer
+from opsgate.trace import TraceRecord
 
 log = logging.getLogger("opsgate.publish")
 

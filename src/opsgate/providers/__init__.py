@@ -1,8 +1,8 @@
 """Provider adapters: one module per upstream API dialect."""
 
 from opsgate.providers.base import CallContext, Capabilities, Provider
-from opsgate.providers.http import HTTPClient
 from opsgate.providers.registry import provider_class, provider_names, register_provider
+from opsgate.providers.transport import HTTPClient
 
 __all__ = [
     "CallContext",

@@ -10,7 +10,7 @@ from typing import ClassVar
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest
 from opsgate.config.schema import DeploymentConfig
 from opsgate.errors import BadRequestError
-from opsgate.providers.http import HTTPClient
+from opsgate.providers.transport import HTTPClient
 from opsgate.types import JSONObject
 
 

@@ -20,8 +20,8 @@ from opsgate.providers.errors import (
     UpstreamProtocolError,
     UpstreamStatusError,
 )
-from opsgate.providers.http import HTTPResult
 from opsgate.providers.sse import read_events
+from opsgate.providers.transport import HTTPResult
 from opsgate.types import JSONObject
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

@@ -9,8 +9,8 @@ from __future__ import annotations
 from opsgate.accounting import resolve_price
 from opsgate.config.loader import ConfigError
 from opsgate.config.schema import Config
-from opsgate.providers.http import HTTPClient
 from opsgate.providers.registry import provider_class, provider_names
+from opsgate.providers.transport import HTTPClient
 from opsgate.routing.deployment import Deployment, ModelGroup
 from opsgate.routing.health import Circuit, Health, RateWindow
 from opsgate.routing.router import Router

@@ -5,11 +5,11 @@ from opsgate.store.errors import RecordRejectedError, StoreError, StoreUnavailab
 from opsgate.store.journal import Journal, JournalLockedError, default_journal_path
 from opsgate.store.memory import MemoryTraceStore
 from opsgate.store.queries import InvalidCursorError, InvalidQueryError, TracePage, TraceQuery
-from opsgate.store.records import SpanRecord, TraceRecord
 from opsgate.store.repository import TraceStore
 from opsgate.store.sql import SqlTraceStore
 from opsgate.store.usage import UsageDimension, UsageQuery, UsageRow
 from opsgate.store.writer import TraceWriter, WriterStats
+from opsgate.trace import SpanRecord, TraceRecord
 
 __all__ = [
     "InvalidCursorError",

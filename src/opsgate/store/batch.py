@@ -25,9 +25,9 @@ from sqlalchemy import JSON, BigInteger, Boolean, Double, Integer, LargeBinary, 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opsgate.store.codec import span_values, trace_values
-from opsgate.store.records import TraceRecord
-from opsgate.store.schema import spans, traces
+from opsgate.store.tables.traces import spans, traces
 from opsgate.store.usage import aggregate, fold
+from opsgate.trace import TraceRecord
 
 Row = tuple[Any, ...]
 Params = tuple[Any, ...] | list[Row]

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, String, Table
 
-from opsgate.store.records import SpanRecord, TraceRecord
-from opsgate.store.schema import spans, traces
+from opsgate.store.tables.traces import spans, traces
+from opsgate.trace import SpanRecord, TraceRecord
 
 JOURNAL_VERSION = 1
 

@@ -27,7 +27,7 @@ from typing import Literal
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from opsgate.store.records import TraceRecord
+from opsgate.trace import TraceRecord
 
 log = logging.getLogger("opsgate.store.crypto")
 

@@ -30,10 +30,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from opsgate.audit.chain import pseudonym
+from opsgate.identity import pseudonym
 from opsgate.store.batch import Statement, sqlite_in
-from opsgate.store.records import TraceRecord
-from opsgate.store.schema import erasures
+from opsgate.store.tables.traces import erasures
+from opsgate.trace import TraceRecord
 
 PG_LOCK_KEY = 0x6F706572  # "oper": every replica; the audit log uses "opau", migrations "opsg"
 LOCK_SHARED = Statement(f"SELECT pg_advisory_xact_lock_shared({PG_LOCK_KEY})", ())

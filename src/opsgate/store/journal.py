@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from opsgate.store.codec import from_journal_line, to_journal_line
-from opsgate.store.records import TraceRecord
+from opsgate.trace import TraceRecord
 
 if sys.platform != "win32":
     import fcntl

@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
 from opsgate.store.queries import TracePage, TraceQuery, matches, page, summary
-from opsgate.store.records import TraceRecord
 from opsgate.store.usage import (
     Totals,
     UsageKey,
@@ -24,6 +23,7 @@ from opsgate.store.usage import (
     rollup,
     usage_key,
 )
+from opsgate.trace import TraceRecord
 
 
 class MemoryTraceStore:

@@ -33,11 +33,11 @@ from opsgate.store.db import is_sqlite_file, sqlite_pragmas
 from opsgate.store.erasures import erased_at, is_erased, lookup, subjects
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
 from opsgate.store.queries import TracePage, TraceQuery
-from opsgate.store.records import TraceRecord
 from opsgate.store.repository import TraceStore
-from opsgate.store.schema import traces
 from opsgate.store.sql import dedupe
+from opsgate.store.tables.traces import traces
 from opsgate.store.usage import UsageQuery, UsageRow
+from opsgate.trace import TraceRecord
 
 _REFUSED = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
 _REFUSED_PYTHON = (TypeError, ValueError, OverflowError)

@@ -18,8 +18,8 @@ import orjson
 from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 
-from opsgate.store.records import TraceRecord
-from opsgate.store.schema import traces
+from opsgate.store.tables.traces import traces
+from opsgate.trace import TraceRecord
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from opsgate.store.queries import TracePage, TraceQuery
-from opsgate.store.records import TraceRecord
 from opsgate.store.usage import UsageQuery, UsageRow
+from opsgate.trace import TraceRecord
 
 
 @runtime_checkable

@@ -33,9 +33,9 @@ from opsgate.store.batch import execute_async, follow_ups, trace_inserts
 from opsgate.store.codec import span_from_row, trace_from_row
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
 from opsgate.store.queries import SUMMARY_COLUMNS, TracePage, TraceQuery, page, where
-from opsgate.store.records import TraceRecord
-from opsgate.store.schema import spans, traces
+from opsgate.store.tables.traces import spans, traces
 from opsgate.store.usage import VALUES, UsageQuery, UsageRow, plan, usage_rows
+from opsgate.trace import TraceRecord
 
 _UNAVAILABLE: tuple[type[Exception], ...] = (OSError, TimeoutError, SQLAlchemyError)
 CAUGHT: tuple[type[Exception], ...] = (*_UNAVAILABLE, TypeError, ValueError, OverflowError)
@@ -87,7 +87,7 @@ def translate(exc: BaseException) -> Exception:
 
 
 class SqlTraceStore:
-    """Traces, spans and usage buckets in the tables of `opsgate.store.schema`."""
+    """Traces, spans and usage buckets in the tables of `opsgate.store.tables.traces`."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine

@@ -18,8 +18,7 @@ from sqlalchemy import Table
 
 from opsgate.store import histogram
 from opsgate.store.codec import clean_text
-from opsgate.store.records import TraceRecord
-from opsgate.store.schema import (
+from opsgate.store.tables.traces import (
     USAGE_COUNTERS,
     USAGE_KEY,
     USAGE_SUMS,
@@ -31,6 +30,7 @@ from opsgate.store.schema import (
     usage_hour_users,
     usage_minute,
 )
+from opsgate.trace import TraceRecord
 
 UsageDimension = Literal["model", "deployment", "key_id", "team_id", "end_user", "status"]
 DIMENSIONS: tuple[UsageDimension, ...] = (

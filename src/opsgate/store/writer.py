@@ -20,8 +20,8 @@ from pathlib import Path
 
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
 from opsgate.store.journal import Journal
-from opsgate.store.records import TraceRecord
 from opsgate.store.repository import TraceStore
+from opsgate.trace import TraceRecord
 
 log = logging.getLogger("opsgate.store.writer")
 

@@ -30,8 +30,8 @@ from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client import values as prom_values
 from prometheus_client.exposition import choose_encoder
 
-from opsgate.store.records import TraceRecord
 from opsgate.telemetry.writer_metrics import WriterMetrics, WriterSnapshot
+from opsgate.trace import TraceRecord
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 
 from opsgate._version import __version__
-from opsgate.store.records import SpanRecord, TraceRecord
 from opsgate.telemetry.genai_content import input_messages, output_messages
+from opsgate.trace import SpanRecord, TraceRecord
 
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from opsgate.api.audit_middleware import actor_of
 from opsgate.gateway import Gateway
-from opsgate.store.records import TraceRecord
+from opsgate.trace import TraceRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from opsgate.api.admin_access import PRINCIPAL, authorise
+from opsgate.api.admin.access import PRINCIPAL, authorise
 from opsgate.errors import OpsgateError, PermissionDeniedError
 from opsgate.gateway import Gateway
 from opsgate.ui.forms import field, read_form

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from opsgate.store.records import TraceRecord
+from opsgate.trace import TraceRecord
 
 MIN_WIDTH_PCT = 0.4
 """A sub-millisecond span still gets a visible sliver."""

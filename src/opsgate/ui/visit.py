@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 
 from opsgate.access.permissions import Permission, allowed, scope_filter
 from opsgate.access.principal import Principal
-from opsgate.api.admin_access import PRINCIPAL, authorise
+from opsgate.api.admin.access import PRINCIPAL, authorise
 from opsgate.api.audit_middleware import actor_of, append_or_log
 from opsgate.errors import OpsgateError, ServiceUnavailableError
 from opsgate.gateway import Gateway

@@ -4,11 +4,11 @@ embeddings model served through opsgate)."""
 
 from __future__ import annotations
 
-from opsgate.cache.config import EmbedderConfig
 from opsgate.cache.embed.base import Embedder, Vectors, normalise_rows
 from opsgate.cache.embed.gateway import EmbedCall, GatewayEmbedder
 from opsgate.cache.embed.hashing import HashingEmbedder
 from opsgate.cache.embed.local import EmbedderUnavailableError
+from opsgate.config.cache import EmbedderConfig
 
 __all__ = [
     "EmbedCall",

@@ -1,8 +1,8 @@
 """The `gateway` embedder: any embeddings model configured in opsgate (OpenAI, vLLM, Ollama ...).
 
 It calls the gateway's own router, so the embedding model gets routing, retries and fallbacks.
-The wiring passes `embed(model, texts) -> list of vectors`; the router is per config, so the
-function should read the current runtime's router at call time.
+The composition root (`opsgate.gateway.router_embed`) passes `embed(model, texts) -> vectors`;
+the router is per config, so that function reads the current runtime's router at call time.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from collections.abc import Awaitable, Callable, Sequence
 import numpy as np
 
 from opsgate.cache.embed.base import Vectors, normalise_rows
-from opsgate.chat import EmbeddingRequest
-from opsgate.routing.router import Router, RouteState
 
 EmbedCall = Callable[[str, Sequence[str]], Awaitable[list[list[float]]]]
 
@@ -41,17 +39,3 @@ class GatewayEmbedder:
 
     async def aclose(self) -> None:
         return None
-
-
-def router_embed(router: Callable[[], Router]) -> EmbedCall:
-    """An `EmbedCall` over the gateway's router (`router()` returns the current one). The call
-    is routed (retries, fallbacks) but not traced or billed as a request of its own."""
-
-    async def call(model: str, texts: Sequence[str]) -> list[list[float]]:
-        body = await router().embed(
-            EmbeddingRequest(model=model, input=list(texts)), RouteState(trace_id="cache-embed")
-        )
-        data = sorted(body.get("data") or (), key=lambda d: d.get("index", 0))
-        return [list(map(float, d["embedding"])) for d in data]
-
-    return call

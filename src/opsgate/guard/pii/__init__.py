@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from opsgate.guard.credentials import SecretsDetector
 from opsgate.guard.pii import recognizers as rec
 from opsgate.guard.pii.dates import dates_of_birth
 from opsgate.guard.pii.phones import PhoneRecognizer
-from opsgate.guard.secrets import SecretsDetector
-from opsgate.guard.types import PII_TYPES, SECRET_TYPES, Finding
+from opsgate.guard.verdicts import PII_TYPES, SECRET_TYPES, Finding
 
 RANK = {
     kind: i

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 from opsgate.guard.pii.checks import date_valid
-from opsgate.guard.types import Finding
+from opsgate.guard.verdicts import Finding
 
 _CUE = re.compile(
     r"date of birth|birth ?date|birthday|\bd\.?o\.?b\b\.?|\bborn\b(?: on| in)?"

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import phonenumbers
 
 from opsgate.guard.pii.recognizers import cued
-from opsgate.guard.types import Finding
+from opsgate.guard.verdicts import Finding
 
 _CANDIDATE = re.compile(
     r"(?<![\w+\-./])(?:\+ ?)?\(?\d[\d \-.()]{4,22}\d"

@@ -37,9 +37,9 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         "(pip install 'opsgate[presidio]'): " + str(exc)
     ) from exc
 
+from opsgate.guard.credentials import SecretsDetector
 from opsgate.guard.pii import Detector, resolve
-from opsgate.guard.secrets import SecretsDetector
-from opsgate.guard.types import NER_TYPES, PII_TYPES, Finding
+from opsgate.guard.verdicts import NER_TYPES, PII_TYPES, Finding
 
 Mode = Literal["presidio", "both"]
 

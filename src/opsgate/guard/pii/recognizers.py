@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from opsgate.guard.pii import checks
-from opsgate.guard.types import Finding
+from opsgate.guard.verdicts import Finding
 
 Recognizer = Callable[[str], Iterator[Finding]]
 

@@ -20,16 +20,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from opsgate.access.budgets import (
+from opsgate.access.budgets.cost import CostBound, WorstCase
+from opsgate.access.budgets.model import (
     BudgetLedger,
     BudgetScope,
     Reservation,
     StreamBudgetExceededError,
     budget_scopes,
 )
-from opsgate.access.budgets_cost import CostBound, WorstCase
-from opsgate.access.limits import LimitScope, RateLimiter, limit_scopes
-from opsgate.access.limits_gate import Admission, gate_for
+from opsgate.access.limits.gate import AdmissionService, gate_for
+from opsgate.access.limits.model import LimitScope, RateLimiter, limit_scopes
 from opsgate.accounting import cost_micros, count_text_tokens
 from opsgate.chat import ChatChunk, ChatRequest, Usage
 from opsgate.errors import OpsgateError, ServiceUnavailableError
@@ -43,18 +43,12 @@ log = logging.getLogger("opsgate.access")
 class Ticket:
     """What one admitted request holds until it finishes."""
 
-    admission: Admission
+    admission: AdmissionService
     bound: CostBound | None
 
     @property
     def reservation(self) -> Reservation | None:
         return self.admission.reservation
-
-
-def end_user(ctx: RequestContext, params: dict[str, Any]) -> str | None:
-    """The end user as the trace records it: header first, then the body's `user`."""
-    user = ctx.headers.get("x-opsgate-end-user") or params.get("user")
-    return user if isinstance(user, str) and user else None
 
 
 class Admit:
@@ -81,7 +75,7 @@ class Admit:
         principal = ctx.principal
         if principal is None:
             return await call_next(call)
-        user = end_user(ctx, call.request.params)
+        user = ctx.labels.end_user
         limits = limit_scopes(principal, user) if self.limiter is not None else []
         budgets = budget_scopes(principal, user) if self.ledger is not None else []
         if not limits and not budgets:
@@ -112,7 +106,7 @@ class Admit:
         except OpsgateError:
             raise
         except Exception as exc:
-            return self._backend_down(exc, Ticket(Admission(), bound))
+            return self._backend_down(exc, Ticket(AdmissionService(), bound))
         if admission.permit is not None:
             call.ctx.response_headers.update(admission.permit.status.headers())
         return Ticket(admission, bound)

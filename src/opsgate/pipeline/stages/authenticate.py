@@ -1,7 +1,7 @@
 """Authenticate: resolve the caller's key to a principal, and stop callers who may not call.
 
 - The master key (`OPSGATE_MASTER_KEY`) is the bootstrap admin.
-- Virtual keys (`og-…`) resolve through `AccessControl` (in-process cache; no database read per
+- Virtual keys (`og-…`) resolve through `AccessService` (in-process cache; no database read per
   request once warm).
 - With no master key and no virtual key ever created, the gateway is open (the laptop default):
   every caller is `ANONYMOUS`. Once either exists, every call needs a valid key.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from opsgate.access.control import AccessControl, malformed_key
+from opsgate.access.control import AccessService, malformed_key
 from opsgate.access.keys import is_virtual_key
 from opsgate.access.permissions import Permission, require
 from opsgate.access.principal import ANONYMOUS, MASTER, Principal
@@ -43,7 +43,7 @@ def check_model(principal: Principal, model: str) -> None:
 
 
 class Authenticate:
-    def __init__(self, master_key: str | None, access: AccessControl | None = None) -> None:
+    def __init__(self, master_key: str | None, access: AccessService | None = None) -> None:
         self._master = master_key.encode() if master_key else None
         self.access = access
 

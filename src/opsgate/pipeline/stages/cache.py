@@ -15,15 +15,15 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from opsgate.cache.answer import StreamFold, replay_body, replay_chunks
-from opsgate.cache.config import CacheConfig
 from opsgate.cache.errors import CacheUnavailableError
 from opsgate.cache.plan import Plan, make_plan
 from opsgate.cache.policy import HEADER, directives
 from opsgate.cache.service import CacheService, Hit
 from opsgate.chat import ChatChunk, ChatResponse
+from opsgate.config.cache import CacheConfig
 from opsgate.pipeline.context import ChatCall, ChatResult, RequestContext
 from opsgate.pipeline.pipeline import Next
-from opsgate.store.records import CacheResult
+from opsgate.trace import CacheResult
 from opsgate.types import JSONObject
 
 log = logging.getLogger("opsgate.cache")
@@ -42,7 +42,7 @@ class Cache:
         req.params.pop("cache", None)
         if self.service is None or not self.config.enabled:
             return await call_next(call)
-        plan = make_plan(self.config, req, ctx.principal, ctx.headers, found)
+        plan = make_plan(self.config, req, ctx.principal, ctx.labels.end_user, found)
         if ctx.sensitive and self._embeds_upstream:
             plan.semantic = None  # the question would go to an embeddings deployment
         started, t0 = time.time(), time.perf_counter()

@@ -24,20 +24,20 @@ from dataclasses import replace
 from typing import Any
 
 from opsgate.chat import ChatChunk, ChatResponse
+from opsgate.config.guard import GuardPolicy
 from opsgate.errors import BadRequestError, ServiceUnavailableError
 from opsgate.guard.canary import new_canary, with_canary
-from opsgate.guard.config import GuardPolicy
 from opsgate.guard.content import has_marks, text_size, unmarked
-from opsgate.guard.inspect import InputResult, inspect
+from opsgate.guard.inspection import InputResult, inspect
 from opsgate.guard.output import OutputScreen, OutputTally
 from opsgate.guard.policy import checks_output, scans_input
 from opsgate.guard.redact import Redaction, StreamRestorer
 from opsgate.guard.service import GuardService
 from opsgate.guard.stream import filter_response, filter_stream
-from opsgate.guard.types import Verdict
+from opsgate.guard.verdicts import Verdict
 from opsgate.pipeline.context import ChatCall, ChatResult, RequestContext
 from opsgate.pipeline.pipeline import Next
-from opsgate.store.records import TraceStatus
+from opsgate.trace import TraceStatus
 
 log = logging.getLogger("opsgate.guard")
 SENSITIVITY_HEADER = "x-opsgate-sensitivity"
@@ -62,7 +62,7 @@ def sensitivity(ctx: RequestContext, metadata_key: str) -> str | None:
                 code="invalid_header",
                 param=SENSITIVITY_HEADER,
             )
-    label = ctx.metadata.get(metadata_key)
+    label = ctx.labels.metadata.get(metadata_key)
     if label is not None and label.strip().lower() in _SENSITIVE:
         return "metadata"
     return None

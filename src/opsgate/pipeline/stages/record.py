@@ -1,9 +1,8 @@
 """Record: the outermost stage. It opens the request's trace, closes it when the answer (or
 the stream, or the error) is done, and hands it to the publisher.
 
-It also reads the caller's own labels: `x-opsgate-session-id`, `x-opsgate-metadata` (a JSON
-object) or the body's `metadata`, and the end user from `x-opsgate-end-user` or the body's
-`user`.
+It is also where the caller's own labels (end user, session, metadata: `opsgate.identity`) are
+read and validated, once, onto `ctx.labels`: every later stage reads them there.
 """
 
 from __future__ import annotations
@@ -11,53 +10,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import orjson
 
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest
-from opsgate.errors import BadRequestError, OpsgateError
+from opsgate.errors import OpsgateError
+from opsgate.identity import caller_labels
 from opsgate.pipeline.context import RequestContext
 from opsgate.pipeline.pipeline import Next
 from opsgate.pipeline.publish import TraceDetail, TracePublisher
-from opsgate.store.records import SpanRecord, TraceRecord
+from opsgate.trace import SpanRecord, TraceRecord
 
 Endpoint = Literal["chat", "embeddings"]
 log = logging.getLogger("opsgate.record")
 _DISCONNECTED = 499
 _NO_DETAIL = TraceDetail()  # the nginx convention for "client closed the request"
-
-
-def caller_labels(
-    headers: Mapping[str, str], params: Mapping[str, Any]
-) -> tuple[dict[str, str], str | None, str | None]:
-    """(metadata, session id, end user) from headers and body; bad metadata is a 400."""
-    metadata: dict[str, str] = {}
-    body_meta = params.get("metadata")
-    if isinstance(body_meta, dict):
-        metadata.update({str(k): _text(v) for k, v in body_meta.items()})
-    raw = headers.get("x-opsgate-metadata")
-    if raw:
-        try:
-            header_meta = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            header_meta = None
-        if not isinstance(header_meta, dict):
-            raise BadRequestError(
-                "header x-opsgate-metadata must be a JSON object",
-                code="invalid_header",
-                param="x-opsgate-metadata",
-            )
-        metadata.update({str(k): _text(v) for k, v in header_meta.items()})
-    session = headers.get("x-opsgate-session-id") or metadata.get("session_id")
-    user = headers.get("x-opsgate-end-user") or params.get("user")
-    return metadata, session, user if isinstance(user, str) and user else None
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
 class BodyMasker(Protocol):
@@ -89,10 +59,9 @@ class Record:
         req: ChatRequest | EmbeddingRequest = call.request
         trace = self._open(ctx, req)
         try:
-            trace.metadata, trace.session_id, trace.end_user = caller_labels(
-                ctx.headers, req.params
-            )
-            ctx.metadata = trace.metadata
+            ctx.labels = labels = caller_labels(ctx.headers, req.params)
+            trace.metadata, trace.session_id = labels.metadata, labels.session_id
+            trace.end_user = labels.end_user
             if self.publisher.wants_output and isinstance(req, ChatRequest):
                 ctx.output = []
             result = await call_next(call)

@@ -14,12 +14,12 @@ from sqlalchemy.engine import Connection
 
 # Every part's tables live on the one shared `metadata`; importing them registers them, so
 # schema comparisons see the whole database whatever imported this module.
-import opsgate.access.schema
-import opsgate.alerts.schema
-import opsgate.audit.schema  # noqa: F401
+import opsgate.store.tables.access
+import opsgate.store.tables.alerts
+import opsgate.store.tables.audit  # noqa: F401
 from opsgate.store.db import dispose_engine, make_engine
 from opsgate.store.migrate import VERSION_TABLE
-from opsgate.store.schema import metadata
+from opsgate.store.tables.traces import metadata
 
 
 def _run(connection: Connection) -> None:

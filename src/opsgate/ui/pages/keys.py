@@ -15,8 +15,8 @@ from typing import Any
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from opsgate.access.budgets import BudgetScope, BudgetStatus
-from opsgate.access.limits import ScopeKind, ScopeRef
+from opsgate.access.budgets.model import BudgetScope, BudgetStatus
+from opsgate.access.limits.model import ScopeKind, ScopeRef
 from opsgate.access.manage import AccessAdmin
 from opsgate.access.permissions import ASSIGNABLE, Permission, is_global
 from opsgate.access.principal import BudgetPolicy, Role

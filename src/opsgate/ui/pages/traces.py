@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from opsgate.access.permissions import Permission, require
 from opsgate.access.scoping import may_read_trace, scope_trace_query
-from opsgate.api.admin_traces import trace_query
+from opsgate.api.admin.traces import trace_query
 from opsgate.errors import NotFoundError
 from opsgate.store.queries import CACHE_FILTERS, STATUSES
 from opsgate.ui.bodies import read_bodies

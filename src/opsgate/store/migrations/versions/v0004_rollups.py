@@ -23,7 +23,7 @@ down_revision: str | None = "v0003_alerts"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-# Frozen copy of the usage layout at this revision (opsgate.store.schema).
+# Frozen copy of the usage layout at this revision (opsgate.store.tables.traces).
 DIMENSIONS = ["model", "deployment", "key_id", "team_id", "status"]
 COUNTERS = [
     "requests",

@@ -24,6 +24,7 @@ from opsgate.access.limits.redis import RedisRateLimiter
 from opsgate.access.principal import BudgetPolicy, Limits, Principal, Scope
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest
 from opsgate.errors import BadGatewayError, ServiceUnavailableError
+from opsgate.identity import caller_labels
 from opsgate.pipeline.context import (
     ChatCall,
     ChatResult,
@@ -112,7 +113,7 @@ class Stack:
 
     async def chat(self, principal: Principal, **params: Any) -> tuple[ChatResult, RequestContext]:
         stream = bool(params.pop("stream", False))
-        ctx = RequestContext(headers={})
+        ctx = RequestContext(headers={}, labels=caller_labels({}, params))  # as Record reads them
         ctx.principal = principal
         req = ChatRequest(model="m", messages=MSG, stream=stream, params=params)
         return await self.pipeline(ChatCall(ctx, req)), ctx

@@ -12,23 +12,35 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
 
-from opsgate.cache.semantic.index import FlatIndex, UsearchIndex
+from opsgate.cache.embed.base import Embedder
+from opsgate.cache.semantic.entry import SemanticEntry
+from opsgate.cache.semantic.index import FlatIndex, UsearchIndex, VectorDtype, VectorIndex
 from opsgate.cache.store import EntryMeta
-
-if TYPE_CHECKING:
-    from opsgate.cache.semantic.store import SemanticStore
 
 log = logging.getLogger("opsgate.cache")
 FORMAT = 1
 
 
-def save(store: SemanticStore, path: Path) -> None:
+class Snapshotted(Protocol):
+    """What a snapshot reads and fills: the semantic store's state (`SemanticStore`)."""
+
+    parts: dict[str, VectorIndex]
+    entries: dict[int, SemanticEntry]
+    by_key: dict[str, int]
+    embedder: Embedder
+    dtype: VectorDtype
+    next_id: int
+    clock: Callable[[], float]
+
+
+def save(store: Snapshotted, path: Path) -> None:
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -62,7 +74,7 @@ def _meta_row(meta: EntryMeta) -> list[Any]:
     return [meta.namespace, meta.model, meta.key_id, meta.end_user, meta.created]
 
 
-def load(store: SemanticStore, path: Path) -> int:
+def load(store: Snapshotted, path: Path) -> int:
     """Fill an empty store from `path`; returns the live entries loaded (0 when none fit)."""
     try:
         manifest: dict[str, Any] = orjson.loads((path / "manifest.json").read_bytes())
@@ -83,8 +95,6 @@ def load(store: SemanticStore, path: Path) -> int:
             flat = FlatIndex(store.embedder.dim)
             flat.add(data["ids"], data["vectors"])
             store.parts[partition] = flat
-    from opsgate.cache.semantic.store import SemanticEntry
-
     now, stale = store.clock(), []
     for id_, partition, key, ns, model, key_id, end_user, created, expires in rows:
         if expires <= now or partition not in store.parts:

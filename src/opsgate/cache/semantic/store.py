@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 from opsgate.cache.embed.base import Embedder, Vectors
 from opsgate.cache.errors import CacheUnavailableError
 from opsgate.cache.plan import SemanticQuery
+from opsgate.cache.semantic.entry import SemanticEntry
 from opsgate.cache.semantic.index import (
     ANN_FROM,
     FlatIndex,
@@ -31,19 +31,11 @@ from opsgate.cache.semantic.index import (
     VectorIndex,
     make_index,
 )
+from opsgate.cache.semantic.persist import save
 from opsgate.cache.store import EntryMeta, PurgeFilter
 
 log = logging.getLogger("opsgate.cache")
 TOP_K = 4
-
-
-@dataclass(slots=True)
-class SemanticEntry:
-    key: str
-    partition: str
-    meta: EntryMeta
-    expires: float
-    """Epoch seconds."""
 
 
 class SemanticStore:
@@ -219,8 +211,6 @@ class SemanticStore:
     async def aclose(self) -> None:
         await self.wait_builds()
         if self.path is not None:
-            from opsgate.cache.semantic.persist import save
-
             try:
                 save(self, self.path)
             except OSError as exc:

@@ -1,0 +1,1 @@
+"""The semantic cache: embeddings of prompts in an ANN index, looked up by similarity."""

@@ -1,0 +1,2 @@
+"""Offline tooling (training, calibration, evaluation scripts): installable, never imported by
+serving code (an import-linter contract checks it)."""

@@ -28,7 +28,7 @@ from opsgate.access.budgets.model import (
     StreamBudgetExceededError,
     budget_scopes,
 )
-from opsgate.access.limits.gate import AdmissionService, gate_for
+from opsgate.access.gate import AdmissionService, gate_for
 from opsgate.access.limits.model import LimitScope, RateLimiter, limit_scopes
 from opsgate.accounting import cost_micros, count_text_tokens
 from opsgate.chat import ChatChunk, ChatRequest, Usage

@@ -1,4 +1,4 @@
-"""AdmissionService for one request: its rate-limit permit and its budget hold, taken and given back
+"""Admission for one request: its rate-limit permit and its budget hold, taken and given back
 as one step.
 
 `SequentialGate` works with any limiter and ledger (two calls in, two out). `RedisGate` is
@@ -21,7 +21,7 @@ from opsgate.access.limits.redis import RedisRateLimiter, ScriptCall, run_script
 
 
 @dataclass(slots=True)
-class AdmissionService:
+class Admission:
     permit: Permit | None = None
     reservation: Reservation | None = None
 
@@ -34,12 +34,12 @@ class Gate(Protocol):
         budgets: Sequence[BudgetScope],
         micros: int,
         minimum: int | None = None,
-    ) -> AdmissionService:
+    ) -> Admission:
         """Charge `limits` and hold `micros` in `budgets`, or raise the 429 of the first part
         that refused, with nothing left charged or held."""
         ...
 
-    async def finish(self, admission: AdmissionService, tokens: int, micros: int) -> None:
+    async def finish(self, admission: Admission, tokens: int, micros: int) -> None:
         """Correct the tokens, free the slot, settle the real cost. Idempotent."""
         ...
 
@@ -56,8 +56,8 @@ class SequentialGate:
         budgets: Sequence[BudgetScope],
         micros: int,
         minimum: int | None = None,
-    ) -> AdmissionService:
-        admission = AdmissionService()
+    ) -> Admission:
+        admission = Admission()
         if limits and self.limiter is not None:
             admission.permit = await self.limiter.acquire(limits, tokens)
         if budgets and self.ledger is not None:
@@ -69,7 +69,7 @@ class SequentialGate:
                 raise
         return admission
 
-    async def finish(self, admission: AdmissionService, tokens: int, micros: int) -> None:
+    async def finish(self, admission: Admission, tokens: int, micros: int) -> None:
         try:
             if admission.permit is not None and self.limiter is not None:
                 await self.limiter.release(admission.permit, tokens)
@@ -94,7 +94,7 @@ class RedisGate(SequentialGate):
         budgets: Sequence[BudgetScope],
         micros: int,
         minimum: int | None = None,
-    ) -> AdmissionService:
+    ) -> Admission:
         if not limits or not budgets:
             return await super().admit(limits, tokens, budgets, micros, minimum)
         calls: list[ScriptCall[Any]] = [
@@ -103,14 +103,14 @@ class RedisGate(SequentialGate):
         ]
         permit, reservation = await run_scripts(self.limiter.client, calls, return_exceptions=True)
         if isinstance(permit, Permit) and isinstance(reservation, Reservation):
-            return AdmissionService(permit, reservation)
+            return Admission(permit, reservation)
         if isinstance(reservation, Reservation):
             await self.ledger.settle(reservation, 0)
         if isinstance(permit, Permit):
             await self.limiter.refund(permit)
         raise permit if isinstance(permit, BaseException) else reservation
 
-    async def finish(self, admission: AdmissionService, tokens: int, micros: int) -> None:
+    async def finish(self, admission: Admission, tokens: int, micros: int) -> None:
         calls: list[ScriptCall[Any]] = []
         if admission.permit is not None:
             release = self.limiter.release_call(admission.permit, tokens)

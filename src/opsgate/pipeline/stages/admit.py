@@ -28,7 +28,7 @@ from opsgate.access.budgets.model import (
     StreamBudgetExceededError,
     budget_scopes,
 )
-from opsgate.access.gate import AdmissionService, gate_for
+from opsgate.access.gate import Admission, gate_for
 from opsgate.access.limits.model import LimitScope, RateLimiter, limit_scopes
 from opsgate.accounting import cost_micros, count_text_tokens
 from opsgate.chat import ChatChunk, ChatRequest, Usage
@@ -43,7 +43,7 @@ log = logging.getLogger("opsgate.access")
 class Ticket:
     """What one admitted request holds until it finishes."""
 
-    admission: AdmissionService
+    admission: Admission
     bound: CostBound | None
 
     @property
@@ -106,7 +106,7 @@ class Admit:
         except OpsgateError:
             raise
         except Exception as exc:
-            return self._backend_down(exc, Ticket(AdmissionService(), bound))
+            return self._backend_down(exc, Ticket(Admission(), bound))
         if admission.permit is not None:
             call.ctx.response_headers.update(admission.permit.status.headers())
         return Ticket(admission, bound)

@@ -23,7 +23,7 @@ from opsgate.api.admin import runtime as admin_runtime
 from opsgate.api.admin import traces as admin_traces
 from opsgate.api.admin.alerts import alert_routes
 from opsgate.api.admin.compliance import routes as compliance_routes
-from opsgate.api.audit_middleware import AuditMiddleware, append_or_log
+from opsgate.api.audit_middleware import AuditMiddleware
 from opsgate.api.middleware import TraceIdMiddleware
 from opsgate.api.responses import error_response, handle_opsgate_error, handle_unexpected
 from opsgate.config.loader import ConfigError, load_config
@@ -31,6 +31,7 @@ from opsgate.config.schema import Config
 from opsgate.errors import NotFoundError, OpsgateError
 from opsgate.gateway import Gateway
 from opsgate.telemetry.otel import GenAITracer
+from opsgate.web.audit import append_or_log
 
 log = logging.getLogger("opsgate")
 

@@ -5,43 +5,26 @@ entry, written when the response starts (so a client that reads the log next see
 what (`keys.create`, `keys.revoke`, `config.reload`, `cache.purge`, ...), the path and the
 status, failures and refusals included. Request bodies are never logged (they carry secrets).
 Handlers that write a richer entry themselves (erasure, export, body reads) mark the scope.
-`append_or_log` is the one way to write an entry for something that already happened.
+`web.audit.append_or_log` is the one way to write an entry for something that already happened.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opsgate.access.principal import ANONYMOUS, Principal
-from opsgate.api.admin.access import PRINCIPAL
-from opsgate.audit import AuditLog, AuditUnavailableError, pseudonym
+from opsgate.audit import AuditLog, pseudonym
+from opsgate.web.audit import AUDITED, actor_of, append_or_log
 
 log = logging.getLogger("opsgate.audit")
 
-AUDITED = "opsgate.audited"
-"""Set in the ASGI scope by a handler that wrote its own audit entry."""
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _VERBS = {"POST": "create", "PUT": "set", "PATCH": "update", "DELETE": "delete"}
 _END_USER = re.compile(r"^(/admin/v1/end-users/)(.+)$", re.DOTALL)
 _EXPORT = "/export"
-
-
-def actor_of(scope: Scope) -> str:
-    """Who is acting, as the log names them: `master`, `key:<id>`, `anonymous@<host>`."""
-    principal: Principal | None = scope.get(PRINCIPAL)
-    if principal is None:
-        return "unauthenticated"
-    if principal is ANONYMOUS:
-        client = scope.get("client")
-        return f"anonymous@{client[0] if client else '?'}"
-    if principal.is_master:
-        return "master"
-    return f"key:{principal.key_id}"
 
 
 def action_of(method: str, path: str) -> str:
@@ -70,19 +53,6 @@ def target_of(method: str, path: str) -> str:
     if method != "DELETE" and end_user.endswith(_EXPORT) and len(end_user) > len(_EXPORT):
         end_user, suffix = end_user.removesuffix(_EXPORT), _EXPORT
     return prefix + pseudonym("end_user", end_user) + suffix
-
-
-async def append_or_log(
-    audit: AuditLog, actor: str, action: str, target: str, detail: Mapping[str, Any]
-) -> None:
-    """Write one entry for an action that already happened. A failure is logged loudly and not
-    raised: the action cannot be undone, and turning it into an error would misreport it."""
-    try:
-        await audit.append(actor, action, target, detail)
-    except AuditUnavailableError as exc:
-        log.error("audit entry %s on %s not written: %s", action, target, exc)
-    except Exception:
-        log.exception("audit entry %s on %s not written", action, target)
 
 
 class AuditMiddleware:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from opsgate.api.parse import parse_chat, parse_embedding, read_json
+from opsgate.api.parse import parse_chat, parse_embedding
 from opsgate.api.responses import SSE_DONE, JSONResponse, error_response, sse_event
 from opsgate.chat import ChatChunk, ChatResponse
 from opsgate.errors import OpsgateError
@@ -23,6 +23,7 @@ from opsgate.pipeline.context import (
     request_timeout,
 )
 from opsgate.pipeline.stages.record import Record
+from opsgate.web.body import read_json
 
 log = logging.getLogger("opsgate.api")
 

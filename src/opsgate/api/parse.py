@@ -1,46 +1,15 @@
-"""Parse once: read the body under a size cap, decode JSON, and validate only the fields the
-gateway acts on. Everything else stays in the request untouched, for the upstream."""
+"""Parse once: the body is read under a size cap (`web.body.read_json`), then only the fields the
+gateway acts on are validated. Everything else stays in the request untouched, for the upstream."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
-from starlette.requests import Request
-
 from opsgate.chat import ChatRequest, EmbeddingRequest
-from opsgate.errors import BadRequestError, PayloadTooLargeError
+from opsgate.errors import BadRequestError
 from opsgate.types import JSONObject
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-
-
-async def read_json(request: Request, limit: int) -> JSONObject:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise _too_large(limit)
-    if not body:
-        raise BadRequestError(
-            "The request body is empty; expected a JSON object.", code="invalid_json"
-        )
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequestError(
-            f"The request body is not valid JSON: {exc}", code="invalid_json"
-        ) from None
-    if not isinstance(data, dict):
-        raise BadRequestError("The request body must be a JSON object.", code="invalid_json")
-    return data
-
-
-def _too_large(limit: int) -> PayloadTooLargeError:
-    return PayloadTooLargeError(f"The request body is larger than the {limit} bytes allowed.")
 
 
 def _bad(param: str, expected: str, value: Any) -> BadRequestError:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import orjson
 from starlette.requests import Request
 
-from opsgate.api.audit_middleware import actor_of
 from opsgate.gateway import Gateway
 from opsgate.trace import TraceRecord
+from opsgate.web.audit import actor_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from opsgate.api.admin.access import PRINCIPAL, authorise
 from opsgate.errors import OpsgateError, PermissionDeniedError
 from opsgate.gateway import Gateway
 from opsgate.ui.forms import field, read_form
 from opsgate.ui.principals import login_principal, master_key, session_key_id
 from opsgate.ui.sessions import COOKIE, LOGIN_CSRF_COOKIE, SESSION_TTL_S, new_login_token
 from opsgate.ui.visit import CSRF_FIELD, Visit, dashboard_of, view
+from opsgate.web.auth import PRINCIPAL, authorise
 
 
 def _safe_next(root: str, target: str | None) -> str:

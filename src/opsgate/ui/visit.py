@@ -20,14 +20,14 @@ from starlette.responses import RedirectResponse, Response
 
 from opsgate.access.permissions import Permission, allowed, scope_filter
 from opsgate.access.principal import Principal
-from opsgate.api.admin.access import PRINCIPAL, authorise
-from opsgate.api.audit_middleware import actor_of, append_or_log
 from opsgate.errors import OpsgateError, ServiceUnavailableError
 from opsgate.gateway import Gateway
 from opsgate.store.errors import StoreUnavailableError
 from opsgate.store.repository import TraceStore
 from opsgate.ui.forms import Form, read_form
 from opsgate.ui.sessions import Session
+from opsgate.web.audit import actor_of, append_or_log
+from opsgate.web.auth import PRINCIPAL, authorise
 
 if TYPE_CHECKING:
     from opsgate.ui.dashboard import Dashboard

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,23 +22,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from opsgate.access import models as m
 from opsgate.access.manage import AccessAdmin
 from opsgate.access.openapi import RouteSpec, document
-from opsgate.access.permissions import PERMISSIONS, Permission, is_global, require
-from opsgate.access.principal import ANONYMOUS, Principal
-from opsgate.api.parse import read_json
+from opsgate.access.permissions import PERMISSIONS, Permission
+from opsgate.access.principal import Principal
 from opsgate.api.responses import JSONResponse, error_response
 from opsgate.errors import (
     BadRequestError,
     OpsgateError,
-    PermissionDeniedError,
-    UnprocessableError,
 )
 from opsgate.gateway import Gateway
 from opsgate.pipeline.context import RequestContext
+from opsgate.web.auth import LOOPBACK, PRINCIPAL, authorise
+from opsgate.web.body import read_json, validated
 
 P = Permission
-PRINCIPAL = "opsgate.principal"
-"""Where the middleware leaves the caller in the ASGI scope."""
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 _MAX_BODY = 1024 * 1024
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 
@@ -57,7 +53,7 @@ class AccessMiddleware:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
         trusted = gateway.runtime.config.settings.master_key is None and bool(
-            client and client[0] in _LOOPBACK
+            client and client[0] in LOOPBACK
         )
         try:
             scope[PRINCIPAL] = await gateway.runtime.auth.resolve(
@@ -69,35 +65,8 @@ class AccessMiddleware:
         await self.app(scope, receive, send)
 
 
-def authorise(request: Request, *needs: Permission, anyone: bool = False) -> Principal:
-    """The caller, if its role has every permission in `needs`. With no `needs`, admins only,
-    unless `anyone` (routes every valid key may read: whoami, the OpenAPI document)."""
-    principal: Principal | None = request.scope.get(PRINCIPAL)
-    if principal is None:  # the middleware did not run: refuse rather than guess
-        raise PermissionDeniedError("admin routes need an authenticated caller", code="admin_only")
-    if principal is ANONYMOUS:
-        host = request.client.host if request.client else ""
-        if host not in _LOOPBACK:
-            raise PermissionDeniedError(
-                "admin routes need the master key or an admin key", code="admin_only"
-            )
-    if not needs and not anyone and not is_global(principal):
-        raise PermissionDeniedError(
-            f"role {principal.role.value!r} may not use this admin route", code="admin_only"
-        )
-    require(principal, *needs)
-    return principal
-
-
 async def _body(request: Request, model: type[BaseModel]) -> Any:
-    data = await read_json(request, _MAX_BODY)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        first = ".".join(str(p) for p in errors[0]["loc"]) or None
-        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
-        raise UnprocessableError(detail, code="invalid_body", param=first) from None
+    return validated(model, await read_json(request, _MAX_BODY))
 
 
 def _query(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:

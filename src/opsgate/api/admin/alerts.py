@@ -16,9 +16,9 @@ from starlette.routing import Route
 
 from opsgate.alerts.store import MAX_LIST, AlertEventStore
 from opsgate.api.admin.runtime import _authorise
-from opsgate.api.admin.traces import parse_time
 from opsgate.api.responses import JSONResponse, error_response
 from opsgate.errors import BadRequestError, OpsgateError, ServiceUnavailableError
+from opsgate.web.queries import parse_time
 
 StoreOf = Callable[[Request], AlertEventStore | None]
 PARAMS = frozenset({"since", "kind", "limit"})

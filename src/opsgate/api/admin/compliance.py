@@ -25,9 +25,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from opsgate.access.permissions import Permission
-from opsgate.api.admin.access import authorise
-from opsgate.api.admin.traces import check_known
-from opsgate.api.audit_middleware import AUDITED, actor_of
 from opsgate.api.responses import JSONResponse, error_response
 from opsgate.api.trace_json import iso
 from opsgate.audit import Anchor, AuditEntry, AuditUnavailableError, VerifyResult, pseudonym
@@ -35,6 +32,9 @@ from opsgate.errors import BadRequestError, OpsgateError, ServiceUnavailableErro
 from opsgate.gateway import Gateway
 from opsgate.identity import check_end_user
 from opsgate.store.errors import StoreUnavailableError
+from opsgate.web.audit import AUDITED, actor_of
+from opsgate.web.auth import authorise
+from opsgate.web.queries import check_known
 
 log = logging.getLogger("opsgate.api")
 P = Permission

@@ -8,11 +8,11 @@ from starlette.routing import Route
 
 from opsgate.access.permissions import Permission
 from opsgate.access.principal import Principal
-from opsgate.api.admin.access import authorise
 from opsgate.api.responses import JSONResponse, error_response
 from opsgate.config.loader import ConfigError
 from opsgate.errors import BadRequestError, OpsgateError
 from opsgate.gateway import Gateway
+from opsgate.web.auth import authorise
 
 
 def _authorise(request: Request, gateway: Gateway, *needs: Permission) -> Principal:

@@ -1,6 +1,6 @@
 """Traces: a filterable, cursor-paginated table, and one trace with its spans as a timeline.
 
-Filters use the admin API's parameter names and parser (`trace_query`), so the table and
+Filters use the admin API's parameter names and parser (`web.queries.trace_query`), so the table and
 `GET /admin/v1/traces` always agree; the caller's scope is forced in the same way.
 """
 
@@ -14,13 +14,13 @@ from starlette.routing import Route
 
 from opsgate.access.permissions import Permission, require
 from opsgate.access.scoping import may_read_trace, scope_trace_query
-from opsgate.api.admin.traces import trace_query
 from opsgate.errors import NotFoundError
 from opsgate.store.queries import CACHE_FILTERS, STATUSES
 from opsgate.ui.bodies import read_bodies
 from opsgate.ui.registry import Page
 from opsgate.ui.timeline import layout
 from opsgate.ui.visit import Visit, view
+from opsgate.web.queries import trace_query
 
 P = Permission
 PAGE_SIZE = "50"

@@ -1,28 +1,37 @@
 # Two commands from a fresh clone: `make serve` and `make test`.
+# `make serve` installs the package and its runtime needs only; the dev and bench extras,
+# promtool, Debian's chromium and the ML extras come with `make test` (or `make lint`/`bench`).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+SERVE_STAMP := $(VENV)/.installed-serve
+DEV_STAMP := $(VENV)/.installed-dev
 TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: serve test lint bench bench-choices bench-profile install clean
 
-$(STAMP): pyproject.toml
+$(SERVE_STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -e .
+	touch $(SERVE_STAMP)
+
+# Lint, types, benchmarks and the test runner.
+$(DEV_STAMP): $(SERVE_STAMP)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $(DEV_STAMP)
+
+# The tests also check the alert rules (promtool), drive the dashboard in Debian's chromium and
+# cover the optional ML backends (embedders, transformer and Presidio guards).
+$(TEST_STAMP): $(DEV_STAMP)
 	./scripts/ensure-promtool.sh $(BIN)
 	./scripts/ensure-chromium.sh
-	touch $(STAMP)
-
-# The tests also cover the optional ML backends (embedders, transformer and Presidio guards).
-$(TEST_STAMP): $(STAMP)
 	./scripts/ensure-ml-extras.sh $(BIN)
 	touch $(TEST_STAMP)
 
-install: $(STAMP)
+install: $(SERVE_STAMP)
 
-serve: $(STAMP)
+serve: $(SERVE_STAMP)
 	$(BIN)/opsgate serve
 
 test: $(TEST_STAMP)
@@ -31,19 +40,19 @@ test: $(TEST_STAMP)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
 
-bench-choices: $(STAMP)
+bench-choices: $(DEV_STAMP)
 	$(BIN)/python -m bench choices
 
-bench-profile: $(STAMP)
+bench-profile: $(DEV_STAMP)
 	$(BIN)/python -m bench profile
 
 clean:

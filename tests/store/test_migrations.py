@@ -40,6 +40,7 @@ TABLES = {
     "alert_events",
     "audit_log",
     "erasures",
+    "scores",
     VERSION_TABLE,
 }
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from opsgate.config.cache import CacheConfig
 from opsgate.config.compliance import EncryptionConfig, RetentionConfig
+from opsgate.config.feedback import FeedbackConfig
 from opsgate.config.guard import GuardConfig
 
 Strategy = Literal["weighted", "least-latency", "least-busy", "lowest-cost"]
@@ -162,6 +163,7 @@ class Config(Strict):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     encryption: EncryptionConfig = Field(default_factory=EncryptionConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     settings: Settings = Field(default_factory=Settings)
 
     @model_validator(mode="after")

@@ -1,0 +1,1 @@
+"""Evaluations: scorers (rules, embeddings, judges, the hallucination detector) and eval runs."""

@@ -44,6 +44,7 @@ from opsgate.store.migrate import upgrade
 from opsgate.store.offload import SqliteThreadStore
 from opsgate.store.sql import SqlTraceStore
 from opsgate.store.writer import TraceWriter
+from opsgate.telemetry.loop_lag import LoopLagMonitor
 from opsgate.telemetry.metrics import Metrics, create_metrics, mark_process_dead, multiprocess_dir
 from opsgate.telemetry.otel import GenAITracer, create_tracer
 
@@ -130,6 +131,7 @@ class Gateway:
         self.source = str(config_path) if config_path else "<built-in default>"
         self.http = HTTPClient()
         self.metrics = metrics or create_metrics()
+        self.loop_lag = LoopLagMonitor(self.metrics.loop_lag.observe)
         self.tracer = tracer or create_tracer(capture_content=config.traces.otel_capture_content)
         self.database_url = config.settings.database_url
         self.writer: TraceWriter | None = None
@@ -209,6 +211,7 @@ class Gateway:
         self.compliance.start()
         if self.writer is not None:
             await self._start_writer(self.writer)
+        self.loop_lag.start()
 
     @staticmethod
     async def _start_writer(writer: TraceWriter) -> None:
@@ -257,6 +260,7 @@ class Gateway:
 
     async def aclose(self) -> None:
         """Graceful shutdown: drain the trace queue, then release connections."""
+        await self.loop_lag.aclose()
         if self._migrate_task is not None:
             self._migrate_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

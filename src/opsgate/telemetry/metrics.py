@@ -30,6 +30,7 @@ from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client import values as prom_values
 from prometheus_client.exposition import choose_encoder
 
+from opsgate.telemetry.feedback_metrics import FeedbackMetrics
 from opsgate.telemetry.writer_metrics import WriterMetrics, WriterSnapshot
 from opsgate.trace import TraceRecord
 
@@ -42,6 +43,9 @@ LATENCY_BUCKETS = (
     5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0,
 )  # fmt: skip
 """Seconds: from cache hits (milliseconds) to long reasoning answers (minutes)."""
+
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+"""Seconds: a healthy loop stays under a few milliseconds; 100 ms is a saturated worker."""
 
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "half-open": 1, "open": 2}
 """Gauge value per circuit state: higher is worse, so `max` across workers is the worst."""
@@ -163,7 +167,15 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.loop_lag = Histogram(
+            "opsgate_event_loop_lag_seconds",
+            "How late the event loop runs a timer (sampled every 0.25 s per worker): the least "
+            "time any request waits before the gateway starts on it. Rising lag is saturation.",
+            buckets=LOOP_LAG_BUCKETS,
+            registry=r,
+        )
         self.writer = WriterMetrics(r)
+        self.feedback = FeedbackMetrics(r)
 
     # -- per request ------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ BENCHES = (
     "ui",
     "guard-pii",
     "guard",
+    "baseline",
 )
 
 
@@ -70,6 +71,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--no-bare", action="store_true", help="skip the bare Python proxy column (faster)"
     )
     parser.add_argument("--stream", action="store_true", help="profile: stream instead of JSON")
+    parser.add_argument(
+        "--ref", default="HEAD~1", help="baseline: the git commit to compare this tree with"
+    )
     parser.add_argument("--no-docs", action="store_true", help=f"do not update {DOCS_PATH}")
     parser.add_argument("--profile-dir", type=Path, default=Path("/tmp/opsgate-profile"))
     parser.add_argument(
@@ -127,6 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         print_grids(gateway_grids(run), console)
         if not args.no_docs:
             update_section(f"gateway-{args.server}", gateway_markdown(run, note))
+    if args.which == "baseline":
+        from bench.baseline import baseline_grid, run_baseline
+        from bench.report import grids_markdown, print_grids
+
+        grid = baseline_grid(args.ref, run_baseline(args.ref, settings, progress))
+        print_grids([grid], console)
+        if not args.no_docs:
+            update_section("baseline", "\n".join([note, *grids_markdown([grid])]))
     if args.which == "traces":
         from bench.report import print_grids
         from bench.traces import PARTS, TracesOptions, run_traces

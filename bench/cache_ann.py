@@ -87,7 +87,7 @@ def _store_with(part: FlatIndex | UsearchIndex, n: int) -> SemanticStore:
     store = SemanticStore(HashingEmbedder(DIM), threshold=0.8, max_entries=n + 1)
     store.parts["p"] = part
     meta = EntryMeta("team:bench", "m", None, None, 0.0)
-    from opsgate.cache.semantic.store import SemanticEntry
+    from opsgate.cache.semantic.entry import SemanticEntry
 
     store.entries = {i + 1: SemanticEntry(f"k{i}", "p", meta, 1e12) for i in range(n)}
     return store

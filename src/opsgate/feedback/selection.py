@@ -4,7 +4,8 @@ corrections and guard verdicts.
 ```json
 {"since": "7d", "model": "support-bot", "scores": [{"metric": "thumbs", "value": true}]}
 {"model": "support-bot", "corrected": true}
-{"flagged": ["injection", "pii"], "match": "any", "scores": [{"metric": "rating", "op": "lt", "value": 3}]}
+{"flagged": ["injection", "pii"], "match": "any",
+ "scores": [{"metric": "rating", "op": "lt", "value": 3}]}
 ```
 
 The trace fields match exactly (`store.queries.where`, the trace list's own conditions). The
@@ -19,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
@@ -157,8 +158,7 @@ def _compare(column: Any, op: Op, value: Any) -> ColumnElement[bool]:
         "gt": column > value,
         "ge": column >= value,
     }
-    result: ColumnElement[bool] = ops[op]
-    return result
+    return cast(ColumnElement[bool], ops[op])
 
 
 def _score_exists(cond: ScoreCondition) -> ColumnElement[bool]:
@@ -184,8 +184,10 @@ def _corrected() -> ColumnElement[bool]:
 
 
 def _has_verdicts(dialect: str) -> ColumnElement[bool]:
-    length = "jsonb_array_length" if dialect == "postgresql" else "json_array_length"
-    return getattr(func, length)(traces.c.guard_verdicts) > 0
+    verdicts = traces.c.guard_verdicts
+    if dialect == "postgresql":
+        return func.jsonb_array_length(verdicts) > 0
+    return func.json_array_length(verdicts) > 0
 
 
 class Compiled:

@@ -17,21 +17,28 @@ from starlette.responses import Response
 from starlette.routing import Mount
 
 from opsgate.api import health, openai_routes
+from opsgate.api.access_middleware import AccessMiddleware
 from opsgate.api.admin import access as admin_access
+from opsgate.api.admin import alerts as admin_alerts
 from opsgate.api.admin import cache as admin_cache
+from opsgate.api.admin import compliance as admin_compliance
 from opsgate.api.admin import runtime as admin_runtime
 from opsgate.api.admin import traces as admin_traces
-from opsgate.api.admin.alerts import alert_routes
-from opsgate.api.admin.compliance import routes as compliance_routes
 from opsgate.api.audit_middleware import AuditMiddleware
 from opsgate.api.middleware import TraceIdMiddleware
-from opsgate.api.responses import error_response, handle_opsgate_error, handle_unexpected
+from opsgate.api.responses import (
+    error_response,
+    handle_opsgate_error,
+    handle_outage,
+    handle_unexpected,
+)
 from opsgate.config.loader import ConfigError, load_config
 from opsgate.config.schema import Config
 from opsgate.errors import NotFoundError, OpsgateError
 from opsgate.gateway import Gateway
 from opsgate.telemetry.otel import GenAITracer
 from opsgate.web.audit import append_or_log
+from opsgate.web.outage import OUTAGES
 
 log = logging.getLogger("opsgate")
 
@@ -80,18 +87,19 @@ def create_app(
             *admin_traces.routes,
             *admin_access.routes,
             *admin_cache.routes,
-            *compliance_routes,
-            *alert_routes(lambda r: r.app.state.gateway.admission.alert_events),
+            *admin_compliance.routes,
+            *admin_alerts.routes,
             Mount("/ui", app=create_ui()),  # HTML, with its own 404/405 pages
         ],
         middleware=[
             Middleware(TraceIdMiddleware),
-            Middleware(admin_access.AccessMiddleware),
+            Middleware(AccessMiddleware),
             Middleware(AuditMiddleware),  # inside: it reads the caller the access layer found
         ],
         lifespan=lifespan,
         exception_handlers={
             OpsgateError: handle_opsgate_error,
+            **dict.fromkeys(OUTAGES, handle_outage),
             404: not_found,
             405: not_found,
             Exception: handle_unexpected,

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from opsgate.errors import OpsgateError
+from opsgate.web.outage import unavailable
 
 log = logging.getLogger("opsgate.api")
 
@@ -36,6 +37,12 @@ def sse_event(payload: Any) -> bytes:
 async def handle_opsgate_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OpsgateError)
     return error_response(exc)
+
+
+async def handle_outage(request: Request, exc: Exception) -> Response:
+    """A backend that cannot answer (`web.outage.OUTAGES`): 503, logged without a traceback."""
+    log.warning("%s %s: backend unavailable: %s", request.method, request.url.path, exc)
+    return error_response(unavailable(exc))
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

@@ -3,7 +3,8 @@ use it, with the CSRF token checked on every POST, and every failure shown as an
 
 Order of checks: session (else to the login page) → CSRF on unsafe methods (forged: 403) →
 permissions (403 before any look-up, as in the admin API) → the handler. Errors the parts raise
-(`OpsgateError`: 400, 403, 404, 409, 503 ...) become the error page with their status.
+(`OpsgateError`: 400, 403, 404, 409, 503 ...) become the error page with their status, and a
+backend that is down (`web.outage`) a 503 page.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from opsgate.access.permissions import Permission, allowed, scope_filter
 from opsgate.access.principal import Principal
 from opsgate.errors import OpsgateError, ServiceUnavailableError
 from opsgate.gateway import Gateway
-from opsgate.store.errors import StoreUnavailableError
 from opsgate.store.repository import TraceStore
 from opsgate.ui.forms import Form, read_form
 from opsgate.ui.sessions import Session
 from opsgate.web.audit import actor_of, append_or_log
 from opsgate.web.auth import PRINCIPAL, authorise
+from opsgate.web.outage import OUTAGES, unavailable
 
 if TYPE_CHECKING:
     from opsgate.ui.dashboard import Dashboard
@@ -150,11 +151,10 @@ def view(
                 response = await serve(request, dashboard)
             except OpsgateError as exc:
                 response = dashboard.renderer.error(request, exc.status, exc.message)
-            except StoreUnavailableError as exc:
-                log.warning("dashboard read failed, trace store unavailable: %s", exc)
-                response = dashboard.renderer.error(
-                    request, 503, "The trace database is unavailable; try again shortly."
-                )
+            except OUTAGES as exc:  # a database, Redis or cache backend is down
+                log.warning("dashboard page failed, backend unavailable: %s", exc)
+                message = unavailable(exc).message
+                response = dashboard.renderer.error(request, 503, message[0].upper() + message[1:])
             except Exception:  # the last resort: logged for operators, a plain page for people
                 log.exception("dashboard error on %s %s", request.method, request.url.path)
                 response = dashboard.renderer.error(

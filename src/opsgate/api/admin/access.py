@@ -1,5 +1,5 @@
-"""Admin API for access control (`/admin/v1/keys`, `/users`, `/teams`, `/budgets`), the
-middleware that authenticates every `/admin/` request, and `GET /admin/v1/openapi.json`.
+"""Admin API for access control (`/admin/v1/keys`, `/users`, `/teams`, `/budgets`), and
+`GET /admin/v1/openapi.json`.
 
 Thin handlers: the route table below names each route's permissions (checked before any look-up,
 so a 403 says nothing about ids); access/manage.py applies the caller's scope (other tenants'
@@ -10,97 +10,27 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opsgate.access import models as m
 from opsgate.access.manage import AccessAdmin
 from opsgate.access.openapi import RouteSpec, document
 from opsgate.access.permissions import PERMISSIONS, Permission
-from opsgate.access.principal import Principal
-from opsgate.api.responses import JSONResponse, error_response
-from opsgate.errors import (
-    BadRequestError,
-    OpsgateError,
-)
-from opsgate.gateway import Gateway
-from opsgate.pipeline.context import RequestContext
-from opsgate.web.auth import LOOPBACK, PRINCIPAL, authorise
-from opsgate.web.body import read_json, validated
+from opsgate.api.responses import JSONResponse
+from opsgate.web.admin import AdminCall, Handler, admin_route
 
 P = Permission
-_MAX_BODY = 1024 * 1024
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 
 
-class AccessMiddleware:
-    """Authenticates every `/admin/` request once; handlers read the principal synchronously."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/admin/"):
-            await self.app(scope, receive, send)
-            return
-        gateway: Gateway = scope["app"].state.gateway
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        client = scope.get("client")
-        trusted = gateway.runtime.config.settings.master_key is None and bool(
-            client and client[0] in LOOPBACK
-        )
-        try:
-            scope[PRINCIPAL] = await gateway.runtime.auth.resolve(
-                RequestContext(headers=headers), trusted=trusted
-            )
-        except OpsgateError as exc:
-            await error_response(exc)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-async def _body(request: Request, model: type[BaseModel]) -> Any:
-    return validated(model, await read_json(request, _MAX_BODY))
-
-
-def _query(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
-    unknown = sorted(set(request.query_params) - set(allowed))
-    if unknown:
-        raise BadRequestError(
-            f"unknown query parameter {unknown[0]!r}; known: {', '.join(allowed) or 'none'}",
-            code="unknown_parameter",
-            param=unknown[0],
-        )
-    return dict(request.query_params)
+def _admin(call: AdminCall) -> AccessAdmin:
+    return AccessAdmin(call.gateway.access)
 
 
 def _listing(data: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse({"object": "list", "data": data})
-
-
-Handler = Callable[[Request, Principal, AccessAdmin, Any], Awaitable[Response]]
-
-
-def _endpoint(spec: RouteSpec, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        gateway: Gateway = request.app.state.gateway
-        try:
-            who = authorise(request, *spec.permissions, anyone=not spec.permissions)
-            _query(request, spec.query)
-            body = await _body(request, spec.body) if spec.body is not None else None
-            if gateway.access is None:
-                raise BadRequestError("access control is not configured", code="no_access")
-            return await handler(request, who, AccessAdmin(gateway.access), body)
-        except OpsgateError as exc:
-            return error_response(exc)
-
-    return endpoint
 
 
 def _now() -> float:
@@ -110,25 +40,25 @@ def _now() -> float:
 # --- handlers --------------------------------------------------------------------------------
 
 
-async def whoami(request: Request, who: Principal, admin: AccessAdmin, _: Any) -> Response:
+async def whoami(call: AdminCall) -> Response:
     return JSONResponse(
         {
             "object": "principal",
-            "key_id": who.key_id,
-            "role": who.role.value,
-            "team_id": who.team_id,
-            "user_id": who.user_id,
-            "models": list(who.allowed_models),
-            "is_master": who.is_master,
-            "permissions": sorted(p.value for p in PERMISSIONS[who.role]),
+            "key_id": call.who.key_id,
+            "role": call.who.role.value,
+            "team_id": call.who.team_id,
+            "user_id": call.who.user_id,
+            "models": list(call.who.allowed_models),
+            "is_master": call.who.is_master,
+            "permissions": sorted(p.value for p in PERMISSIONS[call.who.role]),
         }
     )
 
 
-async def openapi(request: Request, who: Principal, admin: AccessAdmin, _: Any) -> Response:
+async def openapi(call: AdminCall) -> Response:
     ours = {(s.method, s.path) for s in SPECS}
     others = []
-    for route in request.app.routes:
+    for route in call.request.app.routes:
         path = _CONVERTOR.sub(r"{\1}", getattr(route, "path", ""))
         if not path.startswith("/admin/"):
             continue
@@ -139,98 +69,104 @@ async def openapi(request: Request, who: Principal, admin: AccessAdmin, _: Any) 
     return JSONResponse(document(SPECS, others))
 
 
-async def create_key(request: Request, who: Principal, admin: AccessAdmin, body: Any) -> Response:
-    key, secret = await admin.create_key(who, body)
+async def create_key(call: AdminCall) -> Response:
+    key, secret = await _admin(call).create_key(call.who, call.body)
     return JSONResponse(m.key_json(key, _now(), secret), status_code=201)
 
 
-async def list_keys(request: Request, who: Principal, admin: AccessAdmin, _: Any) -> Response:
-    q = request.query_params
+async def list_keys(call: AdminCall) -> Response:
+    q = call.query
     include = q.get("include_revoked", "false").lower() in ("1", "true")
     filters = {"team_id": q.get("team_id"), "user_id": q.get("user_id")}
-    keys = await admin.list_keys(who, filters, include)
+    keys = await _admin(call).list_keys(call.who, filters, include)
     return _listing([m.key_json(k, _now()) for k in keys])
 
 
-async def get_key(request: Request, who: Principal, admin: AccessAdmin, _: Any) -> Response:
-    return JSONResponse(m.key_json(await admin.get_key(who, request.path_params["key_id"]), _now()))
+async def get_key(call: AdminCall) -> Response:
+    return JSONResponse(
+        m.key_json(await _admin(call).get_key(call.who, call.path("key_id")), _now())
+    )
 
 
-async def update_key(request: Request, who: Principal, admin: AccessAdmin, body: Any) -> Response:
-    key = await admin.update_key(who, request.path_params["key_id"], body)
+async def update_key(call: AdminCall) -> Response:
+    key = await _admin(call).update_key(call.who, call.path("key_id"), call.body)
     return JSONResponse(m.key_json(key, _now()))
 
 
-async def revoke_key(request: Request, who: Principal, admin: AccessAdmin, _: Any) -> Response:
-    key = await admin.revoke_key(who, request.path_params["key_id"])
+async def revoke_key(call: AdminCall) -> Response:
+    key = await _admin(call).revoke_key(call.who, call.path("key_id"))
     return JSONResponse(m.key_json(key, _now()))
 
 
-async def rotate_key(request: Request, who: Principal, admin: AccessAdmin, body: Any) -> Response:
-    new, secret, old = await admin.rotate_key(who, request.path_params["key_id"], body)
+async def rotate_key(call: AdminCall) -> Response:
+    new, secret, old = await _admin(call).rotate_key(call.who, call.path("key_id"), call.body)
     data = m.key_json(new, _now(), secret)
     data["replaces"] = m.key_json(old, _now())
     return JSONResponse(data, status_code=201)
 
 
-async def list_teams(request: Request, who: Principal, admin: AccessAdmin, _: Any) -> Response:
-    return _listing([m.team_json(t) for t in await admin.list_teams(who)])
+async def list_teams(call: AdminCall) -> Response:
+    return _listing([m.team_json(t) for t in await _admin(call).list_teams(call.who)])
 
 
-async def create_team(request: Request, who: Principal, admin: AccessAdmin, body: Any) -> Response:
-    return JSONResponse(m.team_json(await admin.create_team(who, body)), status_code=201)
+async def create_team(call: AdminCall) -> Response:
+    return JSONResponse(
+        m.team_json(await _admin(call).create_team(call.who, call.body)), status_code=201
+    )
 
 
-async def get_team(request: Request, who: Principal, admin: AccessAdmin, _: Any) -> Response:
-    return JSONResponse(m.team_json(await admin.get_team(who, request.path_params["team_id"])))
+async def get_team(call: AdminCall) -> Response:
+    return JSONResponse(m.team_json(await _admin(call).get_team(call.who, call.path("team_id"))))
 
 
-async def update_team(request: Request, who: Principal, admin: AccessAdmin, body: Any) -> Response:
-    team = await admin.update_team(who, request.path_params["team_id"], body)
+async def update_team(call: AdminCall) -> Response:
+    team = await _admin(call).update_team(call.who, call.path("team_id"), call.body)
     return JSONResponse(m.team_json(team))
 
 
-async def delete_team(request: Request, who: Principal, admin: AccessAdmin, _: Any) -> Response:
-    team_id = request.path_params["team_id"]
-    await admin.delete_team(who, team_id)
+async def delete_team(call: AdminCall) -> Response:
+    team_id = call.path("team_id")
+    await _admin(call).delete_team(call.who, team_id)
     return JSONResponse({"object": "team", "id": team_id, "deleted": True})
 
 
-async def get_budget(request: Request, who: Principal, admin: AccessAdmin, _: Any) -> Response:
-    team = await admin.get_team(who, request.path_params["team_id"])
+async def get_budget(call: AdminCall) -> Response:
+    team = await _admin(call).get_team(call.who, call.path("team_id"))
     return JSONResponse(m.budget_entry("team", team.id, team.id, team.scope))
 
 
-async def set_budget(request: Request, who: Principal, admin: AccessAdmin, body: Any) -> Response:
-    team = await admin.set_budget(who, request.path_params["team_id"], body)
+async def set_budget(call: AdminCall) -> Response:
+    team = await _admin(call).set_budget(call.who, call.path("team_id"), call.body)
     return JSONResponse(m.budget_entry("team", team.id, team.id, team.scope))
 
 
-async def list_budgets(request: Request, who: Principal, admin: AccessAdmin, _: Any) -> Response:
-    return _listing(await admin.list_budgets(who))
+async def list_budgets(call: AdminCall) -> Response:
+    return _listing(await _admin(call).list_budgets(call.who))
 
 
-async def list_users(request: Request, who: Principal, admin: AccessAdmin, _: Any) -> Response:
-    found = await admin.list_users(who, request.query_params.get("team_id"))
+async def list_users(call: AdminCall) -> Response:
+    found = await _admin(call).list_users(call.who, call.query.get("team_id"))
     return _listing([m.user_json(u) for u in found])
 
 
-async def create_user(request: Request, who: Principal, admin: AccessAdmin, body: Any) -> Response:
-    return JSONResponse(m.user_json(await admin.create_user(who, body)), status_code=201)
+async def create_user(call: AdminCall) -> Response:
+    return JSONResponse(
+        m.user_json(await _admin(call).create_user(call.who, call.body)), status_code=201
+    )
 
 
-async def get_user(request: Request, who: Principal, admin: AccessAdmin, _: Any) -> Response:
-    return JSONResponse(m.user_json(await admin.get_user(who, request.path_params["user_id"])))
+async def get_user(call: AdminCall) -> Response:
+    return JSONResponse(m.user_json(await _admin(call).get_user(call.who, call.path("user_id"))))
 
 
-async def update_user(request: Request, who: Principal, admin: AccessAdmin, body: Any) -> Response:
-    user = await admin.update_user(who, request.path_params["user_id"], body)
+async def update_user(call: AdminCall) -> Response:
+    user = await _admin(call).update_user(call.who, call.path("user_id"), call.body)
     return JSONResponse(m.user_json(user))
 
 
-async def delete_user(request: Request, who: Principal, admin: AccessAdmin, _: Any) -> Response:
-    user_id = request.path_params["user_id"]
-    await admin.delete_user(who, user_id)
+async def delete_user(call: AdminCall) -> Response:
+    user_id = call.path("user_id")
+    await _admin(call).delete_user(call.who, user_id)
     return JSONResponse({"object": "user", "id": user_id, "deleted": True})
 
 
@@ -282,4 +218,9 @@ _ROUTES: list[tuple[RouteSpec, Handler]] = [
 ]  # fmt: skip
 
 SPECS: list[RouteSpec] = [spec for spec, _ in _ROUTES]
-routes = [Route(s.path, _endpoint(s, h), methods=[s.method]) for s, h in _ROUTES]
+routes = [
+    admin_route(
+        s.method, s.path, h, *s.permissions, anyone=not s.permissions, query=s.query, body=s.body
+    )
+    for s, h in _ROUTES
+]

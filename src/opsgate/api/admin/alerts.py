@@ -8,19 +8,15 @@ list takes (ISO-8601, epoch seconds, or an age like `24h`), `kind` an exact kind
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from opsgate.alerts.store import MAX_LIST, AlertEventStore
-from opsgate.api.admin.runtime import _authorise
-from opsgate.api.responses import JSONResponse, error_response
-from opsgate.errors import BadRequestError, OpsgateError, ServiceUnavailableError
+from opsgate.alerts.store import MAX_LIST
+from opsgate.api.responses import JSONResponse
+from opsgate.errors import BadRequestError
+from opsgate.web.admin import AdminCall, admin_route
 from opsgate.web.queries import parse_time
 
-StoreOf = Callable[[Request], AlertEventStore | None]
 PARAMS = frozenset({"since", "kind", "limit"})
 
 
@@ -36,34 +32,15 @@ def _limit(raw: str | None) -> int:
     return int(raw)
 
 
-def list_alerts(store_of: StoreOf) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        try:
-            _authorise(request, request.app.state.gateway)
-            unknown = sorted(set(request.query_params) - PARAMS)
-            if unknown:
-                raise BadRequestError(
-                    f"unknown query parameter {unknown[0]!r}; known: kind, limit, since",
-                    code="unknown_parameter",
-                    param=unknown[0],
-                )
-            store = store_of(request)
-            if store is None:
-                raise ServiceUnavailableError("alerts are not configured", code="alerts_disabled")
-            params = request.query_params
-            since = params.get("since")
-            events = await store.list_events(
-                since=parse_time(since, time.time(), "since") if since else None,
-                kind=params.get("kind") or None,
-                limit=_limit(params.get("limit")),
-            )
-        except OpsgateError as exc:
-            return error_response(exc)
-        return JSONResponse({"object": "list", "data": [e.to_json() for e in events]})
-
-    return endpoint
+async def list_alerts(call: AdminCall) -> Response:
+    """Stored alert events, newest first"""
+    since = call.query.get("since")
+    events = await call.gateway.admission.alert_events.list_events(
+        since=parse_time(since, time.time(), "since") if since else None,
+        kind=call.query.get("kind") or None,
+        limit=_limit(call.query.get("limit")),
+    )
+    return JSONResponse({"object": "list", "data": [e.to_json() for e in events]})
 
 
-def alert_routes(store_of: StoreOf) -> list[Route]:
-    """Mount with the app's routes; `store_of(request)` finds the gateway's alert store."""
-    return [Route("/admin/v1/alerts", list_alerts(store_of), methods=["GET"])]
+routes = [admin_route("GET", "/admin/v1/alerts", list_alerts, query=PARAMS)]

@@ -12,58 +12,36 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from opsgate.api.admin.runtime import _authorise
-from opsgate.api.responses import JSONResponse, error_response
-from opsgate.cache.errors import CacheUnavailableError
+from opsgate.api.responses import JSONResponse
 from opsgate.cache.service import CacheService, Purged
 from opsgate.cache.store import PurgeFilter
-from opsgate.errors import BadRequestError, OpsgateError, ServiceUnavailableError
-from opsgate.gateway import Gateway
+from opsgate.errors import BadRequestError, ServiceUnavailableError
+from opsgate.web.admin import AdminCall, admin_route
 
 log = logging.getLogger("opsgate.api")
 
-Handler = Callable[[Request, CacheService], Awaitable[Response]]
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _TEXT_FIELDS = ("namespace", "model", "key_id", "end_user", "entry")
 
 
-def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Authorise, find the cache, and turn every failure into an OpenAI-shaped error."""
-
-    async def endpoint(request: Request) -> Response:
-        gateway: Gateway = request.app.state.gateway
-        try:
-            _authorise(request, gateway)
-            service = getattr(gateway, "cache", None)
-            if not isinstance(service, CacheService):
-                raise ServiceUnavailableError(
-                    "the cache is off in the config (cache.enabled: false)", code="cache_disabled"
-                )
-            return await handler(request, service)
-        except OpsgateError as exc:
-            return error_response(exc)
-        except CacheUnavailableError as exc:
-            log.warning("cache admin call failed: %s", exc)
-            return error_response(
-                ServiceUnavailableError(
-                    "the cache backend is unavailable; try again", code="cache_unavailable"
-                )
-            )
-
-    return endpoint
+def _cache(call: AdminCall) -> CacheService:
+    """The cache, or 503 `cache_disabled` when the config turns it off."""
+    if call.gateway.cache is None:
+        raise ServiceUnavailableError(
+            "the cache is off in the config (cache.enabled: false)", code="cache_disabled"
+        )
+    return call.gateway.cache
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+async def _body(call: AdminCall) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is `{}`."""
+    raw = await call.request.body()
     try:
         data = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError:
@@ -114,31 +92,37 @@ def _purged(result: Purged) -> Response:
     return JSONResponse({"purged": {"exact": result.exact, "semantic": result.semantic}})
 
 
-async def stats(request: Request, service: CacheService) -> Response:
-    return JSONResponse(await service.stats())
+async def stats(call: AdminCall) -> Response:
+    """Entries per cache backend"""
+    return JSONResponse(await _cache(call).stats())
 
 
-async def purge(request: Request, service: CacheService) -> Response:
-    match = purge_filter(await _body(request))
+async def purge(call: AdminCall) -> Response:
+    """Purge the entries matching every given field (or `{"all": true}`)"""
+    service = _cache(call)
+    match = purge_filter(await _body(call))
     result = await service.purge(match)
     log.info("cache purge %s: %s", match, result)
     return _purged(result)
 
 
-async def purge_entry(request: Request, service: CacheService) -> Response:
-    return _purged(await service.purge(PurgeFilter(entry=request.path_params["key"])))
+async def purge_entry(call: AdminCall) -> Response:
+    """Purge one entry, by the key a trace's `cache_lookup` span shows"""
+    return _purged(await _cache(call).purge(PurgeFilter(entry=call.path("key"))))
 
 
-async def erase(request: Request, service: CacheService) -> Response:
-    user = (await _body(request)).get("end_user")
+async def erase(call: AdminCall) -> Response:
+    """Erase every entry made by one end user"""
+    service = _cache(call)
+    user = (await _body(call)).get("end_user")
     if not isinstance(user, str) or not user:
         raise BadRequestError("end_user must be a non-empty string", param="end_user")
     return _purged(await service.erase_end_user(user))
 
 
 routes = [
-    Route("/admin/v1/cache", _endpoint(stats), methods=["GET"]),
-    Route("/admin/v1/cache/purge", _endpoint(purge), methods=["POST"]),
-    Route("/admin/v1/cache/entries/{key}", _endpoint(purge_entry), methods=["DELETE"]),
-    Route("/admin/v1/cache/erase", _endpoint(erase), methods=["POST"]),
+    admin_route("GET", "/admin/v1/cache", stats),
+    admin_route("POST", "/admin/v1/cache/purge", purge),
+    admin_route("DELETE", "/admin/v1/cache/entries/{key}", purge_entry),
+    admin_route("POST", "/admin/v1/cache/erase", erase),
 ]

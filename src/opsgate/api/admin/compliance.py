@@ -16,80 +16,47 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from opsgate.access.permissions import Permission
-from opsgate.api.responses import JSONResponse, error_response
+from opsgate.api.responses import JSONResponse
 from opsgate.api.trace_json import iso
 from opsgate.audit import Anchor, AuditEntry, AuditUnavailableError, VerifyResult, pseudonym
-from opsgate.errors import BadRequestError, OpsgateError, ServiceUnavailableError
-from opsgate.gateway import Gateway
+from opsgate.errors import BadRequestError
 from opsgate.identity import check_end_user
-from opsgate.store.errors import StoreUnavailableError
-from opsgate.web.audit import AUDITED, actor_of
-from opsgate.web.auth import authorise
-from opsgate.web.queries import check_known
+from opsgate.web.admin import AdminCall, admin_route
 
 log = logging.getLogger("opsgate.api")
 P = Permission
-Handler = Callable[[Request, Gateway, str], Awaitable[Response]]
 MAX_PAGE = 1000
 _AUDIT_PARAMS = frozenset({"limit", "cursor", "action", "actor"})
 
 
-def _endpoint(handler: Handler, need: Permission) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        gateway: Gateway = request.app.state.gateway
-        try:
-            authorise(request, need)
-            return await handler(request, gateway, actor_of(request.scope))
-        except OpsgateError as exc:
-            return error_response(exc)
-        except (AuditUnavailableError, StoreUnavailableError, SQLAlchemyError, OSError) as exc:
-            log.warning("compliance admin call failed: %s", exc)
-            return error_response(
-                ServiceUnavailableError(
-                    "the database is unavailable; nothing was returned or half done, try again",
-                    code="store_unavailable",
-                )
-            )
-
-    endpoint.__doc__ = handler.__doc__
-    return endpoint
-
-
-def _end_user(request: Request) -> str:
-    if request.query_params:
-        name = next(iter(request.query_params))
-        raise BadRequestError(f"unknown query parameter {name!r}", code="unknown_parameter")
-    end_user: str = request.path_params["end_user"]
+def _end_user(call: AdminCall) -> str:
+    end_user = call.path("end_user")
     check_end_user(end_user)
     return end_user
 
 
-async def export_end_user(request: Request, gateway: Gateway, actor: str) -> Response:
+async def export_end_user(call: AdminCall) -> Response:
     """Everything kept about an end user (traces with bodies, usage, alerts, journal)"""
-    end_user = _end_user(request)
+    gateway, end_user = call.gateway, _end_user(call)
     data = await gateway.compliance.subjects.export(end_user)
     counts = {name: len(v) for name, v in data.items() if isinstance(v, list | dict)}
     target = pseudonym("end_user", end_user)
-    await gateway.audit.append(actor, "gdpr.export", target, {"sections": counts})
-    request.scope[AUDITED] = True
+    await gateway.audit.append(call.actor, "gdpr.export", target, {"sections": counts})
+    call.audited()
     body = {"object": "end_user.export", "end_user": end_user, "exported_at": iso(time.time())}
     return JSONResponse({**body, "data": data})
 
 
-async def erase_end_user(request: Request, gateway: Gateway, actor: str) -> Response:
+async def erase_end_user(call: AdminCall) -> Response:
     """Erase everything kept about an end user; answers a receipt"""
-    end_user = _end_user(request)
+    gateway, actor, end_user = call.gateway, call.actor, _end_user(call)
     target = pseudonym("end_user", end_user)
-    request.scope[AUDITED] = True
+    call.audited()
     await gateway.audit.append(actor, "gdpr.erase", target, {"status": "started"})
     receipt = await gateway.compliance.subjects.erase(end_user)
     detail = {"status": "completed", "counts": receipt.counts}
@@ -137,13 +104,12 @@ def _int(raw: str | None, name: str, low: int, high: int) -> int | None:
     return int(raw)
 
 
-async def list_audit(request: Request, gateway: Gateway, actor: str) -> Response:
+async def list_audit(call: AdminCall) -> Response:
     """Audit log entries, newest first"""
-    params = request.query_params
-    check_known(params, _AUDIT_PARAMS)
+    params = call.query
     limit = _int(params.get("limit"), "limit", 1, MAX_PAGE) or 100
     before = _int(params.get("cursor"), "cursor", 1, 2**62)
-    found = await gateway.audit.entries(
+    found = await call.gateway.audit.entries(
         limit=limit, before=before, action=params.get("action"), actor=params.get("actor")
     )
     cursor = str(found[-1].seq) if len(found) == limit and found[-1].seq > 1 else None
@@ -164,28 +130,26 @@ def verify_json(result: VerifyResult) -> dict[str, Any]:
     }
 
 
-async def verify_audit(request: Request, gateway: Gateway, actor: str) -> Response:
+async def verify_audit(call: AdminCall) -> Response:
     """Walk the audit log's hash chain; names the first broken entry (`?anchor=SEQ:HASH`: also
     a log cut off before that entry or rewritten up to it)"""
-    unknown = sorted(set(request.query_params) - {"anchor"})
-    if unknown:
-        raise BadRequestError(f"unknown query parameter {unknown[0]!r}", code="unknown_parameter")
-    raw = request.query_params.get("anchor")
+    gateway = call.gateway
+    raw = call.query.get("anchor")
     try:
         anchor = Anchor.parse(raw) if raw is not None else None
     except ValueError as exc:
         raise BadRequestError(str(exc), code="invalid_anchor", param="anchor") from None
     result = await gateway.audit.verify(anchor=anchor)
-    request.scope[AUDITED] = True
+    call.audited()
     detail = {"ok": result.ok, "checked": result.checked, "broken": result.first_broken_seq}
-    await gateway.audit.append(actor, "audit.verify", "audit_log", detail)
+    await gateway.audit.append(call.actor, "audit.verify", "audit_log", detail)
     return JSONResponse(verify_json(result))
 
 
 _EU = "/admin/v1/end-users/{end_user:path}"
 routes = [
-    Route(_EU + "/export", _endpoint(export_end_user, P.END_USERS_EXPORT), methods=["GET"]),
-    Route(_EU, _endpoint(erase_end_user, P.END_USERS_ERASE), methods=["DELETE"]),
-    Route("/admin/v1/audit", _endpoint(list_audit, P.AUDIT_READ), methods=["GET"]),
-    Route("/admin/v1/audit/verify", _endpoint(verify_audit, P.AUDIT_READ), methods=["POST"]),
+    admin_route("GET", _EU + "/export", export_end_user, P.END_USERS_EXPORT),
+    admin_route("DELETE", _EU, erase_end_user, P.END_USERS_ERASE),
+    admin_route("GET", "/admin/v1/audit", list_audit, P.AUDIT_READ, query=_AUDIT_PARAMS),
+    admin_route("POST", "/admin/v1/audit/verify", verify_audit, P.AUDIT_READ, query=("anchor",)),
 ]

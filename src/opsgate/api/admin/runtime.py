@@ -1,52 +1,37 @@
-"""Admin routes (`/admin/v1`). For now: config reload and deployment health."""
+"""Admin routes over the running gateway: config reload and deployment health."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from opsgate.access.permissions import Permission
-from opsgate.access.principal import Principal
-from opsgate.api.responses import JSONResponse, error_response
+from opsgate.api.responses import JSONResponse
 from opsgate.config.loader import ConfigError
-from opsgate.errors import BadRequestError, OpsgateError
-from opsgate.gateway import Gateway
-from opsgate.web.auth import authorise
+from opsgate.errors import BadRequestError
+from opsgate.web.admin import AdminCall, admin_route
+
+P = Permission
 
 
-def _authorise(request: Request, gateway: Gateway, *needs: Permission) -> Principal:
-    """The caller (authenticated by the access middleware) if its role has `needs`; with no
-    `needs`, admins only. Without a master key, callers on this machine are admins."""
-    return authorise(request, *needs)
-
-
-async def reload_config(request: Request) -> Response:
-    gateway: Gateway = request.app.state.gateway
+async def reload_config(call: AdminCall) -> Response:
+    """Read the config file again and swap it in (the old one keeps serving if it is bad)"""
+    gateway = call.gateway
     try:
-        _authorise(request, gateway, Permission.CONFIG_RELOAD)
-        try:
-            runtime = await gateway.reload()
-        except ConfigError as exc:
-            raise BadRequestError(
-                "config rejected, the previous config keeps serving: " + "; ".join(exc.problems),
-                code="invalid_config",
-            ) from None
-    except OpsgateError as exc:
-        return error_response(exc)
+        runtime = await gateway.reload()
+    except ConfigError as exc:
+        raise BadRequestError(
+            "config rejected, the previous config keeps serving: " + "; ".join(exc.problems),
+            code="invalid_config",
+        ) from None
     return JSONResponse(
         {"status": "reloaded", "source": gateway.source, "models": sorted(runtime.router.groups)}
     )
 
 
-async def deployments(request: Request) -> Response:
-    gateway: Gateway = request.app.state.gateway
-    try:
-        _authorise(request, gateway, Permission.DEPLOYMENTS_READ)
-    except OpsgateError as exc:
-        return error_response(exc)
+async def deployments(call: AdminCall) -> Response:
+    """Every deployment with its live health on this replica"""
     data = []
-    for group in gateway.runtime.router.groups.values():
+    for group in call.gateway.runtime.router.groups.values():
         for d in group.deployments:
             h = d.health
             data.append(
@@ -71,6 +56,6 @@ async def deployments(request: Request) -> Response:
 
 
 routes = [
-    Route("/admin/v1/config/reload", reload_config, methods=["POST"]),
-    Route("/admin/v1/deployments", deployments, methods=["GET"]),
+    admin_route("POST", "/admin/v1/config/reload", reload_config, P.CONFIG_RELOAD),
+    admin_route("GET", "/admin/v1/deployments", deployments, P.DEPLOYMENTS_READ),
 ]

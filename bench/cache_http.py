@@ -18,7 +18,7 @@ import httpx
 import uvicorn
 
 from bench.stats import percentile
-from opsgate.api.app import create_app
+from opsgate.app import create_app
 from opsgate.config import parse_config
 
 SYSTEM = "You are the support assistant of ACME Cloud. Answer in two sentences."

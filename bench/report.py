@@ -174,7 +174,7 @@ def choices_markdown(run: ChoicesRun, note: str) -> str:
         f"Method: as for the gateway benchmark ({s.warmup:g} s warm-up, {s.rounds} interleaved "
         f"rounds of {s.seconds:g} s, medians). Servers: both gateways run side by side on one "
         "fake upstream (uvicorn via `opsgate serve`; granian via `granian --interface asgi "
-        "--factory --loop uvloop opsgate.api.app:app_from_env`), 1 worker each. Clients: "
+        "--factory --loop uvloop opsgate.app:app_from_env`), 1 worker each. Clients: "
         "`bench.client` with one pooled session per process (aiohttp `ClientSession`, httpx "
         "`AsyncClient` with 32 connections) posting the chat request to the fake upstream. "
         "JSON: `timeit`, median of 7 repeats."

@@ -115,7 +115,7 @@ def _gateway_argv(server: str, config: Path, port: int) -> list[str]:
             "--no-access-log",
             "--log-level",
             "warning",
-            "opsgate.api.app:app_from_env",
+            "opsgate.app:app_from_env",
         ]
     raise ValueError(f"unknown ASGI server {server!r}; expected one of {ASGI_SERVERS}")
 

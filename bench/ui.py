@@ -23,7 +23,7 @@ from bench.bulkload import SqliteLoader, to_rows
 from bench.querytiming import Timing, timed
 from bench.report import Grid
 from bench.synthetic import TraceFactory, spread
-from opsgate.api.app import create_app
+from opsgate.app import create_app
 from opsgate.config import parse_config
 from opsgate.store.migrate import upgrade
 

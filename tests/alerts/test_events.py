@@ -10,7 +10,7 @@ import pytest
 
 from opsgate.alerts import Alert, AlertEventStore, MemoryAlertEventStore
 from opsgate.alerts.sql import SqlAlertEventStore
-from opsgate.api.app import create_app
+from opsgate.app import create_app
 from opsgate.store import dispose_engine, make_engine
 from opsgate.store.migrate import upgrade
 from tests.fixtures.gateway import make_config

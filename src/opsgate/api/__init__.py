@@ -1,5 +1,2 @@
-"""The HTTP surface."""
-
-from opsgate.api.app import create_app
-
-__all__ = ["create_app"]
+"""The HTTP API: OpenAI-compatible routes, the admin API (`admin/`), probes and `/metrics`, as
+the route table, middleware and error handlers that `opsgate.app.create_app` serves."""

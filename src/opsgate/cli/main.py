@@ -72,7 +72,7 @@ def serve(
     if any(d.provider == "simulator" for m in loaded.models for d in m.deployments):
         err.print("[yellow]the simulator provider is on: its answers are simulated[/]")
     uvicorn.run(
-        "opsgate.api.app:app_from_env",
+        "opsgate.app:app_from_env",
         factory=True,
         host=bind_host,
         port=bind_port,

@@ -23,6 +23,8 @@ from opsgate.chat import EmbeddingRequest
 from opsgate.compliance.runtime import ComplianceService
 from opsgate.config.loader import load_config
 from opsgate.config.schema import Config
+from opsgate.feedback.holders import ScoreData, ScoreRetention
+from opsgate.feedback.service import FeedbackService
 from opsgate.guard.service import GuardService
 from opsgate.pipeline.context import ChatCall, ChatResult, EmbeddingCall, EmbeddingResult
 from opsgate.pipeline.deferred import Deferred
@@ -32,6 +34,7 @@ from opsgate.pipeline.publish import TracePublisher
 from opsgate.pipeline.stages.admit import Admit
 from opsgate.pipeline.stages.authenticate import Authenticate
 from opsgate.pipeline.stages.cache import Cache
+from opsgate.pipeline.stages.feedback import FeedbackToken
 from opsgate.pipeline.stages.guard import EmbeddingSensitivity, InputGuard, OutputGuard
 from opsgate.pipeline.stages.record import Record
 from opsgate.pipeline.stages.settle import Settle, SettleEmbedding
@@ -74,6 +77,7 @@ def build_runtime(
     access: AccessService | None = None,
     admission: AdmissionService | None = None,
     cache: CacheService | None = None,
+    feedback: FeedbackService | None = None,
 ) -> Runtime:
     router = build_router(
         config, http, source=source, previous=previous.router if previous else None
@@ -99,6 +103,8 @@ def build_runtime(
             fail_open=config.limits.fail_open,
         )
     admitting: list[Any] = [admit] if admit is not None else []
+    if feedback is not None and config.feedback.enabled:
+        admitting.append(FeedbackToken(feedback))  # admitted answers carry a feedback token
     caching = Cache(cache, config.cache)  # also validates cache directives when off
     # The input guard sits before the cache (blocked or redacted before any key is made; a
     # cached answer is restored per caller) and the output guard inside it (only checked
@@ -165,6 +171,7 @@ class Gateway:
             )
             self.metrics.watch_writer(self.writer.stats)
         self.compliance.register_builtins(self.writer, self.cache)
+        self.feedback = self._feedback(config)
         self.metrics.watch_circuits(self._circuits)
         self.runtime = build_runtime(
             config,
@@ -174,8 +181,25 @@ class Gateway:
             access=self.access,
             admission=self.admission,
             cache=self.cache,
+            feedback=self.feedback,
         )
         self._reload_lock = asyncio.Lock()
+
+    def _feedback(self, config: Config) -> FeedbackService:
+        """Scores: their own writer, registered for erasure (after the trace writer's flush)
+        and retention like the traces they are about."""
+        master = config.settings.master_key
+        feedback = FeedbackService(
+            config.feedback,
+            self._engine,
+            master_key=master.get_secret_value() if master else None,
+            metrics=self.metrics.feedback,
+            tracer=self.tracer,
+        )
+        self.compliance.subjects.before_erase.append(feedback.writer.flush)
+        self.compliance.register(ScoreData(self._engine, feedback.recent), tables=["scores"])
+        self.compliance.retention.register(ScoreRetention(self._engine))
+        return feedback
 
     def _trace_store(self) -> SqlTraceStore | SqliteThreadStore:
         """A SQLite file is written from a thread of its own (`store.offload`); PostgreSQL and
@@ -192,6 +216,7 @@ class Gateway:
             self.writer,
             store_bodies=config.traces.store_bodies != "off",
             deferred=self.deferred,
+            observers=[self.feedback.observe],
         )
 
     def _circuits(self) -> dict[str, str]:
@@ -211,6 +236,9 @@ class Gateway:
         self.compliance.start()
         if self.writer is not None:
             await self._start_writer(self.writer)
+        # Scores left unwritten by the last run sit beside this process's own trace journal.
+        journal = self.writer.journal.path if self.writer is not None else None
+        await self.feedback.start(journal.with_name(journal.name + ".scores") if journal else None)
         self.loop_lag.start()
 
     @staticmethod
@@ -244,6 +272,7 @@ class Gateway:
         async with self._reload_lock:
             config = await asyncio.to_thread(load_config, self.config_path)
             self.compliance.reload(config, self.source)
+            self.feedback.reload(config.feedback)
             runtime = build_runtime(
                 config,
                 self.http,
@@ -253,6 +282,7 @@ class Gateway:
                 access=self.access,
                 admission=self.admission,
                 cache=self.cache,
+                feedback=self.feedback,
             )
             self.runtime = runtime
             log.info("config reloaded from %s", self.source)
@@ -272,6 +302,7 @@ class Gateway:
             await self.cache.aclose()
         await self.compliance.aclose()
         await self.deferred.drain()  # traces still being masked reach the writer first
+        await self.feedback.aclose()
         if self.writer is not None:
             await self.writer.stop()
             if isinstance(self.writer.store, SqliteThreadStore):

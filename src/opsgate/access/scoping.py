@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, cast
 
-from opsgate.access.permissions import in_scope, scope_filter, scoped_filters
+from opsgate.access.permissions import in_scope, is_global, scope_filter, scoped_filters
 from opsgate.access.principal import Principal
 from opsgate.store.queries import TraceQuery
 from opsgate.store.usage import DIMENSIONS, UsageDimension, UsageQuery
@@ -42,3 +42,14 @@ def scope_usage_query(who: Principal, query: UsageQuery) -> UsageQuery:
 
 def may_read_trace(who: Principal, record: TraceRecord) -> bool:
     return in_scope(who, team_id=record.team_id, user_id=record.user_id, key_id=record.key_id)
+
+
+def score_scope(who: Principal) -> dict[str, str]:
+    """The traces a caller may score (`POST /v1/feedback`): all of them for admins, the team's
+    for a key in a team (whatever its role: an application scores its team's answers with the
+    key it has), else the key's own. Apply it like `scope_filter`; an id outside it is a 404."""
+    if is_global(who):
+        return {}
+    if who.team_id:
+        return {"team_id": who.team_id}
+    return {"key_id": who.key_id}

@@ -13,9 +13,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, Table, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.audit import AuditLog
@@ -39,6 +40,19 @@ class Rule:
 class RetentionReport:
     traces_deleted: int = 0
     bodies_cleared: int = 0
+    swept: dict[str, int] = field(default_factory=dict)
+    """Rows each registered `Sweep` deleted, by its name (e.g. `scores`)."""
+
+
+class Sweep(Protocol):
+    """Another part's data that expires with the `retention:` policy (scores, dataset rows).
+    Registered with `Retention.register`; run after the traces on every pass."""
+
+    name: str
+
+    async def sweep(self, config: RetentionConfig, now: float) -> int:
+        """Delete what the policy no longer keeps (as of `now`); how many rows went."""
+        ...
 
 
 def _overrides(scopes: dict[str, RetentionPolicy], name: str) -> dict[str, float | None]:
@@ -46,24 +60,26 @@ def _overrides(scopes: dict[str, RetentionPolicy], name: str) -> dict[str, float
     return {scope: getattr(p, name) for scope, p in scopes.items() if name in p.model_fields_set}
 
 
-def rules(config: RetentionConfig, name: str) -> list[Rule]:
-    """The rules for one field (`traces_days` or `bodies_days`); disjoint by construction."""
+def rules(config: RetentionConfig, name: str, table: Table = traces) -> list[Rule]:
+    """The rules for one field (`traces_days` or `bodies_days`); disjoint by construction.
+    `table`: any table with `key_id` and `team_id` columns (traces, or a sweep's)."""
+    c = table.c
     keys, teams = _overrides(config.keys, name), _overrides(config.teams, name)
     found: list[Rule] = []
     not_key: tuple[ColumnElement[bool], ...] = ()
     if keys:
-        not_key = (or_(traces.c.key_id.is_(None), traces.c.key_id.not_in(list(keys))),)
+        not_key = (or_(c.key_id.is_(None), c.key_id.not_in(list(keys))),)
     for key_id, days in keys.items():
         if days is not None:
-            found.append(Rule((traces.c.key_id == key_id,), days))
+            found.append(Rule((c.key_id == key_id,), days))
     for team_id, days in teams.items():
         if days is not None:
-            found.append(Rule((traces.c.team_id == team_id, *not_key), days))
+            found.append(Rule((c.team_id == team_id, *not_key), days))
     default = getattr(config.default, name)
     if default is not None:
         not_team: tuple[ColumnElement[bool], ...] = ()
         if teams:
-            not_team = (or_(traces.c.team_id.is_(None), traces.c.team_id.not_in(list(teams))),)
+            not_team = (or_(c.team_id.is_(None), c.team_id.not_in(list(teams))),)
         found.append(Rule((*not_key, *not_team), default))
     return found
 
@@ -84,6 +100,10 @@ class Retention:
         self._audit = audit
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self.sweeps: list[Sweep] = []
+
+    def register(self, sweep: Sweep) -> None:
+        self.sweeps.append(sweep)
 
     async def run_once(self) -> RetentionReport:
         config = self._config()
@@ -93,9 +113,11 @@ class Retention:
             deleted += await self._batches(rule, now, config, clear=False)
         for rule in rules(config, "bodies_days"):
             cleared += await self._batches(rule, now, config, clear=True)
-        report = RetentionReport(deleted, cleared)
-        if (deleted or cleared) and self._audit is not None:
+        swept = {sweep.name: await sweep.sweep(config, now) for sweep in self.sweeps}
+        report = RetentionReport(deleted, cleared, swept)
+        if (deleted or cleared or any(swept.values())) and self._audit is not None:
             detail = {"traces_deleted": deleted, "bodies_cleared": cleared}
+            detail.update({f"{name}_deleted": count for name, count in swept.items()})
             await self._audit.append("system:retention", "retention.pass", "traces", detail)
         return report
 
@@ -135,7 +157,7 @@ class Retention:
             if config.enabled and config.active:
                 try:
                     report = await self.run_once()
-                    if report.traces_deleted or report.bodies_cleared:
+                    if report.traces_deleted or report.bodies_cleared or any(report.swept.values()):
                         log.info("retention pass: %s", report)
                 except Exception as exc:  # a database outage: try again next interval
                     log.warning(

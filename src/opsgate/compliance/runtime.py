@@ -6,7 +6,7 @@ writer, and starts and stops it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,7 +17,7 @@ from opsgate.compliance.encryption import resolve_cipher
 from opsgate.compliance.holders_local import CacheData, JournalData
 from opsgate.compliance.holders_sql import BudgetAlerts, EndUserTables, Tombstone, TraceData
 from opsgate.compliance.retention import Retention
-from opsgate.compliance.subjects import DataSubjects
+from opsgate.compliance.subjects import DataSubjects, PersonalData
 from opsgate.config.compliance import RetentionConfig
 from opsgate.config.loader import ConfigError
 from opsgate.config.schema import Config
@@ -49,6 +49,13 @@ class ComplianceService:
         self.subjects = DataSubjects()
         self.retention = Retention(engine, retention, audit=self.audit)
         self._engine = engine
+        self._tables = EndUserTables(engine)
+
+    def register(self, holder: PersonalData, *, tables: Iterable[str] = ()) -> None:
+        """Another part's holder of personal data (scores, dataset rows), after the built-ins;
+        `tables` are the ones it erases itself, which the generic sweep then leaves to it."""
+        self._tables.skip = self._tables.skip | frozenset(tables)
+        self.subjects.register(holder)
 
     def seal(self, record: TraceRecord) -> TraceRecord:
         """The trace writer's seal step (runs in the background, never on the request path)."""
@@ -65,7 +72,7 @@ class ComplianceService:
             self.subjects.before_erase.append(writer.flush)
             self.subjects.register(JournalData(lambda: writer.journal, cipher))
         self.subjects.register(TraceData(self._engine, cipher))
-        self.subjects.register(EndUserTables(self._engine))
+        self.subjects.register(self._tables)
         self.subjects.register(BudgetAlerts(self._engine))
         if cache is not None:
             self.subjects.register(CacheData(cache))

@@ -194,7 +194,9 @@ def where(query: ScoreQuery) -> list[ColumnElement[bool]]:
 
 def _rollup_statement(query: RollupQuery, dialect: str) -> Select[Any]:
     c = scores.c
-    step: ColumnElement[int] = literal_column(str(int(query.step)))  # inlined: PostgreSQL matches GROUP BY text
+    step: ColumnElement[int] = literal_column(
+        str(int(query.step))
+    )  # inlined: PostgreSQL matches GROUP BY text
     # floor(created_at / step): SQLite's CAST truncates (epochs are positive), PostgreSQL's
     # rounds, and SQLite may lack floor().
     periods: ColumnElement[Any]

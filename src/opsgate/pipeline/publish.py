@@ -7,7 +7,7 @@ publishing never waits on I/O and never fails the request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,7 @@ class TracePublisher:
         *,
         store_bodies: bool = False,
         deferred: Deferred | None = None,
+        observers: Sequence[Callable[[TraceRecord], None]] = (),
     ) -> None:
         self.metrics = metrics
         self.tracer = tracer if tracer is not None and tracer.enabled else None
@@ -49,6 +50,9 @@ class TracePublisher:
         self.deferred = deferred or Deferred()
         """Finishes traces off the loop (masking bodies); shared by every runtime of a
         gateway, and drained before its writer stops."""
+        self.observers = tuple(observers)
+        """In-memory hooks called with each published trace (feedback's index of recent
+        traces); they must be cheap and must not block."""
 
     @property
     def wants_output(self) -> bool:
@@ -77,3 +81,8 @@ class TracePublisher:
                 log.exception("OpenTelemetry export failed for trace %s", trace.trace_id)
         if self.writer is not None:
             self.writer.submit(trace)
+        for observe in self.observers:
+            try:
+                observe(trace)
+            except Exception:
+                log.exception("a trace observer failed for trace %s", trace.trace_id)

@@ -15,6 +15,7 @@ opted in (`capture_content`, or OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTE
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import json
 import os
 import re
@@ -59,14 +60,28 @@ _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _wanted_trace_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "opsgate_otel_trace_id", default=None
 )
+_wanted_span_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "opsgate_otel_span_id", default=None
+)
 
 
 class _OpsgateIdGenerator(RandomIdGenerator):
-    """Uses opsgate's trace id for a new OTel trace, so both systems share one id."""
+    """Uses opsgate's trace id for a new OTel trace, so both systems share one id, and a span
+    id derived from it for the request span, so later spans (a score's evaluation event) can
+    name it as their parent."""
 
     def generate_trace_id(self) -> int:
         wanted = _wanted_trace_id.get()
         return wanted if wanted else super().generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        wanted = _wanted_span_id.get()
+        return wanted if wanted else super().generate_span_id()
+
+
+def request_span_id(trace_id: str) -> int:
+    """The OTel span id of the request span of opsgate trace `trace_id` (never 0)."""
+    return int(hashlib.sha256(trace_id.encode()).hexdigest()[:16], 16) or 1
 
 
 def _ns(epoch_seconds: float) -> int:
@@ -153,6 +168,7 @@ class GenAITracer:
         token = _wanted_trace_id.set(
             int(trace.trace_id, 16) if _HEX32.match(trace.trace_id) else None
         )
+        span_token = _wanted_span_id.set(request_span_id(trace.trace_id))
         try:
             span = self._tracer.start_span(
                 f"{operation} {trace.model_requested}",
@@ -162,6 +178,7 @@ class GenAITracer:
                 attributes=self._request_attributes(trace, operation, params, server_url),
             )
         finally:
+            _wanted_span_id.reset(span_token)
             _wanted_trace_id.reset(token)
         if self.capture_content:
             if messages is not None:
@@ -245,6 +262,58 @@ class GenAITracer:
             contexts[record.span_id] = otel_trace.set_span_in_context(span)
             end = _ns(record.started_at) + int(max(record.duration_ms, 0.0) * 1e6)
             span.end(end_time=min(end, trace_end))
+
+    def emit_evaluation(
+        self,
+        name: str,
+        *,
+        trace_id: str | None,
+        at: float,
+        value: float | None = None,
+        label: str | None = None,
+        explanation: str | None = None,
+        attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> None:
+        """One score as a `gen_ai.evaluation.result` event (GenAI semantic conventions).
+
+        The event sits on a zero-length span (`evaluation {name}`) made a child of the scored
+        request's span, which ended long before the score arrived: same trace id, and the
+        request span's id derived from opsgate's trace id (`request_span_id`). A caller that
+        sent its own `traceparent` put the request in its trace instead, so there the event
+        lands in a trace of its own, named by `opsgate.trace_id`. Session scores (no trace)
+        start a trace of their own.
+        """
+        if self._tracer is None:
+            return
+        context = Context()  # never the caller's current span
+        if trace_id is not None and _HEX32.match(trace_id):
+            parent = otel_trace.SpanContext(
+                trace_id=int(trace_id, 16),
+                span_id=request_span_id(trace_id),
+                is_remote=True,
+                trace_flags=otel_trace.TraceFlags(otel_trace.TraceFlags.SAMPLED),
+            )
+            context = otel_trace.set_span_in_context(otel_trace.NonRecordingSpan(parent))
+        event: dict[str, AttributeValue] = {"gen_ai.evaluation.name": name}
+        if value is not None:
+            event["gen_ai.evaluation.score.value"] = value
+        if label is not None:
+            event["gen_ai.evaluation.score.label"] = label
+        if explanation:
+            event["gen_ai.evaluation.explanation"] = explanation
+        extra = dict(attributes or {})
+        if trace_id is not None:
+            extra["opsgate.trace_id"] = trace_id
+        moment = _ns(at)
+        span = self._tracer.start_span(
+            f"evaluation {name}",
+            context=context,
+            kind=SpanKind.INTERNAL,
+            start_time=moment,
+            attributes=extra,
+        )
+        span.add_event("gen_ai.evaluation.result", attributes=event, timestamp=moment)
+        span.end(end_time=moment)
 
     def force_flush(self, timeout_ms: int = 30_000) -> bool:
         return self.provider.force_flush(timeout_ms) if self.provider else True

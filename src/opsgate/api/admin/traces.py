@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from opsgate.access.permissions import Permission, require
 from opsgate.access.scoping import may_read_trace, scope_trace_query, scope_usage_query
+from opsgate.api.admin.feedback import trace_scores, usage_scores
 from opsgate.api.responses import JSONResponse
 from opsgate.api.trace_json import trace_detail, trace_summary, usage_json
 from opsgate.errors import NotFoundError, ServiceUnavailableError
@@ -60,7 +61,9 @@ async def get_trace(call: AdminCall) -> Response:
         raise NotFoundError(f"no trace with id {trace_id!r}", code="trace_not_found")
     if include_bodies:  # the sensitive read: audited first, then decrypted (role checked above)
         record = await _with_bodies(call, record)
-    return JSONResponse(trace_detail(record, include_bodies=include_bodies))
+    detail = trace_detail(record, include_bodies=include_bodies)
+    detail.update(await trace_scores(call.gateway.feedback, record))
+    return JSONResponse(detail)
 
 
 async def _with_bodies(call: AdminCall, record: TraceRecord) -> TraceRecord:
@@ -77,7 +80,9 @@ async def usage(call: AdminCall) -> Response:
     return JSONResponse(
         {
             "object": "list",
-            "data": [usage_json(row, bucket) for row in rows],
+            "data": await usage_scores(
+                call.gateway.feedback, query, [usage_json(row, bucket) for row in rows]
+            ),
             "next_cursor": None,
             "since": query.since,
             "until": query.until,

@@ -36,8 +36,10 @@ from opsgate.pipeline.stages.authenticate import Authenticate
 from opsgate.pipeline.stages.cache import Cache
 from opsgate.pipeline.stages.feedback import FeedbackToken
 from opsgate.pipeline.stages.guard import EmbeddingSensitivity, InputGuard, OutputGuard
+from opsgate.pipeline.stages.prompt import JoinPrompt, RenderPrompt
 from opsgate.pipeline.stages.record import Record
 from opsgate.pipeline.stages.settle import Settle, SettleEmbedding
+from opsgate.prompts.service import PromptService
 from opsgate.providers.transport import HTTPClient
 from opsgate.routing.build import build_router
 from opsgate.routing.router import Router, RouteState
@@ -77,6 +79,7 @@ def build_runtime(
     access: AccessService | None = None,
     admission: AdmissionService | None = None,
     cache: CacheService | None = None,
+    prompts: PromptService | None = None,
     feedback: FeedbackService | None = None,
 ) -> Runtime:
     router = build_router(
@@ -109,8 +112,22 @@ def build_runtime(
     # The input guard sits before the cache (blocked or redacted before any key is made; a
     # cached answer is restored per caller) and the output guard inside it (only checked
     # answers are stored; the per-request canary never reaches the key): docs/guard.md.
+    # A prompt is rendered before admission (limits and budget price what is sent) and before
+    # the input guard and the cache (the rendered prompt is scanned and cached); its variables
+    # reach the guard as untrusted parts, joined again right after it: docs/prompts.md.
+    render, join = ([RenderPrompt(prompts)], [JoinPrompt()]) if prompts is not None else ([], [])
     chat: Pipeline[ChatCall, ChatResult] = Pipeline(
-        [chat_record, auth, *admitting, InputGuard(guard), caching, OutputGuard(guard), Settle()],
+        [
+            chat_record,
+            auth,
+            *render,
+            *admitting,
+            InputGuard(guard),
+            *join,
+            caching,
+            OutputGuard(guard),
+            Settle(),
+        ],
         RouteChat(router),
     )
     embeddings: Pipeline[EmbeddingCall, EmbeddingResult] = Pipeline(
@@ -159,6 +176,9 @@ class Gateway:
         )
         self.audit = self.compliance.audit  # AuditLog: append(...), verify()
         self.bodies = self.compliance.bodies  # BodyReader: read(record, actor)
+        self.prompts = PromptService.from_settings(
+            self._engine, config.settings.redis_url, self.audit
+        )
         if config.traces.enabled:
             traces = config.traces
             self.writer = TraceWriter(
@@ -181,6 +201,7 @@ class Gateway:
             access=self.access,
             admission=self.admission,
             cache=self.cache,
+            prompts=self.prompts,
             feedback=self.feedback,
         )
         self._reload_lock = asyncio.Lock()
@@ -232,6 +253,7 @@ class Gateway:
             log.warning("database migration failed (%s); will retry in the background", exc)
             self._migrate_task = asyncio.create_task(self._migrate_later())
         await self.access.start()
+        await self.prompts.start()
         await self.admission.start()
         self.compliance.start()
         if self.writer is not None:
@@ -282,6 +304,7 @@ class Gateway:
                 access=self.access,
                 admission=self.admission,
                 cache=self.cache,
+                prompts=self.prompts,
                 feedback=self.feedback,
             )
             self.runtime = runtime
@@ -308,6 +331,7 @@ class Gateway:
             if isinstance(self.writer.store, SqliteThreadStore):
                 await self.writer.store.aclose()
         await self.access.aclose()
+        await self.prompts.aclose()
         if self._engine is not None:
             await dispose_engine(self._engine)
         self.tracer.shutdown()

@@ -67,6 +67,10 @@ class TraceRecord:
     cache: CacheResult | None = None
     finish_reason: str | None = None
     prompt_version: str | None = None
+    """The version number of the prompt that was rendered (as text), when one was."""
+    prompt_name: str | None = None
+    prompt_label: str | None = None
+    """The label the request named (`production`), None when it named a version."""
     experiment_variant: str | None = None
     guard_verdicts: list[dict[str, Any]] = field(default_factory=list)
     request_body: bytes | None = None

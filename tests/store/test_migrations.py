@@ -43,6 +43,8 @@ TABLES = {
     "audit_log",
     "erasures",
     "scores",
+    "eval_runs",
+    "eval_results",
     VERSION_TABLE,
 }
 

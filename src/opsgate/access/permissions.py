@@ -38,6 +38,11 @@ class Permission(enum.StrEnum):
     END_USERS_EXPORT = "end_users:export"
     END_USERS_ERASE = "end_users:erase"
     AUDIT_READ = "audit:read"
+    PROMPTS_READ = "prompts:read"
+    PROMPTS_WRITE = "prompts:write"
+    """Push versions and move any label but `production`."""
+    PROMPTS_PROMOTE = "prompts:promote"
+    """Move the `production` label (promote, roll back)."""
 
 
 P = Permission
@@ -59,11 +64,29 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.TRACES_READ_BODIES,
             P.USAGE_READ,
             P.DEPLOYMENTS_READ,
+            P.PROMPTS_READ,
+            P.PROMPTS_WRITE,
+            P.PROMPTS_PROMOTE,
         }
     ),
-    Role.MEMBER: frozenset({P.MODELS_CALL, P.TRACES_READ, P.TRACES_READ_BODIES}),
+    Role.MEMBER: frozenset(
+        {
+            P.MODELS_CALL,
+            P.TRACES_READ,
+            P.TRACES_READ_BODIES,
+            P.PROMPTS_READ,
+            P.PROMPTS_WRITE,
+        }
+    ),
     Role.VIEWER: frozenset(
-        {P.TEAMS_READ, P.BUDGETS_READ, P.TRACES_READ, P.USAGE_READ, P.DEPLOYMENTS_READ}
+        {
+            P.TEAMS_READ,
+            P.BUDGETS_READ,
+            P.TRACES_READ,
+            P.USAGE_READ,
+            P.DEPLOYMENTS_READ,
+            P.PROMPTS_READ,
+        }
     ),
     Role.SERVICE: frozenset({P.MODELS_CALL}),
 }

@@ -13,6 +13,9 @@ Three paths, cheapest first, each covering the one before it:
 
 A change is always "clear the whole cache": changes are rare, a refill is one indexed read per
 key in use, and a targeted invalidation would need every kind of change to name its keys.
+
+The feed is not about keys as such: any part with a change counter in the database (the prompt
+registry's label moves, for one) gets the same guarantee from a `ChangeFeed` of its own `topic`.
 """
 
 from __future__ import annotations
@@ -21,31 +24,37 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-from opsgate.access.store import AccessStore
+from typing import Any, Protocol
 
 log = logging.getLogger("opsgate.access")
 
 OnChange = Callable[[], Awaitable[None]]
 
 
+class VersionSource(Protocol):
+    """A change counter in the database, bumped in the same transaction as each change."""
+
+    async def version(self) -> int: ...
+
+
 class ChangeFeed:
     def __init__(
         self,
-        store: AccessStore,
+        store: VersionSource,
         on_change: OnChange,
         *,
         redis_url: str | None = None,
         prefix: str = "opsgate:",
+        topic: str = "access",
         poll_interval: float = 0.5,
         backstop_interval: float = 1.0,
     ) -> None:
         self._store = store
         self._on_change = on_change
         self._redis_url = redis_url
-        self.channel = f"{prefix}access:changed"
-        self.counter = f"{prefix}access:version"
+        self.topic = topic
+        self.channel = f"{prefix}{topic}:changed"
+        self.counter = f"{prefix}{topic}:version"
         self.poll_interval = poll_interval
         self.backstop_interval = backstop_interval
         self._redis: Any = None
@@ -58,14 +67,14 @@ class ChangeFeed:
     async def start(self) -> None:
         """Start listening. Nothing here waits on the database: the first poll (which also
         clears the cache once, harmlessly) finds the current version."""
-        self._tasks.append(asyncio.create_task(self._poll_db(), name="access-db-poll"))
+        self._tasks.append(asyncio.create_task(self._poll_db(), name=f"{self.topic}-db-poll"))
         if self._redis_url:
             import redis.asyncio as aioredis
 
             self._redis = aioredis.from_url(
                 self._redis_url, socket_connect_timeout=2, socket_timeout=5
             )
-            self._tasks.append(asyncio.create_task(self._listen(), name="access-redis"))
+            self._tasks.append(asyncio.create_task(self._listen(), name=f"{self.topic}-redis"))
 
     async def announce(self) -> None:
         """Tell the other replicas (after this one committed a change and cleared its cache)."""
@@ -77,13 +86,13 @@ class ChangeFeed:
                 pipe.publish(self.channel, b"changed")
                 await pipe.execute()
         except Exception as exc:  # redis errors, OSError; the database poll still converges
-            log.warning("could not announce an access change on Redis: %s", exc)
+            log.warning("could not announce an %s change on Redis: %s", self.topic, exc)
 
     async def _changed(self) -> None:
         try:
             await self._on_change()
         except Exception:
-            log.exception("access change handler failed")
+            log.exception("%s change handler failed", self.topic)
 
     async def _poll_db(self) -> None:
         failing = False
@@ -94,7 +103,7 @@ class ChangeFeed:
                 version = await self._store.version()
             except Exception as exc:
                 if not failing:
-                    log.warning("cannot poll the access version in the database: %s", exc)
+                    log.warning("cannot poll the %s version in the database: %s", self.topic, exc)
                 failing = True
                 continue
             failing = False
@@ -112,7 +121,9 @@ class ChangeFeed:
                 raise
             except Exception as exc:
                 self.redis_healthy = False
-                log.warning("access change feed lost Redis (%s); retrying in %.1fs", exc, delay)
+                log.warning(
+                    "%s change feed lost Redis (%s); retrying in %.1fs", self.topic, exc, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             else:  # pragma: no cover - _subscribed only returns by raising

@@ -16,11 +16,13 @@ from starlette.routing import BaseRoute
 from starlette.types import ExceptionHandler
 
 from opsgate.api import health, openai_routes
+from opsgate.api import prompts as prompt_routes
 from opsgate.api.access_middleware import AccessMiddleware
 from opsgate.api.admin import access as admin_access
 from opsgate.api.admin import alerts as admin_alerts
 from opsgate.api.admin import cache as admin_cache
 from opsgate.api.admin import compliance as admin_compliance
+from opsgate.api.admin import prompts as admin_prompts
 from opsgate.api.admin import runtime as admin_runtime
 from opsgate.api.admin import traces as admin_traces
 from opsgate.api.audit_middleware import AuditMiddleware
@@ -54,6 +56,8 @@ routes: list[BaseRoute] = [
     *admin_cache.routes,
     *admin_compliance.routes,
     *admin_alerts.routes,
+    *admin_prompts.routes,
+    *prompt_routes.routes,
 ]
 
 middleware = [

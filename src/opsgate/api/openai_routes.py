@@ -45,6 +45,8 @@ def _route_headers(ctx: RequestContext) -> dict[str, str]:
         headers["x-opsgate-attempts"] = str(len(ctx.route.attempts))
     if ctx.route.deployment is not None:
         headers["x-opsgate-deployment"] = ctx.route.deployment.id
+    if ctx.cost_micros:  # settled before a non-streamed answer; eval runs read it
+        headers["x-opsgate-cost-usd"] = f"{ctx.cost_micros / 1e6:.6f}"
     return headers
 
 

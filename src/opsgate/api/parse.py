@@ -7,6 +7,7 @@ from typing import Any
 
 from opsgate.chat import ChatRequest, EmbeddingRequest
 from opsgate.errors import BadRequestError
+from opsgate.prompts.model import MODEL_PREFIX
 from opsgate.types import JSONObject
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -58,8 +59,11 @@ def _check_int(body: JSONObject, name: str, low: int) -> None:
         )
 
 
-def _messages(body: JSONObject) -> list[JSONObject]:
+def _messages(body: JSONObject, *, required: bool = True) -> list[JSONObject]:
+    """`required=False` for a request naming a prompt: its messages are only extra turns."""
     messages = body.get("messages")
+    if messages is None and not required:
+        return []
     if messages is None:
         raise BadRequestError(
             "Missing required parameter: 'messages'.",
@@ -68,7 +72,7 @@ def _messages(body: JSONObject) -> list[JSONObject]:
         )
     if not isinstance(messages, list):
         raise _bad("messages", "an array", messages)
-    if not messages:
+    if not messages and required:
         raise BadRequestError(
             "'messages' must contain at least one message.", param="messages", code="invalid_value"
         )
@@ -90,8 +94,10 @@ def _messages(body: JSONObject) -> list[JSONObject]:
 
 
 def parse_chat(body: JSONObject) -> ChatRequest:
-    model = _model(body)
-    messages = _messages(body)
+    model = body.get("model")
+    prompted = "prompt" in body or (isinstance(model, str) and model.startswith(MODEL_PREFIX))
+    model = "prompt" if prompted and model is None else _model(body)  # prompts/request.py
+    messages = _messages(body, required=not prompted)
     stream = body.get("stream", False)
     if stream is not None and not isinstance(stream, bool):
         raise _bad("stream", "a boolean", stream)

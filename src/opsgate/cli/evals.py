@@ -1,4 +1,5 @@
-"""`opsgate eval ...`: measure the hallucination detector on a labelled file."""
+"""`opsgate eval ...`: eval runs (cli/eval_runs.py) and the hallucination detector on a
+labelled file."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from opsgate.cli.eval_runs import register_runs
+
 eval_app = typer.Typer(help="Evaluations: detectors, scorers and eval runs.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
@@ -19,6 +22,9 @@ err = Console(stderr=True)
 def register(app: typer.Typer) -> None:
     """Add `eval` to the main `opsgate` command."""
     app.add_typer(eval_app, name="eval")
+
+
+register_runs(eval_app)
 
 
 def _fmt(value: float) -> str:

@@ -18,6 +18,7 @@ from opsgate.cli.client import call
 from opsgate.cli.compliance import register as register_compliance_commands
 from opsgate.cli.evals import register as register_eval_commands
 from opsgate.cli.guard import register as register_guard_commands
+from opsgate.cli.prompts import register as register_prompt_commands
 from opsgate.cli.traces import register as register_read_commands
 from opsgate.config.loader import ConfigError, load_config
 from opsgate.config.schema import Config
@@ -131,6 +132,7 @@ register_access_commands(app)  # keys, teams, users
 register_cache_commands(app)  # cache, models
 register_compliance_commands(app)  # audit, gdpr, keys rotate-encryption
 register_guard_commands(app)  # guard eval, guard scan
+register_prompt_commands(app)  # prompts push, pull, list, show, diff, promote, rollback
 register_eval_commands(app)  # eval hallucination, eval run
 
 

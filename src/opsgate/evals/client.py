@@ -88,9 +88,12 @@ class GatewayClient:
         messages: Sequence[Mapping[str, Any]],
         **params: Any,
     ) -> Completion | CallError:
-        body = {"model": model, "messages": list(messages), **params}
+        return await self.complete({**params, "model": model, "messages": list(messages)})
+
+    async def complete(self, body: Mapping[str, Any]) -> Completion | CallError:
+        """POST a whole chat request body (an eval target's, a prompt reference's)."""
         async with self._limit:
-            return await self._with_retries(body)
+            return await self._with_retries(dict(body))
 
     async def _with_retries(self, body: dict[str, Any]) -> Completion | CallError:
         attempt = 0

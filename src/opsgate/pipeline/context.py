@@ -12,6 +12,7 @@ from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest,
 from opsgate.errors import BadRequestError
 from opsgate.guard.verdicts import Verdict
 from opsgate.identity import NO_LABELS, CallerLabels
+from opsgate.prompts.request import PromptUse
 from opsgate.routing.router import RouteState
 from opsgate.trace import CacheResult, SpanRecord, TraceStatus
 from opsgate.types import JSONObject
@@ -61,6 +62,8 @@ class RequestContext:
     """Values the input guard found in the request (the caller's own, not an output leak)."""
     mask_bodies: bool = False
     """Stored bodies of this request get PII replaced by placeholders (guard policy)."""
+    prompt: PromptUse | None = None
+    """Set by RenderPrompt: the prompt version the request rendered, for the trace."""
 
     def __post_init__(self) -> None:
         self.route = RouteState(trace_id=self.trace_id)

@@ -24,15 +24,27 @@ from opsgate.store.tables.traces import (
     USAGE_SUMS,
     usage_day,
     usage_day_keys,
+    usage_day_prompts,
     usage_day_users,
     usage_hour,
     usage_hour_keys,
+    usage_hour_prompts,
     usage_hour_users,
     usage_minute,
 )
 from opsgate.trace import TraceRecord
 
-UsageDimension = Literal["model", "deployment", "key_id", "team_id", "end_user", "status"]
+UsageDimension = Literal[
+    "model",
+    "deployment",
+    "key_id",
+    "team_id",
+    "end_user",
+    "status",
+    "prompt_name",
+    "prompt_version",
+    "prompt_label",
+]
 DIMENSIONS: tuple[UsageDimension, ...] = (
     "model",
     "deployment",
@@ -40,10 +52,14 @@ DIMENSIONS: tuple[UsageDimension, ...] = (
     "team_id",
     "end_user",
     "status",
+    "prompt_name",
+    "prompt_version",
+    "prompt_label",
 )
 
-UsageKey = tuple[int, str, str, str, str, str, str]
-"""(minute, model, deployment, key_id, team_id, end_user, status), as in `USAGE_KEY`."""
+UsageKey = tuple[int, str, str, str, str, str, str, str, str, str]
+"""(minute, model, deployment, key_id, team_id, end_user, status, prompt_name, prompt_version,
+prompt_label), as in `USAGE_KEY`."""
 
 Totals = dict[str, float]
 """Counter name -> value, for the names in `USAGE_COUNTERS` and `USAGE_SUMS`."""
@@ -67,6 +83,9 @@ def usage_key(record: TraceRecord) -> UsageKey:
         text(record.team_id),
         text(record.end_user),
         text(record.status),
+        text(record.prompt_name),
+        text(record.prompt_version),
+        text(record.prompt_label),
     )
 
 
@@ -136,14 +155,17 @@ LEVELS: tuple[Level, ...] = (
     _level(usage_day_keys, 86_400),
     _level(usage_day_users, 86_400),
     _level(usage_day, 86_400),
+    _level(usage_day_prompts, 86_400),
     _level(usage_hour_keys, 3_600),
     _level(usage_hour_users, 3_600),
     _level(usage_hour, 3_600),
+    _level(usage_hour_prompts, 3_600),
     _level(usage_minute, 60),
 )
 """Every write adds to all of them; a rollup reads, per period (coarsest first), the first
 table here that keeps the dimensions it names. Within a period they are listed smallest first
-(keys and teams are few, end users more, the full key multiplies them)."""
+(keys and teams are few, end users more, the full key multiplies them); the `*_prompts` tables
+come last, for the queries that name a prompt dimension."""
 
 _POSITIONS = {dim: USAGE_KEY.index(dim) for dim in USAGE_KEY}
 

@@ -23,6 +23,7 @@ from opsgate.access.principal import ANONYMOUS, MASTER, Principal
 from opsgate.errors import AuthenticationError, PermissionDeniedError
 from opsgate.pipeline.context import RequestContext
 from opsgate.pipeline.pipeline import C, Next
+from opsgate.prompts.model import MODEL_PREFIX
 
 
 def _missing() -> AuthenticationError:
@@ -53,11 +54,13 @@ class Authenticate:
         return self._master is not None or bool(self.access and self.access.has_keys)
 
     async def __call__(self, call: C, call_next: Next[C, Any]) -> Any:
-        principal = await self.resolve(call.ctx)
+        # A caller inside the process that already authenticated (the dashboard's playground,
+        # for its session's key) hands the principal in; HTTP requests always start without.
+        principal = call.ctx.principal or await self.resolve(call.ctx)
         require(principal, Permission.MODELS_CALL)
         model = getattr(getattr(call, "request", None), "model", None)
-        if isinstance(model, str):
-            check_model(principal, model)
+        if isinstance(model, str) and not model.startswith(MODEL_PREFIX):
+            check_model(principal, model)  # a prompt's model is checked once it is resolved
         return await call_next(call)
 
     async def resolve(self, ctx: RequestContext, *, trusted: bool = False) -> Principal:

@@ -150,9 +150,13 @@ class Record:
         disconnected: bool = False,
     ) -> None:
         dep = ctx.route.deployment
+        if ctx.prompt is not None:
+            trace.prompt_name, trace.prompt_label = ctx.prompt.name, ctx.prompt.label
+            trace.prompt_version = str(ctx.prompt.version)
         if dep is not None:
             trace.deployment, trace.provider = dep.id, dep.config.provider
-            trace.fallback = dep.group != req.model
+            asked = ctx.prompt.model if ctx.prompt is not None else req.model
+            trace.fallback = dep.group != asked
         elif ctx.route.attempts:  # every attempt failed: blame the last deployment tried
             trace.deployment = ctx.route.attempts[-1].deployment
         trace.attempts = len(ctx.route.attempts)

@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection
 import opsgate.store.tables.access
 import opsgate.store.tables.alerts
 import opsgate.store.tables.audit
-import opsgate.store.tables.feedback  # noqa: F401
+import opsgate.store.tables.feedback
+import opsgate.store.tables.prompts  # noqa: F401
 from opsgate.store.db import dispose_engine, make_engine
 from opsgate.store.migrate import VERSION_TABLE
 from opsgate.store.tables.traces import metadata

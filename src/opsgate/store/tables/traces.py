@@ -80,6 +80,8 @@ traces = Table(
     Column("cache", String),
     Column("finish_reason", String),
     Column("prompt_version", String),
+    Column("prompt_name", String),
+    Column("prompt_label", String),
     Column("experiment_variant", String),
     Column("guard_verdicts", json_type(), nullable=False),
     Column("request_body", LargeBinary),
@@ -95,6 +97,7 @@ traces = Table(
     Index(None, "session_id"),
     Index(None, "status", "started_at"),
     Index(None, "cache", "started_at"),
+    Index(None, "prompt_name", "started_at"),
 )
 
 spans = Table(
@@ -127,8 +130,15 @@ USAGE_KEY: tuple[str, ...] = (
     "team_id",
     "end_user",
     "status",
+    "prompt_name",
+    "prompt_version",
+    "prompt_label",
 )
 """The bucket key (primary key). Absent values are stored as '', not NULL, so it stays unique."""
+
+PROMPT_DIMS: tuple[str, ...] = ("prompt_name", "prompt_version", "prompt_label")
+"""Only `usage_minute` and the `*_prompts` tables keep these: requests without a prompt have
+'' there, so they add no rows; prompt traffic adds one row per version and label in use."""
 
 USAGE_COUNTERS: tuple[str, ...] = (
     "requests",
@@ -165,7 +175,7 @@ def _usage_table(name: str, period: str, dims: tuple[str, ...]) -> Table:
 
 _INDEXED = ("model", "key_id", "team_id", "end_user")
 _ALL = USAGE_KEY[1:]
-_NO_USER = tuple(d for d in _ALL if d != "end_user")
+_NO_USER = tuple(d for d in _ALL if d != "end_user" and d not in PROMPT_DIMS)
 _TENANT = ("key_id", "team_id")
 
 usage_minute = _usage_table("usage_minute", "minute", _ALL)
@@ -188,6 +198,14 @@ usage_hour_users = _usage_table("usage_hour_users", "hour", ("end_user",))
 
 usage_day_users = _usage_table("usage_day_users", "day", ("end_user",))
 """Per UTC day and end user only."""
+
+_PROMPTS = ("model", "team_id", *PROMPT_DIMS)
+
+usage_hour_prompts = _usage_table("usage_hour_prompts", "hour", _PROMPTS)
+"""Per hour, model, team and prompt version and label: per-version metrics over days."""
+
+usage_day_prompts = _usage_table("usage_day_prompts", "day", _PROMPTS)
+"""Per UTC day, model, team and prompt version and label."""
 
 erasures = Table(
     "erasures",

@@ -7,7 +7,7 @@ import importlib
 
 from opsgate.ui.registry import Page
 
-BUILTIN: tuple[str, ...] = ("overview", "traces", "keys", "models")
+BUILTIN: tuple[str, ...] = ("overview", "traces", "keys", "prompts", "models")
 
 
 def builtin_pages() -> list[Page]:

@@ -1,0 +1,127 @@
+"""Dataset rows for an eval run, streamed one at a time (a 100k-row file keeps memory flat).
+
+Sources: a JSONL file now. Stored datasets (`dataset: {name: support, version: 3}`, the
+feedback part's `DatasetStore`) plug in behind `DatasetSource` once that part exposes row
+reading to evals; until then `open_dataset` refuses them with a clear 400 (the seam is
+`open_dataset`).
+
+A row that cannot be used (not JSON, no input) is still yielded, with `error` set: the run
+marks it failed with the reason and goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from opsgate.evals.runs.spec import DatasetSpec, EvalSpecError, FieldNames
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRow:
+    index: int
+    id: str | None = None
+    input: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    variables: dict[str, Any] | None = None
+    expected: str | None = None
+    context: str | None = None
+    row: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+class DatasetSource(Protocol):
+    ref: str
+
+    def rows(self) -> Iterator[DatasetRow]:
+        """The rows in order, each with its 0-based `index` (the key a run resumes by)."""
+        ...
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _last_user(messages: list[dict[str, Any]]) -> str | None:
+    for message in reversed(messages):
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            return str(message["content"])
+    return None
+
+
+def parse_row(index: int, line: str, names: FieldNames) -> DatasetRow:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return DatasetRow(index, error=f"line {index + 1}: not JSON ({exc.msg})")
+    if not isinstance(row, dict):
+        return DatasetRow(index, error=f"line {index + 1}: not a JSON object")
+    messages = row.get(names.messages)
+    if messages is not None and not (
+        isinstance(messages, list) and all(isinstance(m, dict) for m in messages)
+    ):
+        return DatasetRow(index, row=row, error=f"`{names.messages}` must be a list of messages")
+    variables = row.get(names.variables)
+    if variables is not None and not isinstance(variables, dict):
+        return DatasetRow(index, row=row, error=f"`{names.variables}` must be an object")
+    text = _text(row.get(names.input))
+    if text is None and messages:
+        text = _last_user(messages)
+    if text is None and messages is None and variables is None:
+        return DatasetRow(
+            index, row=row, error=f"row has no `{names.input}`, `{names.messages}` or variables"
+        )
+    ident = row.get(names.id)
+    return DatasetRow(
+        index,
+        None if ident is None else str(ident),
+        text,
+        messages,
+        variables,
+        _text(row.get(names.expected)),
+        _text(row.get(names.context)),
+        row,
+    )
+
+
+class JsonlDataset:
+    """One JSON object per line; blank lines are skipped (and not counted)."""
+
+    def __init__(self, path: Path, names: FieldNames, limit: int | None = None) -> None:
+        self.path = path
+        self.ref = str(path)
+        self.names = names
+        self.limit = limit
+
+    def rows(self) -> Iterator[DatasetRow]:
+        index = 0
+        try:
+            with self.path.open(encoding="utf-8") as file:
+                for line in file:
+                    if not line.strip():
+                        continue
+                    if self.limit is not None and index >= self.limit:
+                        return
+                    yield parse_row(index, line, self.names)
+                    index += 1
+        except (OSError, UnicodeDecodeError) as exc:
+            raise EvalSpecError(f"cannot read dataset {self.path}: {exc}") from None
+
+
+def open_dataset(spec: DatasetSpec) -> DatasetSource:
+    if spec.file is not None:
+        path = Path(spec.file)
+        if not path.is_file():
+            raise EvalSpecError(f"dataset file {path} does not exist")
+        return JsonlDataset(path, spec.fields, spec.limit)
+    raise EvalSpecError(
+        f"stored datasets ({spec.ref}) are not wired into eval runs yet: export the dataset "
+        "to JSONL (`opsgate datasets export`) and give `dataset: {file: ...}`"
+    )

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 import opsgate.store.tables.access
 import opsgate.store.tables.alerts
 import opsgate.store.tables.audit
+import opsgate.store.tables.evals
 import opsgate.store.tables.feedback
 import opsgate.store.tables.prompts  # noqa: F401
 from opsgate.store.db import dispose_engine, make_engine

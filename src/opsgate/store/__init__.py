@@ -5,7 +5,7 @@ from opsgate.store.errors import RecordRejectedError, StoreError, StoreUnavailab
 from opsgate.store.journal import Journal, JournalLockedError, default_journal_path
 from opsgate.store.memory import MemoryTraceStore
 from opsgate.store.queries import InvalidCursorError, InvalidQueryError, TracePage, TraceQuery
-from opsgate.store.repository import TraceStore
+from opsgate.store.repository import TraceReader, TraceStore
 from opsgate.store.sql import SqlTraceStore
 from opsgate.store.usage import UsageDimension, UsageQuery, UsageRow
 from opsgate.store.writer import TraceWriter, WriterStats
@@ -24,6 +24,7 @@ __all__ = [
     "StoreUnavailableError",
     "TracePage",
     "TraceQuery",
+    "TraceReader",
     "TraceRecord",
     "TraceStore",
     "TraceWriter",

@@ -68,3 +68,6 @@ class MemoryTraceStore:
         found = [r for r in self.traces.values() if matches(r, query)]
         found.sort(key=lambda r: (r.started_at, r.trace_id), reverse=True)
         return page([summary(r) for r in found[: query.limit + 1]], query)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

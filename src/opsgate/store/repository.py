@@ -1,4 +1,9 @@
-"""The trace store interface. Backends: `SqlTraceStore` (SQLite, PostgreSQL), `MemoryTraceStore`."""
+"""The trace store interface. Backends: `SqlTraceStore` (SQLite, PostgreSQL), `SqliteThreadStore`
+(a SQLite file written from a thread of its own) and `MemoryTraceStore`; `store.build` chooses.
+
+`TraceReader` is the read side that the admin API, the dashboard and budget seeding use (the
+gateway exposes it as `Gateway.traces`); only the background writer sees a `TraceStore`.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,25 @@ from opsgate.store.usage import UsageQuery, UsageRow
 from opsgate.trace import TraceRecord
 
 
+class TraceReader(Protocol):
+    """Reads of stored traces. Each raises `StoreUnavailableError` when the database cannot
+    be reached."""
+
+    async def get(self, trace_id: str) -> TraceRecord | None:
+        """One trace with its spans, or None."""
+        ...
+
+    async def list_traces(self, query: TraceQuery) -> TracePage:
+        """Trace summaries (no bodies, no spans) matching `query`, newest first, one page."""
+        ...
+
+    async def usage(self, query: UsageQuery) -> list[UsageRow]:
+        """Roll the per-minute usage buckets up, ordered by bucket then group."""
+        ...
+
+
 @runtime_checkable
-class TraceStore(Protocol):
+class TraceStore(TraceReader, Protocol):
     """Where traces are kept. Only the background writer writes; anything may read."""
 
     async def write_batch(self, records: list[TraceRecord]) -> None:
@@ -23,14 +45,7 @@ class TraceStore(Protocol):
         """
         ...
 
-    async def get(self, trace_id: str) -> TraceRecord | None:
-        """One trace with its spans, or None."""
-        ...
-
-    async def list_traces(self, query: TraceQuery) -> TracePage:
-        """Trace summaries (no bodies, no spans) matching `query`, newest first, one page."""
-        ...
-
-    async def usage(self, query: UsageQuery) -> list[UsageRow]:
-        """Roll the per-minute usage buckets up, ordered by bucket then group."""
+    async def aclose(self) -> None:
+        """Release what the store itself opened (not the engine it was given); call once the
+        writer has drained."""
         ...

@@ -99,6 +99,9 @@ class SqlTraceStore:
     def engine(self) -> AsyncEngine:
         return self._engine
 
+    async def aclose(self) -> None:
+        """Nothing to release: the engine belongs to the caller."""
+
     async def write_batch(self, records: list[TraceRecord]) -> None:
         if not records:
             return

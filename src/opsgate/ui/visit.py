@@ -23,7 +23,7 @@ from opsgate.access.permissions import Permission, allowed, scope_filter
 from opsgate.access.principal import Principal
 from opsgate.errors import OpsgateError, ServiceUnavailableError
 from opsgate.gateway import Gateway
-from opsgate.store.repository import TraceStore
+from opsgate.store.repository import TraceReader
 from opsgate.ui.forms import Form, read_form
 from opsgate.ui.sessions import Session
 from opsgate.web.audit import actor_of, append_or_log
@@ -59,15 +59,14 @@ class Visit:
     csrf: str
     form: Form = field(default_factory=Form)
 
-    def trace_store(self) -> TraceStore:
-        """The trace store, or 503 when traces are off in the config."""
-        writer = self.gateway.writer
-        if writer is None:
+    def trace_store(self) -> TraceReader:
+        """The stored traces, or 503 when traces are off in the config."""
+        if self.gateway.traces is None:
             raise ServiceUnavailableError(
                 "Traces are disabled in the config (traces.enabled: false).",
                 code="traces_disabled",
             )
-        return writer.store
+        return self.gateway.traces
 
     def may(self, *needs: Permission) -> bool:
         return all(allowed(self.principal, need) for need in needs)

@@ -17,7 +17,7 @@ from opsgate.api.admin.feedback import trace_scores, usage_scores
 from opsgate.api.responses import JSONResponse
 from opsgate.api.trace_json import trace_detail, trace_summary, usage_json
 from opsgate.errors import NotFoundError, ServiceUnavailableError
-from opsgate.store.repository import TraceStore
+from opsgate.store.repository import TraceReader
 from opsgate.trace import TraceRecord
 from opsgate.web.admin import AdminCall, admin_route
 from opsgate.web.queries import TRACE_PARAMS, USAGE_PARAMS, flag, trace_query, usage_query
@@ -25,14 +25,13 @@ from opsgate.web.queries import TRACE_PARAMS, USAGE_PARAMS, flag, trace_query, u
 P = Permission
 
 
-def _store(call: AdminCall) -> TraceStore:
-    """The trace store, or 503 `traces_disabled` when traces are off in the config."""
-    writer = call.gateway.writer
-    if writer is None:
+def _store(call: AdminCall) -> TraceReader:
+    """The stored traces, or 503 `traces_disabled` when traces are off in the config."""
+    if call.gateway.traces is None:
         raise ServiceUnavailableError(
             "traces are disabled in the config (traces.enabled: false)", code="traces_disabled"
         )
-    return writer.store
+    return call.gateway.traces
 
 
 async def list_traces(call: AdminCall) -> Response:

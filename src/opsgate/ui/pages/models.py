@@ -24,7 +24,7 @@ DEFAULT_WINDOW = "1h"
 async def models_page(visit: Visit) -> Response:
     window = window_from(visit, DEFAULT_WINDOW)
     stats = {}
-    if visit.may(P.USAGE_READ) and visit.gateway.writer is not None:
+    if visit.may(P.USAGE_READ) and visit.gateway.traces is not None:
         since, until = window.bounds(time.time())
         query = UsageQuery(since, until, ONE_BUCKET, ("deployment",))
         rows = await visit.trace_store().usage(scope_usage_query(visit.principal, query))

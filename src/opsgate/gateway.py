@@ -23,6 +23,8 @@ from opsgate.chat import EmbeddingRequest
 from opsgate.compliance.runtime import ComplianceService
 from opsgate.config.loader import load_config
 from opsgate.config.schema import Config
+from opsgate.feedback.holders import ScoreData, ScoreRetention
+from opsgate.feedback.service import FeedbackService
 from opsgate.guard.service import GuardService
 from opsgate.pipeline.context import ChatCall, ChatResult, EmbeddingCall, EmbeddingResult
 from opsgate.pipeline.deferred import Deferred
@@ -32,9 +34,12 @@ from opsgate.pipeline.publish import TracePublisher
 from opsgate.pipeline.stages.admit import Admit
 from opsgate.pipeline.stages.authenticate import Authenticate
 from opsgate.pipeline.stages.cache import Cache
+from opsgate.pipeline.stages.feedback import FeedbackToken
 from opsgate.pipeline.stages.guard import EmbeddingSensitivity, InputGuard, OutputGuard
+from opsgate.pipeline.stages.prompt import JoinPrompt, RenderPrompt
 from opsgate.pipeline.stages.record import Record
 from opsgate.pipeline.stages.settle import Settle, SettleEmbedding
+from opsgate.prompts.service import PromptService
 from opsgate.providers.transport import HTTPClient
 from opsgate.routing.build import build_router
 from opsgate.routing.router import Router, RouteState
@@ -74,6 +79,8 @@ def build_runtime(
     access: AccessService | None = None,
     admission: AdmissionService | None = None,
     cache: CacheService | None = None,
+    prompts: PromptService | None = None,
+    feedback: FeedbackService | None = None,
 ) -> Runtime:
     router = build_router(
         config, http, source=source, previous=previous.router if previous else None
@@ -99,12 +106,28 @@ def build_runtime(
             fail_open=config.limits.fail_open,
         )
     admitting: list[Any] = [admit] if admit is not None else []
+    if feedback is not None and config.feedback.enabled:
+        admitting.append(FeedbackToken(feedback))  # admitted answers carry a feedback token
     caching = Cache(cache, config.cache)  # also validates cache directives when off
     # The input guard sits before the cache (blocked or redacted before any key is made; a
     # cached answer is restored per caller) and the output guard inside it (only checked
     # answers are stored; the per-request canary never reaches the key): docs/guard.md.
+    # A prompt is rendered before admission (limits and budget price what is sent) and before
+    # the input guard and the cache (the rendered prompt is scanned and cached); its variables
+    # reach the guard as untrusted parts, joined again right after it: docs/prompts.md.
+    render, join = ([RenderPrompt(prompts)], [JoinPrompt()]) if prompts is not None else ([], [])
     chat: Pipeline[ChatCall, ChatResult] = Pipeline(
-        [chat_record, auth, *admitting, InputGuard(guard), caching, OutputGuard(guard), Settle()],
+        [
+            chat_record,
+            auth,
+            *render,
+            *admitting,
+            InputGuard(guard),
+            *join,
+            caching,
+            OutputGuard(guard),
+            Settle(),
+        ],
         RouteChat(router),
     )
     embeddings: Pipeline[EmbeddingCall, EmbeddingResult] = Pipeline(
@@ -156,6 +179,9 @@ class Gateway:
         )
         self.audit = self.compliance.audit  # AuditLog: append(...), verify()
         self.bodies = self.compliance.bodies  # BodyReader: read(record, actor)
+        self.prompts = PromptService.from_settings(
+            self._engine, config.settings.redis_url, self.audit
+        )
         if config.traces.enabled:
             traces, store = config.traces, build_trace_store(self.database_url, self._engine)
             self.traces = store
@@ -169,6 +195,7 @@ class Gateway:
             )
             self.metrics.watch_writer(self.writer.stats)
         self.compliance.register_builtins(self.writer, self.cache)
+        self.feedback = self._feedback(config)
         self.metrics.watch_circuits(self._circuits)
         self.runtime = build_runtime(
             config,
@@ -178,8 +205,26 @@ class Gateway:
             access=self.access,
             admission=self.admission,
             cache=self.cache,
+            prompts=self.prompts,
+            feedback=self.feedback,
         )
         self._reload_lock = asyncio.Lock()
+
+    def _feedback(self, config: Config) -> FeedbackService:
+        """Scores: their own writer, registered for erasure (after the trace writer's flush)
+        and retention like the traces they are about."""
+        master = config.settings.master_key
+        feedback = FeedbackService(
+            config.feedback,
+            self._engine,
+            master_key=master.get_secret_value() if master else None,
+            metrics=self.metrics.feedback,
+            tracer=self.tracer,
+        )
+        self.compliance.subjects.before_erase.append(feedback.writer.flush)
+        self.compliance.register(ScoreData(self._engine, feedback.recent), tables=["scores"])
+        self.compliance.retention.register(ScoreRetention(self._engine))
+        return feedback
 
     def _publisher(self, config: Config) -> TracePublisher:
         return TracePublisher(
@@ -188,6 +233,7 @@ class Gateway:
             self.writer,
             store_bodies=config.traces.store_bodies != "off",
             deferred=self.deferred,
+            observers=[self.feedback.observe],
         )
 
     def _circuits(self) -> dict[str, str]:
@@ -203,10 +249,14 @@ class Gateway:
             log.warning("database migration failed (%s); will retry in the background", exc)
             self._migrate_task = asyncio.create_task(self._migrate_later())
         await self.access.start()
+        await self.prompts.start()
         await self.admission.start()
         self.compliance.start()
         if self.writer is not None:
             await self._start_writer(self.writer)
+        # Scores left unwritten by the last run sit beside this process's own trace journal.
+        journal = self.writer.journal.path if self.writer is not None else None
+        await self.feedback.start(journal.with_name(journal.name + ".scores") if journal else None)
         self.loop_lag.start()
 
     @staticmethod
@@ -240,6 +290,7 @@ class Gateway:
         async with self._reload_lock:
             config = await asyncio.to_thread(load_config, self.config_path)
             self.compliance.reload(config, self.source)
+            self.feedback.reload(config.feedback)
             runtime = build_runtime(
                 config,
                 self.http,
@@ -249,6 +300,8 @@ class Gateway:
                 access=self.access,
                 admission=self.admission,
                 cache=self.cache,
+                prompts=self.prompts,
+                feedback=self.feedback,
             )
             self.runtime = runtime
             log.info("config reloaded from %s", self.source)
@@ -268,10 +321,12 @@ class Gateway:
             await self.cache.aclose()
         await self.compliance.aclose()
         await self.deferred.drain()  # traces still being masked reach the writer first
+        await self.feedback.aclose()
         if self.writer is not None:
             await self.writer.stop()
             await self.writer.store.aclose()
         await self.access.aclose()
+        await self.prompts.aclose()
         if self._engine is not None:
             await dispose_engine(self._engine)
         self.tracer.shutdown()

@@ -137,7 +137,7 @@ def _prompt_fk(table: str) -> sa.ForeignKeyConstraint:
     )
 
 
-def _json() -> sa.types.TypeEngine[object]:
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(JSONB(), "postgresql")
 
 

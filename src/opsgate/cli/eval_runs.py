@@ -39,6 +39,7 @@ from opsgate.evals.runs import (
     parse_spec,
     parse_thresholds,
 )
+from opsgate.evals.runs.record import FeedbackSink
 from opsgate.evals.scorers import ScorerResources, build_scorer
 from opsgate.store import dispose_engine, make_engine
 from opsgate.store.crypto import BodyCipher, load_keyring
@@ -126,7 +127,7 @@ def _count(spec: EvalSpec) -> int | None:
 
 async def _execute(
     spec: EvalSpec, url: str, key: str, db: str, resume: str | None, bar: _Bar | None
-) -> RunInfo:
+) -> tuple[RunInfo, FeedbackSink | None]:
     await upgrade(db)
     engine = make_engine(db)
     client = GatewayClient(
@@ -139,8 +140,12 @@ async def _execute(
         keyring = load_keyring(os.environ)
         cipher = BodyCipher(keyring) if keyring is not None else None
         store = EvalStore(engine)
+        names = {s.name for s in scorers}
+        if unknown := sorted(set(spec.record_scores) - names):
+            raise _fail(f"record_scores names no scorer: {', '.join(unknown)}")
+        sink = FeedbackSink(client, spec.record_scores) if spec.record_scores else None
         runner = EvalRunner(spec, open_dataset(spec.dataset), scorers, client, store,
-                            cipher=cipher, on_result=bar)  # fmt: skip
+                            cipher=cipher, sink=sink, on_result=bar)  # fmt: skip
         if resume is not None:
             found = await store.get(resume)
             if found is None:
@@ -149,7 +154,7 @@ async def _execute(
         else:
             run = await runner.create(owner="cli")
             err.print(f"run [bold]{run.id}[/] started (resume with --resume {run.id})")
-        return await runner.run(run)
+        return await runner.run(run), sink
     finally:
         for scorer in scorers:
             await scorer.aclose()
@@ -202,7 +207,7 @@ def run(
         if bar is not None:
             bar.progress.start()
         try:
-            finished = asyncio.run(_execute(spec, url, key, database, resume, bar))
+            finished, sink = asyncio.run(_execute(spec, url, key, database, resume, bar))
         except KeyboardInterrupt:
             message = "interrupted: the results so far are kept; resume with --resume"
             raise _fail(message, 3) from None
@@ -213,11 +218,18 @@ def run(
         comparison = asyncio.run(_compare(database, compare_to, finished.id)) if compare_to else []
     except OpsgateError as exc:
         raise _fail(exc.message) from None
+    recorded = None
+    if sink is not None:
+        recorded = {"sent": sink.sent, "refused": sink.refused, "error": sink.first_error}
+        if sink.refused:
+            err.print(f"[yellow]{sink.refused} scores not recorded in the score store[/]: "
+                      f"{sink.first_error}", highlight=False)  # fmt: skip
     if junit_file is not None:
         junit_file.write_bytes(junit(finished.id, finished.name, finished.status, gate))
     if as_json:
         body: dict[str, Any] = finished.as_json()
         body["compare"] = [c.as_json() for c in comparison]
+        body["scores_recorded"] = recorded
         body["gate"] = [{"target": g.target, "scorer": g.scorer, "mean": g.mean,
                          "threshold": g.threshold, "passed": g.passed} for g in gate]  # fmt: skip
         out.print_json(json.dumps(body))

@@ -124,6 +124,17 @@ class GatewayClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             return CallError(0, f"no answer from the gateway: {exc or type(exc).__name__}"), None
 
+    async def post_json(self, path: str, body: Mapping[str, Any]) -> CallError | None:
+        """POST a JSON body to another gateway route (`/feedback`); None when accepted."""
+        try:
+            async with self._http().post(f"{self.base_url}{path}", json=dict(body)) as resp:
+                raw = await resp.read()
+                if resp.status >= 300:
+                    return _error(resp.status, raw, resp.headers.get(TRACE_HEADER))
+                return None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return CallError(0, f"no answer from the gateway: {exc or type(exc).__name__}")
+
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -5,6 +5,8 @@ JUnit XML, failed rows, judges through the gateway."""
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -162,3 +164,33 @@ def test_missing_key_and_bad_files(gw: GatewayServer, tmp_path: Path) -> None:
     assert code == 2 and "targets" in output
     code, output = invoke(gw, tmp_path, "run", str(write_eval(tmp_path, scorers=["nope"])))
     assert code == 2 and "unknown scorer type 'nope'" in output
+
+
+def test_recorded_scores_land_in_the_one_score_store(
+    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream], tmp_path: Path, db_url: str
+) -> None:
+    config = one_model(oa("a", upstreams["alpha"]))
+    metrics = {"exact_match": {"type": "float", "min": 0, "max": 1}}
+    config["feedback"] = {"metrics": metrics, "trace_wait": 0.3, "flush_interval": 0.05}
+    server = gateway(config, {"OPSGATE_MASTER_KEY": KEY})  # type: ignore[call-arg]
+    spec = write_eval(tmp_path, ROWS[:3], record_scores={"exact": "exact_match"})
+    code, body = run_json(server, tmp_path, str(spec))
+    assert code == 0, body
+    assert body["scores_recorded"] == {"sent": 3, "refused": 0, "error": None}
+    path = db_url.removeprefix("sqlite:///")
+    deadline = time.monotonic() + 10
+    while True:
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute("SELECT metric, source, value, trace_id FROM scores").fetchall()
+        if len(rows) == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert sorted((m, s, v) for m, s, v, _ in rows) == [
+        ("exact_match", "evaluator", 0.0), ("exact_match", "evaluator", 1.0),
+        ("exact_match", "evaluator", 1.0),
+    ]  # fmt: skip
+    assert all(t for *_, t in rows)
+    spec = write_eval(tmp_path, ROWS[:1], record_scores=["exact"])  # not a declared metric
+    code, body = run_json(server, tmp_path, str(spec))
+    assert code == 0 and body["scores_recorded"]["refused"] == 1
+    assert "unknown metric 'exact'" in body["scores_recorded"]["error"]

@@ -30,10 +30,12 @@ BATCH = 50
 
 
 class ScoreSink(Protocol):
-    """Where scores about traces go besides the run: the score store, source `evaluator`
-    (the feedback part's `FeedbackService`, wired where the runner runs inside the gateway)."""
+    """Where scores about traces go besides the run: the one score store, source
+    `evaluator` (runs/record.py sends them to the gateway's feedback API)."""
 
     async def record(self, run: RunInfo, result: ResultRow) -> None: ...
+
+    async def flush(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -200,3 +202,5 @@ class EvalRunner:
     async def _flush(self) -> None:
         batch, self._buffer = self._buffer, []
         await self.store.add_results(batch)
+        if self.sink is not None:
+            await self.sink.flush()

@@ -103,12 +103,22 @@ class EvalSpec(_Strict):
     budget_usd: float | None = Field(default=None, gt=0)
     store_outputs: bool = True
     """Keep each output (sealed with the gateway's body keys; never in plain text)."""
+    record_scores: dict[str, str] = Field(default_factory=dict)
+    """Scorer name -> a declared `float` metric: those scores also go to the score store
+    (source `evaluator`, about the target call's trace). A list means same-named metrics."""
 
     @model_validator(mode="before")
     @classmethod
     def _dataset_shorthand(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("dataset"), str):
             return {**data, "dataset": {"file": data["dataset"]}}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _record_list(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("record_scores"), list):
+            return {**data, "record_scores": {str(n): str(n) for n in data["record_scores"]}}
         return data
 
     @model_validator(mode="after")

@@ -79,9 +79,17 @@ class Fb:
         )
 
     def post(
-        self, body: Any, *, key: str | None = "", token: str | None = None, **kw: Any
+        self,
+        body: Any,
+        *,
+        key: str | None = "",
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kw: Any,
     ) -> httpx.Response:
-        headers = {"x-opsgate-feedback-token": token} if token else {}
+        headers = dict(headers or {})
+        if token:
+            headers["x-opsgate-feedback-token"] = token
         use = MASTER if key == "" else key
         if use and not token:
             headers["authorization"] = f"Bearer {use}"

@@ -46,34 +46,42 @@ def test_each_type_becomes_its_column() -> None:
     assert (session.level, session.session_id, session.trace_id) == ("session", "s1", None)
 
 
+def one(metric: str = "thumbs", **fields: Any) -> dict[str, Any]:
+    return {"metric": metric, "trace_id": T, "value": True, **fields}
+
+
 @pytest.mark.parametrize(
     ("item", "param", "code"),
     [
-        ({"metric": "stars", "trace_id": T, "value": 1}, "metric", "unknown_metric"),
+        (one("stars"), "metric", "unknown_metric"),
         ({"trace_id": T, "value": 1}, "metric", "missing_required_parameter"),
         ({"metric": "thumbs", "trace_id": T}, "value", "missing_required_parameter"),
-        ({"metric": "thumbs", "trace_id": T, "value": 1}, "value", "invalid_type"),
-        ({"metric": "thumbs", "trace_id": T, "value": "yes"}, "value", "invalid_type"),
-        ({"metric": "rating", "trace_id": T, "value": 6}, "value", "invalid_value"),
-        ({"metric": "rating", "trace_id": T, "value": 0.5}, "value", "invalid_value"),
-        ({"metric": "rating", "trace_id": T, "value": True}, "value", "invalid_type"),
-        ({"metric": "rating", "trace_id": T, "value": "4"}, "value", "invalid_type"),
-        ({"metric": "issue", "trace_id": T, "value": "rude"}, "value", "invalid_value"),
-        ({"metric": "issue", "trace_id": T, "value": 2}, "value", "invalid_type"),
-        ({"metric": "note", "trace_id": T, "value": ""}, "value", "invalid_value"),
+        (one(value=1), "value", "invalid_type"),
+        (one(value="yes"), "value", "invalid_type"),
+        (one("rating", value=6), "value", "invalid_value"),
+        (one("rating", value=0.5), "value", "invalid_value"),
+        (one("rating", value=True), "value", "invalid_type"),
+        (one("rating", value="4"), "value", "invalid_type"),
+        (one("issue", value="rude"), "value", "invalid_value"),
+        (one("issue", value=2), "value", "invalid_type"),
+        (one("note", value=""), "value", "invalid_value"),
         ({"metric": "thumbs", "value": True}, "trace_id", "missing_required_parameter"),
-        ({"metric": "thumbs", "trace_id": 7, "value": True}, "trace_id", "invalid_type"),
-        ({"metric": "thumbs", "trace_id": "a\nb", "value": True}, "trace_id", "invalid_id"),
+        (one(trace_id=7), "trace_id", "invalid_type"),
+        (one(trace_id="a\nb"), "trace_id", "invalid_id"),
         ({"metric": "resolved", "value": True}, "session_id", "missing_required_parameter"),
-        ({"metric": "thumbs", "trace_id": T, "value": True, "colour": 1}, "colour", "unknown_field"),
-        ({"metric": "thumbs", "trace_id": T, "value": True, "source": "boss"}, "source", "invalid_value"),
-        ({"metric": "thumbs", "trace_id": T, "value": True, "metadata": {"a": 1}}, "metadata.a", "invalid_type"),
-        ({"metric": "note", "trace_id": T, "value": "x", "comment": "y"}, "comment", "invalid_value"),
-        ({"metric": "thumbs", "trace_id": T, "value": True, "correction": 5}, "correction", "invalid_type"),
-        ({"metric": "thumbs", "trace_id": T, "value": True, "correction": {"role": "user", "content": "x"}}, "correction.role", "invalid_value"),
-        ({"metric": "thumbs", "trace_id": T, "value": True, "correction": {"role": "assistant"}}, "correction.content", "missing_required_parameter"),
+        (one(colour=1), "colour", "unknown_field"),
+        (one(source="boss"), "source", "invalid_value"),
+        (one(metadata={"a": 1}), "metadata.a", "invalid_type"),
+        (one("note", value="x", comment="y"), "comment", "invalid_value"),
+        (one(correction=5), "correction", "invalid_type"),
+        (one(correction={"role": "user", "content": "x"}), "correction.role", "invalid_value"),
+        (
+            one(correction={"role": "assistant"}),
+            "correction.content",
+            "missing_required_parameter",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_scores_name_their_field(item: dict[str, Any], param: str, code: str) -> None:
     error = refused(item)
     assert isinstance(error, BadRequestError)

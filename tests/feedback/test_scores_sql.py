@@ -124,7 +124,7 @@ async def test_rollup_means_rates_and_labels(score_store: SqlScoreStore) -> None
     m1 = rows[(int(start), "m1")]
     assert m1["thumbs"].count == 3 and m1["thumbs"].mean == pytest.approx(2 / 3)
     assert (m1["rating"].mean, m1["rating"].min, m1["rating"].max) == (3.5, 2.0, 5.0)
-    assert m1["issue"].count == 2 and m1["issue"].labels == {"wrong": 2} and m1["issue"].mean is None
+    assert (m1["issue"].count, m1["issue"].labels, m1["issue"].mean) == (2, {"wrong": 2}, None)
     assert rows[(int(start), "")]["issue"].labels == {"unsafe": 1}
     filtered = RollupQuery(start, start + 2 * day, step=60 * 10**9, filters={"model": "m1"})
     [total] = await score_store.rollup(filtered)

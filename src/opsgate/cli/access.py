@@ -7,21 +7,30 @@ Everything goes through the admin API over HTTP (like `config reload`), authenti
 from __future__ import annotations
 
 import urllib.parse
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
+from opsgate.cli import policy as p
 from opsgate.cli.client import DEFAULT_URL, UrlOpt, call
+from opsgate.cli.tables import Column, print_table
 
-keys_app = typer.Typer(help="Create, list, revoke and rotate virtual keys.", no_args_is_help=True)
-teams_app = typer.Typer(help="Create and list teams.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Create, list, update, revoke and rotate virtual keys.", no_args_is_help=True
+)
+teams_app = typer.Typer(help="Create, list and update teams.", no_args_is_help=True)
 users_app = typer.Typer(help="Create and list users.", no_args_is_help=True)
 out = Console()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the raw JSON answer")]
 Opt = Annotated[str | None, typer.Option()]
+Models = Annotated[
+    list[str] | None, typer.Option("--models", help="allowed model glob (repeatable)")
+]
+Expires = Annotated[str | None, typer.Option(help="lifetime from now: 30d, 12h, 3600")]
 
 
 def register(app: typer.Typer) -> None:
@@ -31,30 +40,60 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
 
 
-def _keys_table(keys: list[dict[str, Any]]) -> Table:
-    table = Table("id", "alias", "prefix", "role", "team", "user", "models", "status", "expires")
-    for k in keys:
-        table.add_row(
+def _day(iso: str | None, default: str) -> str:
+    """`2025-07-01 12:00` (UTC) from the API's ISO-8601."""
+    if not iso:
+        return default
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+
+
+_STATUS_STYLE = {"active": "green", "revoked": "red", "expired": "yellow", "disabled": "yellow"}
+_KEY_COLUMNS = (
+    Column("id"),
+    Column("alias", 2, wrap=True),
+    Column("role", 1),
+    Column("team", 1),
+    Column("status", 1),
+    Column("models", 3, wrap=True),
+    Column("limits", 3, wrap=True),
+    Column("budget", 3, wrap=True),
+    Column("expires (UTC)", 4, wrap=True),
+    Column("user", 5),
+    Column("prefix", 6),
+)
+
+
+def _print_keys(keys: list[dict[str, Any]]) -> None:
+    rows = [
+        [
             k["id"],
             k["alias"] or "-",
-            k["prefix"] + "…",
             k["role"],
             k["team_id"] or "-",
-            k["user_id"] or "-",
+            Text(k["status"], style=_STATUS_STYLE.get(k["status"], "")),
             ", ".join(k["models"]) or "*",
-            k["status"],
-            k["expires_at"] or "never",
-        )
-    return table
+            p.describe_limits(k["limits"]),
+            p.describe_budget(k["budget"]),
+            _day(k["expires_at"], "never"),
+            k["user_id"] or "-",
+            k["prefix"] + "…",
+        ]
+        for k in keys
+    ]
+    print_table(out, _KEY_COLUMNS, rows)
 
 
 def _show_secret(key: dict[str, Any], as_json: bool) -> None:
     if as_json:
         out.print_json(data=key)
         return
-    out.print(_keys_table([key]))
+    _print_keys([key])
     out.print("[bold]key[/] (shown once, store it now):", highlight=False)
     print(key["key"])  # plain stdout so it can be piped without markup
+
+
+def _models(models: list[str] | None) -> list[str]:
+    return [m.strip() for raw in models or () for m in raw.split(",") if m.strip()]
 
 
 @keys_app.command("create")
@@ -65,19 +104,80 @@ def keys_create(
     role: Annotated[str, typer.Option(help="admin, team_admin, member, viewer, service")] = (
         "member"
     ),
-    models: Annotated[
-        list[str] | None, typer.Option("--models", help="allowed model glob (repeatable)")
-    ] = None,
-    expires: Annotated[str | None, typer.Option(help="lifetime: 30d, 12h, 3600")] = None,
+    models: Models = None,
+    expires: Expires = None,
+    rpm: p.Rpm = None,
+    tpm: p.Tpm = None,
+    max_parallel: p.MaxParallel = None,
+    budget: p.Budget = None,
+    period: p.PeriodOpt = None,
+    alert_at: p.AlertAt = None,
     url: UrlOpt = DEFAULT_URL,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a virtual key; its secret is printed once."""
+    """Create a virtual key, with its rate limits and budget; its secret is printed once."""
+    flags = p.PolicyFlags(
+        rpm=rpm, tpm=tpm, max_parallel=max_parallel, budget=budget, period=period, alert_at=alert_at
+    )
     body: dict[str, Any] = {"alias": alias, "team_id": team, "user_id": user, "role": role}
-    body["models"] = [m.strip() for raw in models or () for m in raw.split(",") if m.strip()]
+    body["models"] = _models(models)
     if expires:
         body["expires_in"] = expires
+    body.update(flags.for_create())
     _show_secret(call(url, "POST", "/admin/v1/keys", body), as_json)
+
+
+@keys_app.command("update")
+def keys_update(
+    key_id: str,
+    alias: Opt = None,
+    models: Models = None,
+    expires: Expires = None,
+    enable: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="let the key call, or stop it")
+    ] = None,
+    rpm: p.Rpm = None,
+    tpm: p.Tpm = None,
+    max_parallel: p.MaxParallel = None,
+    budget: p.Budget = None,
+    period: p.PeriodOpt = None,
+    alert_at: p.AlertAt = None,
+    no_limits: p.NoLimits = False,
+    no_budget: p.NoBudget = False,
+    url: UrlOpt = DEFAULT_URL,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a key's alias, models, expiry, rate limits or budget; what is not given stays."""
+    flags = p.PolicyFlags(
+        rpm=rpm,
+        tpm=tpm,
+        max_parallel=max_parallel,
+        budget=budget,
+        period=period,
+        alert_at=alert_at,
+        no_limits=no_limits,
+        no_budget=no_budget,
+    )
+    path = f"/admin/v1/keys/{urllib.parse.quote(key_id, safe='')}"
+    body: dict[str, Any] = {}
+    if flags.given:
+        flags.check()  # before the GET: a contradiction is refused without a call
+        body.update(flags.for_update(call(url, "GET", path)))
+    if alias is not None:
+        body["alias"] = alias
+    if models is not None:
+        body["models"] = _models(models)
+    if expires is not None:
+        body["expires_in"] = expires
+    if enable is not None:
+        body["enabled"] = enable
+    if not body:
+        raise typer.BadParameter("nothing to change: give at least one option (see --help)")
+    key = call(url, "PATCH", path, body)
+    if as_json:
+        out.print_json(data=key)
+        return
+    _print_keys([key])
 
 
 @keys_app.command("list")
@@ -95,13 +195,13 @@ def keys_list(
     if as_json:
         out.print_json(data=found)
         return
-    out.print(_keys_table(found["data"]))
+    _print_keys(found["data"])
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, url: UrlOpt = DEFAULT_URL) -> None:
     """Revoke a key now, on every replica."""
-    key = call(url, "POST", f"/admin/v1/keys/{urllib.parse.quote(key_id)}/revoke")
+    key = call(url, "POST", f"/admin/v1/keys/{urllib.parse.quote(key_id, safe='')}/revoke")
     out.print(f"[green]revoked[/] {key['id']} ({key['prefix']}…)", highlight=False)
 
 
@@ -113,7 +213,7 @@ def keys_rotate(
     as_json: JsonOpt = False,
 ) -> None:
     """Issue a new secret for a key; the old one keeps working for the grace period."""
-    path = f"/admin/v1/keys/{urllib.parse.quote(key_id)}/rotate"
+    path = f"/admin/v1/keys/{urllib.parse.quote(key_id, safe='')}/rotate"
     new = call(url, "POST", path, {"grace": grace})
     if not as_json:
         old = new["replaces"]
@@ -121,32 +221,107 @@ def keys_rotate(
     _show_secret(new, as_json)
 
 
+_TEAM_COLUMNS = (
+    Column("id"),
+    Column("name", 1, wrap=True),
+    Column("budget", 1, wrap=True),
+    Column("limits", 2, wrap=True),
+    Column("created (UTC)", 3, wrap=True),
+)
+
+
+def _print_teams(teams: list[dict[str, Any]]) -> None:
+    rows = [
+        [
+            t["id"],
+            t["name"],
+            p.describe_budget(t["budget"]),
+            p.describe_limits(t["limits"]),
+            _day(t["created_at"], "-"),
+        ]
+        for t in teams
+    ]
+    print_table(out, _TEAM_COLUMNS, rows)
+
+
 @teams_app.command("create")
 def teams_create(
     name: str,
     team_id: Annotated[str | None, typer.Option("--id", help="default: generated")] = None,
+    rpm: p.Rpm = None,
+    tpm: p.Tpm = None,
+    max_parallel: p.MaxParallel = None,
+    budget: p.Budget = None,
+    period: p.PeriodOpt = None,
+    alert_at: p.AlertAt = None,
     url: UrlOpt = DEFAULT_URL,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Create a team."""
-    team = call(url, "POST", "/admin/v1/teams", {"name": name, "id": team_id})
+    """Create a team, with the rate limits and budget shared by all its keys."""
+    flags = p.PolicyFlags(
+        rpm=rpm, tpm=tpm, max_parallel=max_parallel, budget=budget, period=period, alert_at=alert_at
+    )
+    body = {"name": name, "id": team_id, **flags.for_create()}
+    team = call(url, "POST", "/admin/v1/teams", body)
+    if as_json:
+        out.print_json(data=team)
+        return
     out.print(f"[green]created[/] team {team['id']} ({team['name']})", highlight=False)
+    if flags.given:
+        _print_teams([team])
+
+
+@teams_app.command("update")
+def teams_update(
+    team_id: str,
+    name: Opt = None,
+    rpm: p.Rpm = None,
+    tpm: p.Tpm = None,
+    max_parallel: p.MaxParallel = None,
+    budget: p.Budget = None,
+    period: p.PeriodOpt = None,
+    alert_at: p.AlertAt = None,
+    no_limits: p.NoLimits = False,
+    no_budget: p.NoBudget = False,
+    url: UrlOpt = DEFAULT_URL,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rename a team or change its rate limits and budget; what is not given stays."""
+    flags = p.PolicyFlags(
+        rpm=rpm,
+        tpm=tpm,
+        max_parallel=max_parallel,
+        budget=budget,
+        period=period,
+        alert_at=alert_at,
+        no_limits=no_limits,
+        no_budget=no_budget,
+    )
+    flags.check()
+    if name is None and not flags.given:
+        raise typer.BadParameter("nothing to change: give at least one option (see --help)")
+    path = f"/admin/v1/teams/{urllib.parse.quote(team_id, safe='')}"
+    team = call(url, "GET", path)
+    if name is not None:
+        team = call(url, "PATCH", path, {"name": name})
+    if flags.given:
+        body = {**p.current_policy(team), **flags.for_update(team)}
+        call(url, "PUT", f"{path}/budget", body)
+        team = call(url, "GET", path)
+    if as_json:
+        out.print_json(data=team)
+        return
+    _print_teams([team])
 
 
 @teams_app.command("list")
 def teams_list(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
-    """List teams in your scope, with their budgets."""
+    """List teams in your scope, with their budgets and limits."""
     found = call(url, "GET", "/admin/v1/teams")
     if as_json:
         out.print_json(data=found)
         return
-    table = Table("id", "name", "budget", "rpm", "tpm", "created")
-    for t in found["data"]:
-        budget = t["budget"]
-        spend = f"${budget['max_usd']}/{budget['period']}" if budget else "-"
-        limits = t["limits"]
-        rpm, tpm = limits["rpm"], limits["tpm"]
-        table.add_row(t["id"], t["name"], spend, str(rpm or "-"), str(tpm or "-"), t["created_at"])
-    out.print(table)
+    _print_teams(found["data"])
 
 
 @users_app.command("create")
@@ -163,6 +338,15 @@ def users_create(
     out.print(f"[green]created[/] user {user['id']}", highlight=False)
 
 
+_USER_COLUMNS = (
+    Column("id"),
+    Column("name", 1, wrap=True),
+    Column("team", 1),
+    Column("email", 2, wrap=True),
+    Column("created (UTC)", 3, wrap=True),
+)
+
+
 @users_app.command("list")
 def users_list(
     team: Annotated[str | None, typer.Option(help="only this team")] = None,
@@ -174,9 +358,14 @@ def users_list(
     if as_json:
         out.print_json(data=found)
         return
-    table = Table("id", "name", "email", "team", "created")
-    for u in found["data"]:
-        table.add_row(
-            u["id"], u["name"] or "-", u["email"] or "-", u["team_id"] or "-", u["created_at"]
-        )
-    out.print(table)
+    rows = [
+        [
+            u["id"],
+            u["name"] or "-",
+            u["team_id"] or "-",
+            u["email"] or "-",
+            _day(u["created_at"], "-"),
+        ]
+        for u in found["data"]
+    ]
+    print_table(out, _USER_COLUMNS, rows)

@@ -20,6 +20,7 @@ from opsgate.cli.evals import register as register_eval_commands
 from opsgate.cli.guard import register as register_guard_commands
 from opsgate.cli.prompts import register as register_prompt_commands
 from opsgate.cli.traces import register as register_read_commands
+from opsgate.cli.wait import register as register_wait_command
 from opsgate.config.loader import ConfigError, load_config
 from opsgate.config.schema import Config
 
@@ -134,6 +135,7 @@ register_compliance_commands(app)  # audit, gdpr, keys rotate-encryption
 register_guard_commands(app)  # guard eval, guard scan
 register_prompt_commands(app)  # prompts push, pull, list, show, diff, promote, rollback
 register_eval_commands(app)  # eval hallucination, eval run
+register_wait_command(app)  # wait
 
 
 def main() -> None:

@@ -17,8 +17,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from opsgate.cli.client import DEFAULT_URL, UrlOpt, get_json
+from opsgate.cli.tables import Column, print_table
 
 traces_app = typer.Typer(help="List and inspect stored traces.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -30,7 +32,7 @@ Since = Annotated[
     str | None, typer.Option(help="ISO-8601 time or an age: 15m, 2h, 7d (start, inclusive)")
 ]
 Until = Annotated[str | None, typer.Option(help="ISO-8601 time or an age (end, exclusive)")]
-Text = Annotated[str | None, typer.Option()]
+TextOpt = Annotated[str | None, typer.Option()]
 
 
 def register(app: typer.Typer) -> None:
@@ -52,10 +54,24 @@ def ms(value: float | None) -> str:
     return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
 
 
-def _status(trace: dict[str, Any]) -> str:
+def _status(trace: dict[str, Any]) -> Text:
     if trace["status"] == "ok":
-        return "[green]ok[/]"
-    return f"[red]error {trace['http_status']}[/]"
+        return Text("ok", style="green")
+    return Text(f"error {trace['http_status']}", style="red")
+
+
+_TRACE_COLUMNS = (
+    Column("started (UTC)", 1, wrap=True),
+    Column("id"),
+    Column("model", 1, wrap=True),
+    Column("status", 1),
+    Column("latency ms", 2, justify="right"),
+    Column("tokens in/out", 3, justify="right"),
+    Column("cost $", 3, justify="right"),
+    Column("deployment", 4, wrap=True),
+    Column("ttft ms", 5, justify="right"),
+    Column("cache", 5),
+)
 
 
 def _dump(body: Any) -> None:
@@ -64,12 +80,12 @@ def _dump(body: Any) -> None:
 
 @traces_app.command("list")
 def traces_list(
-    model: Text = None,
-    deployment: Text = None,
-    key_id: Text = None,
-    team_id: Text = None,
-    end_user: Text = None,
-    session_id: Text = None,
+    model: TextOpt = None,
+    deployment: TextOpt = None,
+    key_id: TextOpt = None,
+    team_id: TextOpt = None,
+    end_user: TextOpt = None,
+    session_id: TextOpt = None,
     status: Annotated[str | None, typer.Option(help="ok or error")] = None,
     cache: Annotated[str | None, typer.Option(help="hit, hit-exact, hit-semantic, miss")] = None,
     min_duration_ms: Annotated[float | None, typer.Option(help="slower than this")] = None,
@@ -104,25 +120,22 @@ def traces_list(
     if as_json:
         _dump(body)
         return
-    table = Table("started (UTC)", "id", "model", "deployment", "status")
-    table.columns[1].overflow = "fold"  # a full id, even on a narrow terminal
-    for column in ("latency ms", "ttft ms", "tokens in/out", "cost $"):
-        table.add_column(column, justify="right")
-    table.add_column("cache")
-    for t in body["data"]:
-        table.add_row(
+    rows = [
+        [
             when(t["started_at"]),
             t["id"],
             t["model_requested"],
-            t["deployment"] or "-",
             _status(t),
             ms(t["duration_ms"]),
-            ms(t["ttft_ms"]),
             f"{t['prompt_tokens']}/{t['completion_tokens']}",
             t["cost_usd"],
+            t["deployment"] or "-",
+            ms(t["ttft_ms"]),
             t["cache"] or "-",
-        )
-    out.print(table)
+        ]
+        for t in body["data"]
+    ]
+    print_table(out, _TRACE_COLUMNS, rows)
     if body["next_cursor"]:
         out.print(f"more: --cursor {body['next_cursor']}", highlight=False)
     elif not body["data"]:
@@ -170,14 +183,25 @@ def _trace_table(t: dict[str, Any]) -> Table:
     return table
 
 
-def _spans_table(t: dict[str, Any]) -> Table:
-    table = Table("#", "span", "start +ms", "duration ms", "status", "attributes", title="spans")
+_SPAN_COLUMNS = (
+    Column("#"),
+    Column("span", 0, wrap=True),
+    Column("start +ms", 2, justify="right"),
+    Column("duration ms", 1, justify="right"),
+    Column("status", 1),
+    Column("attributes", 3, wrap=True),
+)
+
+
+def _print_spans(t: dict[str, Any]) -> None:
+    rows = []
     for i, span in enumerate(t["spans"], start=1):
         offset = (span["started_at"] - t["started_at"]) * 1000
-        status = "[green]ok[/]" if span["status"] == "ok" else f"[red]{span['status']}[/]"
+        ok = span["status"] == "ok"
+        status = Text(span["status"], style="green" if ok else "red")
         attributes = json.dumps(span["attributes"], ensure_ascii=False)
-        table.add_row(str(i), span["name"], ms(offset), ms(span["duration_ms"]), status, attributes)
-    return table
+        rows.append([str(i), span["name"], ms(offset), ms(span["duration_ms"]), status, attributes])
+    print_table(out, _SPAN_COLUMNS, rows, title="spans")
 
 
 @traces_app.command("show")
@@ -195,7 +219,7 @@ def traces_show(
         return
     out.print(_trace_table(body))
     if body["spans"]:
-        out.print(_spans_table(body))
+        _print_spans(body)
     for name in ("request_body", "response_body") if bodies else ():
         out.rule(name.replace("_", " "))
         stored = body.get(name)
@@ -240,12 +264,12 @@ def usage(
     bucket: Annotated[str | None, typer.Option(help="minute, hour, day or none")] = None,
     since: Since = None,
     until: Until = None,
-    model: Text = None,
-    deployment: Text = None,
-    key_id: Text = None,
-    team_id: Text = None,
-    end_user: Text = None,
-    status: Text = None,
+    model: TextOpt = None,
+    deployment: TextOpt = None,
+    key_id: TextOpt = None,
+    team_id: TextOpt = None,
+    end_user: TextOpt = None,
+    status: TextOpt = None,
     url: UrlOpt = DEFAULT_URL,
     as_json: JsonOpt = False,
 ) -> None:
@@ -266,34 +290,49 @@ def usage(
     if as_json:
         _dump(body)
         return
-    out.print(_usage_table(body))
+    _print_usage(body)
     out.print(f"{when(body['since'])} to {when(body['until'])} UTC", style="dim")
 
 
-_USAGE_COLUMNS = ("requests", "errors", "tokens in", "tokens out", "cost $")
-_LATENCY_COLUMNS = ("p50 ms", "p95 ms", "p99 ms", "ttft ms", "cache hit %")
+_USAGE_COLUMNS = (
+    Column("requests", 0, justify="right"),
+    Column("errors", 1, justify="right"),
+    Column("tokens in", 2, justify="right"),
+    Column("tokens out", 2, justify="right"),
+    Column("cost $", 1, justify="right"),
+    Column("p50 ms", 2, justify="right"),
+    Column("p95 ms", 2, justify="right"),
+    Column("p99 ms", 3, justify="right"),
+    Column("ttft ms", 3, justify="right"),
+    Column("cache hit %", 3, justify="right"),
+)
 
 
-def _usage_table(body: dict[str, Any]) -> Table:
+def _print_usage(body: dict[str, Any]) -> None:
     timed = body["bucket"] != "none"
     dims: list[str] = body["group_by"]
-    table = Table(*([f"{body['bucket']} (UTC)"] if timed else []), *dims)
-    for column in (*_USAGE_COLUMNS, *_LATENCY_COLUMNS):
-        table.add_column(column, justify="right")
+    columns = [
+        *([Column(f"{body['bucket']} (UTC)", wrap=True)] if timed else []),
+        *(Column(d, wrap=True) for d in dims),
+        *_USAGE_COLUMNS,
+    ]
+    rows = []
     for row in body["data"]:
         rate = row["cache_hit_rate"]
-        table.add_row(
-            *([when(row["bucket_start"])] if timed else []),
-            *(row["group"][d] or "-" for d in dims),
-            str(row["requests"]),
-            str(row["errors"]),
-            str(row["prompt_tokens"]),
-            str(row["completion_tokens"]),
-            row["cost_usd"],
-            ms(row["latency_ms_p50"]),
-            ms(row["latency_ms_p95"]),
-            ms(row["latency_ms_p99"]),
-            ms(row["ttft_ms_avg"]),
-            "-" if rate is None else f"{rate:.0%}",
+        rows.append(
+            [
+                *([when(row["bucket_start"])] if timed else []),
+                *(row["group"][d] or "-" for d in dims),
+                str(row["requests"]),
+                str(row["errors"]),
+                str(row["prompt_tokens"]),
+                str(row["completion_tokens"]),
+                row["cost_usd"],
+                ms(row["latency_ms_p50"]),
+                ms(row["latency_ms_p95"]),
+                ms(row["latency_ms_p99"]),
+                ms(row["ttft_ms_avg"]),
+                "-" if rate is None else f"{rate:.0%}",
+            ]
         )
-    return table
+    print_table(out, columns, rows)

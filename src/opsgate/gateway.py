@@ -20,10 +20,16 @@ from opsgate.cache.build import build_cache
 from opsgate.cache.embed.gateway import EmbedCall
 from opsgate.cache.service import CacheService
 from opsgate.chat import EmbeddingRequest
+from opsgate.compliance.encryption import stores_bodies
 from opsgate.compliance.runtime import ComplianceService
 from opsgate.config.loader import load_config
 from opsgate.config.schema import Config
+from opsgate.feedback.datasets.export import export_redactor
+from opsgate.feedback.datasets.holder import DatasetRows
+from opsgate.feedback.datasets.service import DatasetService
 from opsgate.feedback.holders import ScoreData, ScoreRetention
+from opsgate.feedback.review.recorder import ScoreRecorder
+from opsgate.feedback.review.service import ReviewService
 from opsgate.feedback.service import FeedbackService
 from opsgate.guard.service import GuardService
 from opsgate.pipeline.context import ChatCall, ChatResult, EmbeddingCall, EmbeddingResult
@@ -196,6 +202,7 @@ class Gateway:
             self.metrics.watch_writer(self.writer.stats)
         self.compliance.register_builtins(self.writer, self.cache)
         self.feedback = self._feedback(config)
+        self.review, self.datasets = self._review_and_datasets()
         self.metrics.watch_circuits(self._circuits)
         self.runtime = build_runtime(
             config,
@@ -225,6 +232,28 @@ class Gateway:
         self.compliance.register(ScoreData(self._engine, feedback.recent), tables=["scores"])
         self.compliance.retention.register(ScoreRetention(self._engine))
         return feedback
+
+    def _review_and_datasets(self) -> tuple[ReviewService, DatasetService]:
+        """Review queues label into the score store; datasets copy traces and scores into
+        rows sealed with the body keys, and are erased with their end users."""
+        review = ReviewService(
+            self._engine,
+            ScoreRecorder(self.feedback, self._engine),
+            lambda: self.runtime.config.feedback,
+        )
+        datasets = DatasetService(
+            self._engine,
+            self.feedback.store,
+            self.audit,
+            cipher=lambda: self.compliance.cipher,
+            redactor=lambda: export_redactor(self.runtime.guard),
+            metrics=lambda: self.runtime.config.feedback.metrics,
+            stores_bodies=lambda: stores_bodies(self.runtime.config),
+            queues=review.lookup,
+        )
+        holder = DatasetRows(datasets.store, lambda: self.compliance.cipher)
+        self.compliance.register(holder, tables=["dataset_rows"])
+        return review, datasets
 
     def _publisher(self, config: Config) -> TracePublisher:
         return TracePublisher(

@@ -4,7 +4,6 @@ teams; answers made through the official openai SDK with scripted upstream repli
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +62,9 @@ class Loop:
         client.close()
         return raw.headers["x-opsgate-trace-id"]
 
-    def score(self, trace_id: str, metric: str, value: Any, *, key: str | None = None, **kw: Any) -> None:
+    def score(
+        self, trace_id: str, metric: str, value: Any, *, key: str | None = None, **kw: Any
+    ) -> None:
         body = {"trace_id": trace_id, "metric": metric, "value": value, **kw}
         resp = self.fb.post(body, key=key or MASTER)
         assert resp.status_code == 200, resp.text
@@ -102,7 +103,7 @@ def loop(
     feedback_gateway: FbStarter,
     upstreams: dict[str, FakeUpstream],
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Loop]:
+) -> Loop:
     monkeypatch.setenv("OPSGATE_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY)
     fb = feedback_gateway(database_url, traces={"store_bodies": "full"})
-    yield Loop(fb, upstreams["alpha"])
+    return Loop(fb, upstreams["alpha"])

@@ -45,6 +45,13 @@ TABLES = {
     "scores",
     "eval_runs",
     "eval_results",
+    "review_queues",
+    "review_items",
+    "review_actions",
+    "datasets",
+    "dataset_versions",
+    "dataset_rows",
+    "dataset_exports",
     VERSION_TABLE,
 }
 

@@ -43,6 +43,15 @@ class Permission(enum.StrEnum):
     """Push versions and move any label but `production`."""
     PROMPTS_PROMOTE = "prompts:promote"
     """Move the `production` label (promote, roll back)."""
+    TRACES_REVIEW = "traces:review"
+    """The reviewer permission: label traces in review queues. A member holds it only for
+    the queues of its team that name it (feedback/review/service.py)."""
+    REVIEWS_MANAGE = "reviews:manage"
+    """Create, change, fill and delete review queues; review every queue in scope."""
+    DATASETS_READ = "datasets:read"
+    """List and show datasets; export them (with `traces:read_bodies`)."""
+    DATASETS_MANAGE = "datasets:manage"
+    """Create datasets and change their rows (each change is a new version)."""
 
 
 P = Permission
@@ -67,6 +76,10 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.PROMPTS_READ,
             P.PROMPTS_WRITE,
             P.PROMPTS_PROMOTE,
+            P.TRACES_REVIEW,
+            P.REVIEWS_MANAGE,
+            P.DATASETS_READ,
+            P.DATASETS_MANAGE,
         }
     ),
     Role.MEMBER: frozenset(
@@ -76,6 +89,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.TRACES_READ_BODIES,
             P.PROMPTS_READ,
             P.PROMPTS_WRITE,
+            P.TRACES_REVIEW,
         }
     ),
     Role.VIEWER: frozenset(

@@ -22,7 +22,9 @@ from opsgate.api.admin import access as admin_access
 from opsgate.api.admin import alerts as admin_alerts
 from opsgate.api.admin import cache as admin_cache
 from opsgate.api.admin import compliance as admin_compliance
+from opsgate.api.admin import datasets as admin_datasets
 from opsgate.api.admin import prompts as admin_prompts
+from opsgate.api.admin import review as admin_review
 from opsgate.api.admin import runtime as admin_runtime
 from opsgate.api.admin import traces as admin_traces
 from opsgate.api.audit_middleware import AuditMiddleware
@@ -52,6 +54,8 @@ routes: list[BaseRoute] = [
     *health.routes,
     *admin_runtime.routes,
     *admin_traces.routes,
+    *admin_review.routes,
+    *admin_datasets.routes,
     *admin_access.routes,
     *admin_cache.routes,
     *admin_compliance.routes,

@@ -26,7 +26,10 @@ from opsgate.accounting.tokens import Tokenizer, count_prompt_tokens
 from opsgate.feedback.datasets.formats import Format, Line, chat_line, eval_line, preference_line
 from opsgate.feedback.datasets.rows import RowContent, unseal
 from opsgate.feedback.datasets.store import DatasetStore, ExportReport, StoredRow
+from opsgate.guard.pii import Detector
 from opsgate.guard.redact import Redactor
+from opsgate.guard.service import GuardService, ner_types
+from opsgate.guard.verdicts import PII_TYPES
 from opsgate.store.crypto import BodyCipher, DecryptionError
 
 
@@ -38,6 +41,15 @@ class ExportOptions:
     metric: str | None = None
     """preference: pair answers to the same input by this metric."""
     optimize: Literal["max", "min"] = "max"
+
+
+def export_redactor(guard: GuardService | None) -> Redactor:
+    """The guard's detectors as masking uses them (every PII type, the NER types a policy
+    asks for, secrets), without the guard's scan limit: an export scans every character."""
+    if guard is None:
+        return Redactor(Detector(PII_TYPES))
+    types = (*PII_TYPES, *ner_types(guard.config))
+    return Redactor(guard.detector(types, secrets=True))
 
 
 class Renderer:

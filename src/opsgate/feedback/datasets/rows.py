@@ -86,6 +86,17 @@ def unseal(cipher: BodyCipher | None, row_id: str, body: bytes) -> RowContent:
     return RowContent.loads(open_body(cipher, bytes(body), seal_id(row_id), _FIELD))
 
 
+def from_bodies(request: bytes, response: bytes | None) -> RowContent | None:
+    """A trace's opened bodies as content (no reference); None when it is not a chat call."""
+    body = orjson.loads(request)
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list):
+        return None  # an embeddings trace
+    tools = body.get("tools") if isinstance(body.get("tools"), list) else None
+    output = assistant(response.decode("utf-8", "replace")) if response is not None else None
+    return RowContent(messages, tools, output)
+
+
 def assistant(content: Any) -> JSONObject:
     """An assistant message from a plain answer, or the message itself when it is one."""
     if isinstance(content, Mapping):

@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.errors import NotFoundError
-from opsgate.feedback.datasets.rows import RowContent, assistant, seal
+from opsgate.feedback.datasets.rows import RowContent, assistant, from_bodies, seal
 from opsgate.feedback.datasets.store import NewRow, new_id
 from opsgate.feedback.scores import Score, ScoreStore
 from opsgate.feedback.selection import Compiled, TraceFilter
@@ -173,16 +172,14 @@ def _build(
 
 
 def _content(row: Any, scores: Sequence[Score], cipher: BodyCipher | None) -> RowContent | None:
-    request = orjson.loads(open_body(cipher, bytes(row.request_body), row.trace_id, "request_body"))
-    messages = request.get("messages") if isinstance(request, dict) else None
-    if not isinstance(messages, list):
-        return None  # an embeddings trace
-    tools = request.get("tools") if isinstance(request.get("tools"), list) else None
-    output = None
+    request = open_body(cipher, bytes(row.request_body), row.trace_id, "request_body")
+    response = None
     if row.response_body is not None:
-        text = open_body(cipher, bytes(row.response_body), row.trace_id, "response_body")
-        output = assistant(text.decode("utf-8", "replace"))
-    return RowContent(messages, tools, output, latest_correction(scores))
+        response = open_body(cipher, bytes(row.response_body), row.trace_id, "response_body")
+    content = from_bodies(request, response)
+    if content is None:
+        return None
+    return replace(content, reference=latest_correction(scores))
 
 
 def latest_values(scores: Sequence[Score]) -> dict[str, Any]:

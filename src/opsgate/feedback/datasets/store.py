@@ -77,6 +77,7 @@ class NewRow:
 @dataclass(frozen=True, slots=True)
 class StoredRow:
     id: str
+    dataset_id: str
     added_in: int
     seq: int
     removed_in: int | None
@@ -138,6 +139,7 @@ def _info(row: Any) -> DatasetInfo:
 def _stored(row: Any) -> StoredRow:
     return StoredRow(
         row.id,
+        row.dataset_id,
         row.added_in,
         row.seq,
         row.removed_in,

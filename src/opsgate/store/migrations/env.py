@@ -17,9 +17,11 @@ from sqlalchemy.engine import Connection
 import opsgate.store.tables.access
 import opsgate.store.tables.alerts
 import opsgate.store.tables.audit
+import opsgate.store.tables.datasets
 import opsgate.store.tables.evals
 import opsgate.store.tables.feedback
-import opsgate.store.tables.prompts  # noqa: F401
+import opsgate.store.tables.prompts
+import opsgate.store.tables.review  # noqa: F401
 from opsgate.store.db import dispose_engine, make_engine
 from opsgate.store.migrate import VERSION_TABLE
 from opsgate.store.tables.traces import metadata

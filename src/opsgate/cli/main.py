@@ -17,6 +17,7 @@ from opsgate.cli.cache import register as register_cache_commands
 from opsgate.cli.client import call
 from opsgate.cli.compliance import register as register_compliance_commands
 from opsgate.cli.evals import register as register_eval_commands
+from opsgate.cli.feedback import register as register_feedback_commands
 from opsgate.cli.guard import register as register_guard_commands
 from opsgate.cli.prompts import register as register_prompt_commands
 from opsgate.cli.traces import register as register_read_commands
@@ -135,6 +136,7 @@ register_compliance_commands(app)  # audit, gdpr, keys rotate-encryption
 register_guard_commands(app)  # guard eval, guard scan
 register_prompt_commands(app)  # prompts push, pull, list, show, diff, promote, rollback
 register_eval_commands(app)  # eval hallucination, eval run
+register_feedback_commands(app)  # feedback send, list
 register_wait_command(app)  # wait
 
 

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ExceptionHandler
 
-from opsgate.api import health, openai_routes
+from opsgate.api import feedback, health, openai_routes
 from opsgate.api import prompts as prompt_routes
 from opsgate.api.access_middleware import AccessMiddleware
 from opsgate.api.admin import access as admin_access
@@ -23,6 +23,7 @@ from opsgate.api.admin import alerts as admin_alerts
 from opsgate.api.admin import cache as admin_cache
 from opsgate.api.admin import compliance as admin_compliance
 from opsgate.api.admin import datasets as admin_datasets
+from opsgate.api.admin import feedback as admin_feedback
 from opsgate.api.admin import prompts as admin_prompts
 from opsgate.api.admin import review as admin_review
 from opsgate.api.admin import runtime as admin_runtime
@@ -53,7 +54,9 @@ routes: list[BaseRoute] = [
     *openai_routes.routes,
     *health.routes,
     *admin_runtime.routes,
+    *feedback.routes,
     *admin_traces.routes,
+    *admin_feedback.routes,
     *admin_review.routes,
     *admin_datasets.routes,
     *admin_access.routes,

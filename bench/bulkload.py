@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import Double, Table
 
 from opsgate.store.batch import add, upsert_sql
 from opsgate.store.codec import SPAN_COLUMNS, TRACE_COLUMNS, span_values, trace_values
-from opsgate.store.tables.traces import USAGE_SUMS, usage_minute
+from opsgate.store.tables.traces import usage_minute
 from opsgate.store.usage import LEVELS, aggregate, fold
 from opsgate.trace import TraceRecord
 
@@ -45,7 +46,7 @@ class Rows:
 def to_rows(records: Sequence[TraceRecord]) -> Rows:
     """The tables' rows for `records` (which must cover whole minutes on their own)."""
     by_table = {
-        level.table.name: [_float_sums(row) for row in rows]
+        level.table.name: [_floats(row, _doubles(level.table)) for row in rows]
         for level, rows in fold(aggregate(records))
     }
     return Rows(
@@ -56,10 +57,13 @@ def to_rows(records: Sequence[TraceRecord]) -> Rows:
     )
 
 
-def _float_sums(row: Row) -> Row:
-    """Float columns as floats also where the sum stayed at the int 0 (COPY is strict)."""
-    head = len(row) - len(USAGE_SUMS)
-    return (*row[:head], *(float(v) for v in row[head:]))
+def _doubles(table: Table) -> frozenset[int]:
+    return frozenset(i for i, c in enumerate(table.columns) if isinstance(c.type, Double))
+
+
+def _floats(row: Row, doubles: frozenset[int]) -> Row:
+    """Float columns as floats also where a sum stayed at the int 0 (COPY is strict)."""
+    return tuple(float(v) if i in doubles else v for i, v in enumerate(row))
 
 
 def _insert_sql(table: str, columns: Sequence[str]) -> str:

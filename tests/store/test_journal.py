@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from opsgate.store import Journal, JournalLockedError, default_journal_path
 from opsgate.store.codec import from_journal_line, to_journal_line
-from opsgate.store.histogram import BOUNDS_MS, BUCKETS, bucket_of, histogram, quantile, quantiles
 from tests.store.conftest import make_trace
 
 
@@ -106,30 +102,3 @@ def test_default_journal_path() -> None:
     assert default_journal_path("sqlite:////var/lib/og/x.db") == Path("/var/lib/og/x-journal.jsonl")
     assert default_journal_path("postgresql://u@h/db") == Path("opsgate-journal.jsonl")
     assert default_journal_path("sqlite://") == Path("opsgate-journal.jsonl")
-
-
-def test_histogram_quantiles_stay_within_a_bucket() -> None:
-    values = [float(v) for v in range(1, 5001)]
-    counts = histogram(values)
-    for q, true in ((0.5, 2500.0), (0.95, 4750.0), (0.99, 4950.0)):
-        estimate = quantile(counts, q)
-        assert estimate is not None
-        assert abs(bucket_of(estimate) - bucket_of(true)) <= 1
-    assert quantile([0] * len(counts), 0.5) is None
-    assert bucket_of(0) == 0
-    assert bucket_of(float("nan")) == 0
-    assert bucket_of(1e12) == len(BOUNDS_MS)
-
-
-@given(
-    st.lists(st.lists(st.integers(0, 50), min_size=BUCKETS, max_size=BUCKETS), min_size=1),
-    st.sampled_from([0.01, 0.5, 0.95, 0.99, 1.0]),
-)
-def test_vectorised_quantiles_match_the_scalar_ones(rows: list[list[int]], q: float) -> None:
-    got = quantiles(rows, [q])[:, 0]
-    for counts, value in zip(rows, got, strict=True):
-        expected = quantile(counts, q)
-        if expected is None:
-            assert math.isnan(value)
-        else:
-            assert value == pytest.approx(expected, rel=1e-12)

@@ -146,7 +146,7 @@ async def test_combined_buckets_equal_the_total_query(sql_store: SqlTraceStore) 
     (total,) = await sql_store.usage(UsageQuery(**window, step=DAY * 10**6))  # type: ignore[arg-type]
     combined = combine(buckets, bucket=total.bucket)
     assert combined is not None and combine([]) is None
-    exact = ("requests", "errors", "cost_micros", "cost_saved_micros", "ttft_count", "histogram")
+    exact = ("requests", "errors", "cost_micros", "cost_saved_micros", "ttft_count", "latency")
     assert {f: getattr(combined, f) for f in exact} == {f: getattr(total, f) for f in exact}
     assert combined.latency_ms_p95 == total.latency_ms_p95
     assert combined.ttft_ms_avg == pytest.approx(total.ttft_ms_avg)

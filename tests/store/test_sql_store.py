@@ -18,7 +18,7 @@ from opsgate.store import (
     dispose_engine,
     make_engine,
 )
-from opsgate.store.histogram import bucket_of
+from opsgate.store.histogram import RELATIVE_ERROR
 from opsgate.store.tables.traces import spans, traces, usage_minute
 from tests.store.conftest import Backend, dead_port, make_trace
 
@@ -115,8 +115,8 @@ async def test_usage_rollups_agree_with_the_traces(sql_store: SqlTraceStore) -> 
         assert row.latency_ms_avg == pytest.approx(sum(r.duration_ms for r in mine) / len(mine))
         latencies = sorted(r.duration_ms for r in mine)
         true_p50 = latencies[(len(latencies) - 1) // 2]
-        assert row.latency_ms_p50 is not None
-        assert abs(bucket_of(row.latency_ms_p50) - bucket_of(true_p50)) <= 1
+        assert row.latency_ms_p50 == pytest.approx(true_p50, rel=RELATIVE_ERROR)
+        assert (row.latency_ms_min, row.latency_ms_max) == (latencies[0], latencies[-1])
 
     async with sql_store.engine.connect() as conn:
         by_model: dict[str, int] = dict(

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Double, Integer, LargeBinary, String, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from opsgate.store import histogram
 from opsgate.store.codec import span_values, trace_values
 from opsgate.store.tables.traces import spans, traces
 from opsgate.store.usage import aggregate, fold
@@ -97,7 +98,7 @@ def add(dialect: str, table: Table, rows: Sequence[Row], key: Sequence[str]) -> 
         return []
     if dialect == "postgresql":
         return [Statement(upsert_sql(dialect, table, tuple(key)), _transpose(rows))]
-    return _sqlite_chunks(table, rows, _upsert_tail(table, tuple(key), "excluded"))
+    return _sqlite_chunks(table, rows, _upsert_tail(dialect, table, tuple(key)))
 
 
 def existing(table: Table, keys: Sequence[Any]) -> list[Statement]:
@@ -135,17 +136,32 @@ def _sqlite_chunks(
 @lru_cache(maxsize=16)
 def upsert_sql(dialect: str, table: Table, key: tuple[str, ...]) -> str:
     """The counter upsert (`?` rows for SQLite, `$n` column arrays for PostgreSQL)."""
-    excluded = "EXCLUDED" if dialect == "postgresql" else "excluded"
-    tail = _upsert_tail(table, key, excluded)
+    tail = _upsert_tail(dialect, table, key)
     if dialect == "postgresql":
         return f"INSERT INTO {table.name} ({_columns(table)}) {_pg_select(table)} {tail}"
     return f"{_sqlite_values(table, 1)} {tail}"
 
 
-def _upsert_tail(table: Table, key: tuple[str, ...], excluded: str) -> str:
-    sums = [c.name for c in table.columns if c.name not in key]
-    sets = ", ".join(f"{n} = {table.name}.{n} + {excluded}.{n}" for n in sums)
+def _upsert_tail(dialect: str, table: Table, key: tuple[str, ...]) -> str:
+    """Counters and sums add up; a usage table's least and greatest latency and its sketch
+    merge (`store.histogram`)."""
+    sets = ", ".join(
+        f"{c.name} = {_merged(dialect, f'{table.name}.{c.name}', f'excluded.{c.name}', c.name)}"
+        for c in table.columns
+        if c.name not in key
+    )
     return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
+
+
+def _merged(dialect: str, old: str, new: str, column: str) -> str:
+    pg = dialect == "postgresql"
+    if column == "latency_ms_min":
+        return f"{'least' if pg else 'min'}({old}, {new})"
+    if column == "latency_ms_max":
+        return f"{'greatest' if pg else 'max'}({old}, {new})"
+    if column == "latency_sketch":
+        return histogram.merge_sql(dialect, old, new)
+    return f"{old} + {new}"
 
 
 def _columns(table: Table) -> str:

@@ -32,6 +32,7 @@ from opsgate.store import erasures
 from opsgate.store.batch import execute_async, follow_ups, trace_inserts
 from opsgate.store.codec import span_from_row, trace_from_row
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
+from opsgate.store.histogram import sketches
 from opsgate.store.queries import SUMMARY_COLUMNS, TracePage, TraceQuery, page, where
 from opsgate.store.tables.traces import spans, traces
 from opsgate.store.usage import VALUES, UsageQuery, UsageRow, plan, usage_rows
@@ -177,7 +178,7 @@ class SqlTraceStore:
         return page([trace_from_row(dict(row), []) for row in rows], query)
 
     async def usage(self, query: UsageQuery) -> list[UsageRow]:
-        stmt = _usage_statement(query)
+        stmt = _usage_statement(query, self._dialect)
         if stmt is None:
             return []
         try:
@@ -185,12 +186,16 @@ class SqlTraceStore:
                 result = (await conn.execute(stmt)).all()
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
-        dims = 1 + len(query.group_by)  # columns: bucket, the group's dimensions, then VALUES
+        # columns: bucket, the group's dimensions, VALUES, then least, greatest and sketches
+        dims, end = 1 + len(query.group_by), 1 + len(query.group_by) + len(VALUES)
         keys: list[tuple[int, dict[str, str]]] = [
             (int(row[0]), dict(zip(query.group_by, map(str, row[1:dims]), strict=True)))
             for row in result
         ]
-        return usage_rows(keys, [row[dims:] for row in result])
+        latencies = sketches(
+            [r[end + 2] for r in result], [r[end] for r in result], [r[end + 1] for r in result]
+        )
+        return usage_rows(keys, [row[dims:end] for row in result], latencies)
 
 
 def _total(column: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -202,7 +207,21 @@ def _total(column: ColumnElement[Any]) -> ColumnElement[Any]:
     return total.label(column.key)
 
 
-def _usage_statement(query: UsageQuery) -> Select[Any] | None:
+def _latency(table: Any, dialect: str) -> list[ColumnElement[Any]]:
+    """Least, greatest, and every row's sketch text joined by commas (merged in Python:
+    `histogram.sketches` sums a bin named more than once)."""
+    sketch = table.c.latency_sketch
+    joined = (
+        func.string_agg(sketch, ",") if dialect == "postgresql" else func.group_concat(sketch, ",")
+    )
+    return [
+        func.min(table.c.latency_ms_min).label("latency_ms_min"),
+        func.max(table.c.latency_ms_max).label("latency_ms_max"),
+        joined.label("latency_sketch"),
+    ]
+
+
+def _usage_statement(query: UsageQuery, dialect: str) -> Select[Any] | None:
     """The rollup as SQL: one grouped SELECT per planned segment, summed again on top."""
     # The step is inlined (it is an int): PostgreSQL only matches GROUP BY expressions whose
     # parameters are the same placeholder.
@@ -219,7 +238,8 @@ def _usage_statement(query: UsageQuery) -> Select[Any] | None:
             *(table.c[dim] == value for dim, value in query.filters.items()),
         ]
         sums = [_total(table.c[name]) for name in VALUES]
-        parts.append(select(bucket, *dims, *sums).where(*where).group_by(bucket, *dims))
+        latency = _latency(table, dialect)
+        parts.append(select(bucket, *dims, *sums, *latency).where(*where).group_by(bucket, *dims))
     if not parts:
         return None
     if len(parts) == 1:
@@ -227,4 +247,5 @@ def _usage_statement(query: UsageQuery) -> Select[Any] | None:
     merged = union_all(*parts).subquery()
     keys = [merged.c.bucket, *(merged.c[name] for name in query.group_by)]
     totals = [_total(merged.c[name]) for name in VALUES]
-    return select(*keys, *totals).group_by(*keys).order_by(*keys)
+    latency = _latency(merged, dialect)
+    return select(*keys, *totals, *latency).group_by(*keys).order_by(*keys)

@@ -2,7 +2,8 @@
 
 Dashboards and budgets ask "requests, tokens, cost and p95 latency per hour per model (or key,
 team, user)". Answering that by scanning a million traces is too slow, so every write also adds
-its traces into per-minute buckets whose counters (and latency histogram) simply sum.
+its traces into per-minute buckets whose counters simply sum and whose latency sketches
+(`store.histogram`) merge.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any, Literal
 import numpy as np
 from sqlalchemy import Table
 
-from opsgate.store import histogram
 from opsgate.store.codec import clean_text
+from opsgate.store.histogram import Sketch, bin_of, encode_bins, percentiles_of
 from opsgate.store.tables.traces import (
+    LATENCY,
     USAGE_COUNTERS,
     USAGE_KEY,
     USAGE_SUMS,
@@ -57,12 +59,48 @@ DIMENSIONS: tuple[UsageDimension, ...] = (
     "prompt_label",
 )
 
+VALUES: tuple[str, ...] = (*USAGE_COUNTERS, *USAGE_SUMS)
+"""The summed columns, in table order after the key (then come the `LATENCY` columns)."""
+
 UsageKey = tuple[int, str, str, str, str, str, str, str, str, str]
 """(minute, model, deployment, key_id, team_id, end_user, status, prompt_name, prompt_version,
 prompt_label), as in `USAGE_KEY`."""
 
-Totals = dict[str, float]
-"""Counter name -> value, for the names in `USAGE_COUNTERS` and `USAGE_SUMS`."""
+
+@dataclass(slots=True)
+class Totals:
+    """One bucket as it is being summed: its counters and sums by name (`VALUES`), and its
+    latencies (counts per sketch bin, least and greatest)."""
+
+    sums: dict[str, float]
+    bins: dict[int, int] = field(default_factory=dict)
+    latency_ms_min: float = math.inf
+    latency_ms_max: float = -math.inf
+
+    def add(self, other: Totals) -> None:
+        for name, value in other.sums.items():
+            self.sums[name] += value
+        self.add_latency(other)
+
+    def add_latency(self, other: Totals) -> None:
+        for b, count in other.bins.items():
+            self.bins[b] = self.bins.get(b, 0) + count
+        self.latency_ms_min = min(self.latency_ms_min, other.latency_ms_min)
+        self.latency_ms_max = max(self.latency_ms_max, other.latency_ms_max)
+
+    def sketch(self) -> Sketch:
+        ordered = sorted(self.bins.items())
+        return Sketch(
+            tuple(b for b, _ in ordered),
+            tuple(c for _, c in ordered),
+            self.latency_ms_min,
+            self.latency_ms_max,
+        )
+
+    def latency(self) -> tuple[float, float, str]:
+        """The `LATENCY` columns as stored."""
+        return self.latency_ms_min, self.latency_ms_max, encode_bins(self.bins)
+
 
 _CACHE_HITS = frozenset({"hit-exact", "hit-semantic"})
 
@@ -90,10 +128,11 @@ def usage_key(record: TraceRecord) -> UsageKey:
 
 
 def empty_totals() -> Totals:
-    return dict.fromkeys((*USAGE_COUNTERS, *USAGE_SUMS), 0)
+    return Totals(dict.fromkeys(VALUES, 0))
 
 
-def add_record(totals: Totals, record: TraceRecord) -> None:
+def add_record(bucket: Totals, record: TraceRecord) -> None:
+    totals = bucket.sums
     totals["requests"] += 1
     totals["errors"] += record.status == "error"
     totals["prompt_tokens"] += record.prompt_tokens
@@ -106,7 +145,12 @@ def add_record(totals: Totals, record: TraceRecord) -> None:
     if record.ttft_ms is not None:
         totals["ttft_count"] += 1
         totals["ttft_ms_sum"] += record.ttft_ms
-    totals[histogram.COLUMNS[histogram.bucket_of(record.duration_ms)]] += 1
+    latency = record.duration_ms
+    b = bin_of(latency)
+    bucket.bins[b] = bucket.bins.get(b, 0) + 1
+    kept = latency if latency > 0 else 0.0  # what ZERO_BIN reads back as
+    bucket.latency_ms_min = min(bucket.latency_ms_min, kept)
+    bucket.latency_ms_max = max(bucket.latency_ms_max, kept)
 
 
 def aggregate(records: Iterable[TraceRecord]) -> dict[UsageKey, Totals]:
@@ -120,11 +164,14 @@ def aggregate(records: Iterable[TraceRecord]) -> dict[UsageKey, Totals]:
 
 def bucket_rows(buckets: Mapping[UsageKey, Totals]) -> list[dict[str, object]]:
     """`usage_minute` rows for upserting, in key order (a stable lock order on PostgreSQL)."""
-    return [{**dict(zip(USAGE_KEY, key, strict=True)), **totals} for key, totals in buckets.items()]
-
-
-VALUES: tuple[str, ...] = (*USAGE_COUNTERS, *USAGE_SUMS)
-"""The summed columns, in table order after the key."""
+    return [
+        {
+            **dict(zip(USAGE_KEY, key, strict=True)),
+            **totals.sums,
+            **dict(zip(LATENCY, totals.latency(), strict=True)),
+        }
+        for key, totals in buckets.items()
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +220,9 @@ _POSITIONS = {dim: USAGE_KEY.index(dim) for dim in USAGE_KEY}
 def fold(
     buckets: Mapping[UsageKey, Totals], levels: Sequence[Level] = LEVELS
 ) -> list[tuple[Level, list[tuple[Any, ...]]]]:
-    """Each level's rows for a batch's per-minute buckets, summed with numpy: the writer does
-    this for every batch, and adding 55 columns per bucket per level in Python cost more than
-    the rest of the batch's row building.
+    """Each level's rows for a batch's per-minute buckets, counters summed with numpy (the
+    writer does this for every batch; adding them per bucket per level in Python cost more than
+    the rest of the batch's row building) and latency sketches merged.
 
     `buckets` must be in key order, as `aggregate` returns them: the per-minute rows keep that
     order (a stable lock order on PostgreSQL) and are not sorted again here.
@@ -183,13 +230,18 @@ def fold(
     keys = list(buckets)
     if not keys:
         return [(level, []) for level in levels]
-    values = [_values(buckets[key]) for key in keys]
+    totals = [buckets[key] for key in keys]
+    values = [_values(t.sums) for t in totals]
     counters = np.array([v[:_N_COUNTERS] for v in values], dtype=np.int64).reshape(len(keys), -1)
     sums = np.array([v[_N_COUNTERS:] for v in values], dtype=np.float64).reshape(len(keys), -1)
     out = []
     for level in levels:
         if level.key == USAGE_KEY:
-            out.append((level, [(*key, *value) for key, value in zip(keys, values, strict=True)]))
+            rows = [
+                (*key, *value, *t.latency())
+                for key, value, t in zip(keys, values, totals, strict=True)
+            ]
+            out.append((level, rows))
             continue
         picks = [_POSITIONS[dim] for dim in level.dims]
         slots: dict[tuple[Any, ...], int] = {}
@@ -203,9 +255,14 @@ def fold(
         summed_sums = np.zeros((len(slots), sums.shape[1]), dtype=np.float64)
         np.add.at(summed_counters, index, counters)
         np.add.at(summed_sums, index, sums)
+        latencies = [Totals({}) for _ in slots]
+        for slot, t in zip(index, totals, strict=True):
+            latencies[slot].add_latency(t)
         rows = [
-            (*key, *c, *f)
-            for key, c, f in zip(slots, summed_counters.tolist(), summed_sums.tolist(), strict=True)
+            (*key, *c, *f, *lat.latency())
+            for key, c, f, lat in zip(
+                slots, summed_counters.tolist(), summed_sums.tolist(), latencies, strict=True
+            )
         ]
         rows.sort()
         out.append((level, rows))
@@ -281,7 +338,8 @@ class UsageQuery:
 
 @dataclass(frozen=True, slots=True)
 class UsageRow:
-    """One rollup bucket; latencies are estimated from the summed histogram."""
+    """One rollup bucket; latency percentiles are read off its merged sketch
+    (`histogram.percentiles`: within 1% of the true value, clamped to the recorded min/max)."""
 
     bucket: int
     """Epoch seconds at the start of the bucket."""
@@ -300,7 +358,9 @@ class UsageRow:
     latency_ms_p50: float | None
     latency_ms_p95: float | None
     latency_ms_p99: float | None
-    histogram: tuple[int, ...]
+    latency_ms_min: float | None
+    latency_ms_max: float | None
+    latency: Sketch
     ttft_count: int = 0
     latency_ms_sum: float = 0.0
     ttft_ms_sum: float = 0.0
@@ -308,11 +368,10 @@ class UsageRow:
 
     def values(self) -> list[float]:
         """The row's totals in `VALUES` order (what the usage tables store)."""
-        known = {
-            **{name: getattr(self, name) for name in VALUES if hasattr(self, name)},
-            **dict(zip(histogram.COLUMNS, self.histogram, strict=True)),
-        }
-        return [known[name] for name in VALUES]
+        return [getattr(self, name) for name in VALUES]
+
+
+EMPTY = Sketch()
 
 
 def combine(rows: Sequence[UsageRow], bucket: int = 0) -> UsageRow | None:
@@ -321,38 +380,43 @@ def combine(rows: Sequence[UsageRow], bucket: int = 0) -> UsageRow | None:
     if not rows:
         return None
     summed = [sum(column) for column in zip(*(row.values() for row in rows), strict=True)]
-    return usage_rows([(bucket, {})], [summed])[0]
+    merged = rows[0].latency.merge(*(row.latency for row in rows[1:]))
+    return usage_rows([(bucket, {})], [summed], [merged])[0]
 
 
-def usage_row(bucket: int, group: dict[str, str], totals: Mapping[str, float]) -> UsageRow:
-    """Turn summed totals into a `UsageRow`."""
-    return usage_rows([(bucket, group)], [[totals[name] for name in VALUES]])[0]
+def usage_row(
+    bucket: int, group: dict[str, str], totals: Mapping[str, float], latency: Sketch = EMPTY
+) -> UsageRow:
+    """Turn summed totals (and their latency sketch) into a `UsageRow`."""
+    return usage_rows([(bucket, group)], [[totals[name] for name in VALUES]], [latency])[0]
 
 
 _AT = {name: index for index, name in enumerate(VALUES)}
-_HIST = slice(_AT[histogram.COLUMNS[0]], _AT[histogram.COLUMNS[-1]] + 1)
+PERCENTILES = (0.50, 0.95, 0.99)
 
 
 def usage_rows(
-    keys: Sequence[tuple[int, dict[str, str]]], values: Sequence[Sequence[Any]]
+    keys: Sequence[tuple[int, dict[str, str]]],
+    values: Sequence[Sequence[Any]],
+    latencies: Sequence[Sketch],
 ) -> list[UsageRow]:
-    """Turn summed totals (in `VALUES` order) into `UsageRow`s, percentiles for all rows at once
-    (shared by every backend, so they answer alike)."""
+    """Turn summed totals (in `VALUES` order) and merged sketches into `UsageRow`s, percentiles
+    for all rows at once (shared by every backend, so they answer alike)."""
     if not keys:
         return []
-    counts = [[int(c) for c in row[_HIST]] for row in values]
-    percentiles = histogram.quantiles(counts, (0.50, 0.95, 0.99)).tolist()
+    estimates = percentiles_of(latencies, PERCENTILES)
     return [
-        _row(bucket, group, row, hist, p)
-        for (bucket, group), row, hist, p in zip(keys, values, counts, percentiles, strict=True)
+        _row(bucket, group, row, sketch, p)
+        for (bucket, group), row, sketch, p in zip(keys, values, latencies, estimates, strict=True)
     ]
 
 
 def _row(
-    bucket: int, group: dict[str, str], row: Sequence[Any], hist: list[int], p: list[float]
+    bucket: int, group: dict[str, str], row: Sequence[Any], sketch: Sketch, p: list[float | None]
 ) -> UsageRow:
     requests, ttft_count = int(row[_AT["requests"]]), int(row[_AT["ttft_count"]])
-    p50, p95, p99 = (None if math.isnan(v) else v for v in p)
+    p50, p95, p99 = p
+    seen = bool(sketch.bins)
     return UsageRow(
         bucket=bucket,
         group=group,
@@ -369,7 +433,9 @@ def _row(
         latency_ms_p50=p50,
         latency_ms_p95=p95,
         latency_ms_p99=p99,
-        histogram=tuple(hist),
+        latency_ms_min=sketch.min_ms if seen else None,
+        latency_ms_max=sketch.max_ms if seen else None,
+        latency=sketch,
         ttft_count=ttft_count,
         latency_ms_sum=float(row[_AT["latency_ms_sum"]]),
         ttft_ms_sum=float(row[_AT["ttft_ms_sum"]]),
@@ -388,14 +454,13 @@ def rollup(buckets: Mapping[UsageKey, Totals], query: UsageQuery) -> list[UsageR
         if any(named[dim] != value for dim, value in query.filters.items()):
             continue
         slot = (minute - minute % query.step, tuple(str(named[dim]) for dim in query.group_by))
-        target = grouped.setdefault(slot, empty_totals())
-        for name, value in totals.items():
-            target[name] += value
+        grouped.setdefault(slot, empty_totals()).add(totals)
     ordered = sorted(grouped.items())
     return usage_rows(
         [
             (bucket, dict(zip(query.group_by, values, strict=True)))
             for (bucket, values), _ in ordered
         ],
-        [[totals[name] for name in VALUES] for _, totals in ordered],
+        [[totals.sums[name] for name in VALUES] for _, totals in ordered],
+        [totals.sketch() for _, totals in ordered],
     )

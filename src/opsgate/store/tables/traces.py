@@ -29,8 +29,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeEngine
 
-from opsgate.store import histogram
-
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -150,12 +148,15 @@ USAGE_COUNTERS: tuple[str, ...] = (
     "cache_hits",
     "ttft_count",
     "cost_saved_micros",
-    *histogram.COLUMNS,
 )
 """Integer columns added to on upsert."""
 
 USAGE_SUMS: tuple[str, ...] = ("latency_ms_sum", "ttft_ms_sum")
 """Float columns added to on upsert."""
+
+LATENCY: tuple[str, ...] = ("latency_ms_min", "latency_ms_max", "latency_sketch")
+"""The exact least and greatest latency, and the latency sketch (`store.histogram`): merged,
+not added, on upsert."""
 
 
 def _usage_table(name: str, period: str, dims: tuple[str, ...]) -> Table:
@@ -168,6 +169,9 @@ def _usage_table(name: str, period: str, dims: tuple[str, ...]) -> Table:
         *(Column(dim, String, nullable=False) for dim in dims),
         *(Column(c, BigInteger, nullable=False, server_default="0") for c in USAGE_COUNTERS),
         *(Column(c, Double, nullable=False, server_default="0") for c in USAGE_SUMS),
+        Column("latency_ms_min", Double, nullable=False, server_default="0"),
+        Column("latency_ms_max", Double, nullable=False, server_default="0"),
+        Column("latency_sketch", Text, nullable=False, server_default=""),
         PrimaryKeyConstraint(period, *dims),
         *indexes,
     )

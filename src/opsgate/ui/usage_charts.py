@@ -10,14 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opsgate.accounting.cost import micros_to_usd
 from opsgate.errors import BadRequestError
 from opsgate.store.usage import UsageRow
-
-if TYPE_CHECKING:
-    from opsgate.ui.visit import Visit
+from opsgate.ui.visit import Visit
 
 ONE_BUCKET = 86_400 * 10**6
 """A step wider than any epoch: every row of a range lands in one bucket (a plain total). A

@@ -13,7 +13,7 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -25,13 +25,12 @@ from opsgate.errors import OpsgateError, ServiceUnavailableError
 from opsgate.gateway import Gateway
 from opsgate.store.repository import TraceReader
 from opsgate.ui.forms import Form, read_form
-from opsgate.ui.sessions import Session
+from opsgate.ui.registry import PageRegistry
+from opsgate.ui.render import Renderer
+from opsgate.ui.sessions import EndedSessions, Session, SessionSigner
 from opsgate.web.audit import actor_of, append_or_log
 from opsgate.web.auth import PRINCIPAL, authorise
 from opsgate.web.outage import OUTAGES, unavailable
-
-if TYPE_CHECKING:
-    from opsgate.ui.dashboard import Dashboard
 
 log = logging.getLogger("opsgate.ui")
 
@@ -40,6 +39,19 @@ DASHBOARD = "opsgate.dashboard"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Dashboard(Protocol):
+    """What a visit needs of the dashboard app (`ui.dashboard.Dashboard`, which builds visits:
+    naming it here would make the two modules import each other)."""
+
+    registry: PageRegistry
+    renderer: Renderer
+    ended: EndedSessions
+
+    def signer(self, gateway: Gateway) -> SessionSigner: ...
+
+    async def open_visit(self, request: Request) -> Visit | None: ...
 
 
 def dashboard_of(request: Request) -> Dashboard:

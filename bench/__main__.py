@@ -35,6 +35,7 @@ BENCHES = (
     "guard-pii",
     "guard",
     "baseline",
+    "evals",
 )
 
 
@@ -50,7 +51,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "writer throughput, tracing overhead, rollups over --rows traces; access: what auth, "
         "rate limits and budgets add per request (in-memory and Redis); ui: dashboard page "
         "render times over --rows traces; guard-pii: the PII detectors on the dev set; "
-        "guard: the injection detector's held-out quality and scan() latency",
+        "guard: the injection detector's held-out quality and scan() latency; evals: an eval "
+        "run's rows/s through the gateway and the hallucination detector's latency",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
     parser.add_argument("--seconds", type=int, default=2, help="seconds per round (whole)")
@@ -98,6 +100,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="guard: also score this local Hugging Face model folder (transformer backend)",
     )
+    parser.add_argument("--eval-rows", type=int, default=1_000, help="evals: dataset rows")
     parser.add_argument(
         "--honest-limit",
         type=float,
@@ -192,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.guard import main_guard
 
         main_guard(args, note, console, progress)
+    if args.which == "evals":
+        from bench.evals import main_evals
+
+        main_evals(args, note, console, progress)
     if args.which in ("choices", "all"):
         from bench.choices import run_choices
         from bench.report import choices_grids, choices_markdown, print_grids

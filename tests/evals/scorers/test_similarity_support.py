@@ -3,10 +3,13 @@ hallucination detector as a scorer."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
-from opsgate.cache.embed import HashingEmbedder
+from opsgate.cache.embed import HashingEmbedder, Vectors
 from opsgate.evals.scorers import (
     EmbeddingSimilarity,
     Hallucination,
@@ -55,3 +58,34 @@ async def test_the_hallucination_scorer_reports_support() -> None:
     assert "unsupported:mumbai" in bad.reason
     missing = await apply(scorer, Sample(input=question, output="Delhi"))
     assert missing.error == "row has no `context` (needed by hallucination)"
+
+
+class CountingEmbedder(HashingEmbedder):
+    """The hashing embedder, counting its calls and failing on request."""
+
+    def __init__(self) -> None:
+        super().__init__(256)
+        self.calls: list[int] = []
+        self.fail = False
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        self.calls.append(len(texts))
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise RuntimeError("model gone")
+        return await super().embed(texts)
+
+
+async def test_concurrent_rows_share_embedder_calls() -> None:
+    embedder = CountingEmbedder()
+    scorer = EmbeddingSimilarity(embedder)
+    samples = [Sample(output=f"answer {i}", expected=f"answer {i}!") for i in range(20)]
+    results = await asyncio.gather(*(apply(scorer, s) for s in samples))
+    assert sum(embedder.calls) == 40 and len(embedder.calls) <= 3  # not 20 calls
+    alone = HashingEmbedder(256)
+    for sample, result in zip(samples, results, strict=True):
+        v = await alone.embed([str(sample.output), str(sample.expected)])
+        assert result.value == pytest.approx(float(np.clip(v[0] @ v[1], 0, 1)))
+    embedder.fail = True
+    failed = await apply(scorer, samples[0])
+    assert failed.error is not None and "model gone" in failed.error

@@ -97,8 +97,7 @@ def expect(resp: httpx.Response, status: int, code: str | None = None) -> Any:
     return resp.json()
 
 
-@pytest.fixture
-def loop(
+def start_loop(
     database_url: str,
     feedback_gateway: FbStarter,
     upstreams: dict[str, FakeUpstream],
@@ -107,3 +106,14 @@ def loop(
     monkeypatch.setenv("OPSGATE_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY)
     fb = feedback_gateway(database_url, traces={"store_bodies": "full"})
     return Loop(fb, upstreams["alpha"])
+
+
+@pytest.fixture
+def loop(
+    database_url: str,
+    feedback_gateway: FbStarter,
+    upstreams: dict[str, FakeUpstream],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Loop:
+    """A `Loop` on SQLite and on PostgreSQL."""
+    return start_loop(database_url, feedback_gateway, upstreams, monkeypatch)

@@ -16,10 +16,12 @@ from opsgate.cli.access import register as register_access_commands
 from opsgate.cli.cache import register as register_cache_commands
 from opsgate.cli.client import call
 from opsgate.cli.compliance import register as register_compliance_commands
+from opsgate.cli.datasets import register as register_dataset_commands
 from opsgate.cli.evals import register as register_eval_commands
 from opsgate.cli.feedback import register as register_feedback_commands
 from opsgate.cli.guard import register as register_guard_commands
 from opsgate.cli.prompts import register as register_prompt_commands
+from opsgate.cli.review import register as register_review_commands
 from opsgate.cli.traces import register as register_read_commands
 from opsgate.cli.wait import register as register_wait_command
 from opsgate.config.loader import ConfigError, load_config
@@ -137,6 +139,8 @@ register_guard_commands(app)  # guard eval, guard scan
 register_prompt_commands(app)  # prompts push, pull, list, show, diff, promote, rollback
 register_eval_commands(app)  # eval hallucination, eval run
 register_feedback_commands(app)  # feedback send, list
+register_review_commands(app)  # review queues, create, show, fill, delete
+register_dataset_commands(app)  # datasets create, list, show, add, remove, export, import
 register_wait_command(app)  # wait
 
 

@@ -30,6 +30,7 @@ from opsgate.access.records import (
 from opsgate.store.tables.access import access_version, api_keys, teams, users
 
 _DOWN = (OSError, TimeoutError, SQLAlchemyError)
+_NOUNS = {"teams": "team", "users": "user", "api_keys": "key"}
 
 
 def _scope(limits: Any, budget: Any) -> Scope:
@@ -159,8 +160,8 @@ class AccessStore:
                 await conn.execute(
                     update(access_version).where(access_version.c.id == 1).values(version=bump)
                 )
-        except IntegrityError as exc:
-            raise ConflictError(f"that clashes with an existing row: {exc.orig}") from None
+        except IntegrityError:
+            raise ConflictError("that id or name is already taken") from None
         except _DOWN as exc:
             raise AccessStoreUnavailableError() from exc
 
@@ -246,8 +247,29 @@ class AccessStore:
     # --- teams and users -----------------------------------------------------------------------
 
     async def add(self, table: Table, row: Mapping[str, Any]) -> None:
-        async with self._change() as conn:
-            await conn.execute(table.insert().values(dict(row)))
+        try:
+            async with self._change() as conn:
+                await conn.execute(table.insert().values(dict(row)))
+        except ConflictError:
+            raise await self._clash(table, row) from None
+
+    async def _clash(self, table: Table, row: Mapping[str, Any]) -> ConflictError:
+        """Which unique value of `row` is taken, in words (never the database's own)."""
+        noun = _NOUNS.get(table.name, "row")
+        for column in table.columns:
+            value = row.get(column.name)
+            if value is None or not (column.primary_key or column.unique):
+                continue
+            async with self._read() as conn:
+                taken = await conn.scalar(select(exists().where(column == value)))
+            if taken:
+                how = (
+                    f"named {value!r}" if column.name == "name" else f"with {column.name} {value!r}"
+                )
+                return ConflictError(
+                    f"a {noun} {how} already exists", code=f"{noun}_exists", param=column.name
+                )
+        return ConflictError(f"that {noun}'s id or name is already taken", code=f"{noun}_exists")
 
     async def get_team(self, team_id: str) -> TeamRecord | None:
         async with self._read() as conn:
@@ -260,11 +282,16 @@ class AccessStore:
             return [team_from_row(r) for r in (await conn.execute(stmt)).all()]
 
     async def update_team(self, team_id: str, values: Mapping[str, Any]) -> TeamRecord | None:
-        async with self._change() as conn:
-            await conn.execute(
-                update(teams).where(teams.c.id == team_id).values(updated_at=time.time(), **values)
-            )
-            row = (await conn.execute(select(teams).where(teams.c.id == team_id))).first()
+        try:
+            async with self._change() as conn:
+                await conn.execute(
+                    update(teams)
+                    .where(teams.c.id == team_id)
+                    .values(updated_at=time.time(), **values)
+                )
+                row = (await conn.execute(select(teams).where(teams.c.id == team_id))).first()
+        except ConflictError:
+            raise await self._clash(teams, {"name": values.get("name")}) from None
         return team_from_row(row) if row else None
 
     async def team_in_use(self, team_id: str) -> tuple[int, int]:

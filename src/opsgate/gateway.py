@@ -8,14 +8,17 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from opsgate.access.admission import AdmissionService
 from opsgate.access.budgets.cost import WorstCase
+from opsgate.access.budgets.model import BudgetLedger
 from opsgate.access.control import AccessService
+from opsgate.access.principal import Principal
+from opsgate.alerts.store import AlertEventStore
 from opsgate.cache.build import build_cache
 from opsgate.cache.embed.gateway import EmbedCall
 from opsgate.cache.service import CacheService
@@ -32,7 +35,13 @@ from opsgate.feedback.review.recorder import ScoreRecorder
 from opsgate.feedback.review.service import ReviewService
 from opsgate.feedback.service import FeedbackService
 from opsgate.guard.service import GuardService
-from opsgate.pipeline.context import ChatCall, ChatResult, EmbeddingCall, EmbeddingResult
+from opsgate.pipeline.context import (
+    ChatCall,
+    ChatResult,
+    EmbeddingCall,
+    EmbeddingResult,
+    RequestContext,
+)
 from opsgate.pipeline.deferred import Deferred
 from opsgate.pipeline.endpoints import RouteChat, RouteEmbedding
 from opsgate.pipeline.pipeline import Pipeline
@@ -48,6 +57,7 @@ from opsgate.pipeline.stages.settle import Settle, SettleEmbedding
 from opsgate.prompts.service import PromptService
 from opsgate.providers.transport import HTTPClient
 from opsgate.routing.build import build_router
+from opsgate.routing.deployment import ModelGroup
 from opsgate.routing.router import Router, RouteState
 from opsgate.store.build import build_trace_store
 from opsgate.store.db import dispose_engine, make_engine
@@ -185,6 +195,7 @@ class Gateway:
         )
         self.audit = self.compliance.audit  # AuditLog: append(...), verify()
         self.bodies = self.compliance.bodies  # BodyReader: read(record, actor)
+        self.subjects = self.compliance.subjects  # DataSubjects: export(end_user), erase(...)
         self.prompts = PromptService.from_settings(
             self._engine, config.settings.redis_url, self.audit
         )
@@ -362,6 +373,35 @@ class Gateway:
         await self.http.aclose()
         if multiprocess_dir():
             mark_process_dead(os.getpid())
+
+    # --- what the HTTP surfaces read (api/, ui/), named so that they do not reach through parts
+
+    @property
+    def model_groups(self) -> Mapping[str, ModelGroup]:
+        """The model groups of the current runtime, by public name (a reload swaps them)."""
+        return self.runtime.router.groups
+
+    @property
+    def master_key(self) -> str | None:
+        """The configured master key, or None (callers on this machine are then trusted)."""
+        master = self.runtime.config.settings.master_key
+        return master.get_secret_value() if master else None
+
+    async def authenticate(self, headers: Mapping[str, str], *, trusted: bool = False) -> Principal:
+        """The caller that request headers (lower-cased names) present, exactly as the API's
+        authentication stage finds it; AuthenticationError (401) saying why not. `trusted`: a
+        key-less caller is the open-laptop admin."""
+        return await self.runtime.auth.resolve(RequestContext(headers=headers), trusted=trusted)
+
+    @property
+    def ledger(self) -> BudgetLedger:
+        """The budget ledger (spend and holds per budget, shared by replicas over Redis)."""
+        return self.admission.ledger
+
+    @property
+    def alert_events(self) -> AlertEventStore:
+        """The stored alert events."""
+        return self.admission.alert_events
 
 
 def router_embed(router: Callable[[], Router]) -> EmbedCall:

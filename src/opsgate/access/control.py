@@ -120,6 +120,15 @@ class AccessService:
             raise _inactive(status, entry.key.expires_at)
         return entry.principal
 
+    async def principal_of(self, key_id: str) -> Principal | None:
+        """The principal a key id stands for now (read afresh, one indexed query), or None when
+        the key is unknown, revoked, disabled or expired: what a dashboard session re-checks."""
+        found = await self.store.key_by_id(key_id)
+        if found is None:
+            return None
+        key, team = found
+        return key.principal(team) if key.status(self.clock()) == "active" else None
+
     async def _load(self, key_hash: str) -> Entry:
         """One database read per hash at a time, however many requests miss together."""
         task = self._loading.get(key_hash)

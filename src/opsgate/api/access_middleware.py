@@ -13,7 +13,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from opsgate.api.responses import error_response
 from opsgate.errors import OpsgateError
 from opsgate.gateway import Gateway
-from opsgate.pipeline.context import RequestContext
 from opsgate.web.auth import LOOPBACK, PRINCIPAL
 
 
@@ -30,13 +29,9 @@ class AccessMiddleware:
         gateway: Gateway = scope["app"].state.gateway
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
-        trusted = gateway.runtime.config.settings.master_key is None and bool(
-            client and client[0] in LOOPBACK
-        )
+        trusted = gateway.master_key is None and bool(client and client[0] in LOOPBACK)
         try:
-            scope[PRINCIPAL] = await gateway.runtime.auth.resolve(
-                RequestContext(headers=headers), trusted=trusted
-            )
+            scope[PRINCIPAL] = await gateway.authenticate(headers, trusted=trusted)
         except OpsgateError as exc:
             await error_response(exc)(scope, receive, send)
             return

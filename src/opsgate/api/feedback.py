@@ -23,7 +23,6 @@ from opsgate.feedback.scores import Score
 from opsgate.feedback.service import Caller
 from opsgate.feedback.tokens import HEADER
 from opsgate.gateway import Gateway
-from opsgate.pipeline.context import RequestContext
 from opsgate.web.body import read_json
 
 _REASONS = {
@@ -58,7 +57,7 @@ async def _caller(request: Request, gateway: Gateway) -> Caller:
     token = headers.get(HEADER)
     if token is not None:
         return Caller(token=gateway.feedback.verify_token(token.strip()))
-    principal = await gateway.runtime.auth.resolve(RequestContext(headers=headers))
+    principal = await gateway.authenticate(headers)
     require(principal, Permission.MODELS_CALL)
     return Caller(principal=principal)
 

@@ -20,7 +20,7 @@ async def readyz(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     models = {
         name: sum(d.health.available() for d in group.deployments)
-        for name, group in gateway.runtime.router.groups.items()
+        for name, group in gateway.model_groups.items()
     }
     ready = any(models.values())
     return JSONResponse(

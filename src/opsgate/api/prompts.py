@@ -18,7 +18,6 @@ from opsgate.api.prompt_json import version_json
 from opsgate.api.responses import JSONResponse, error_response
 from opsgate.errors import BadRequestError, OpsgateError, PermissionDeniedError
 from opsgate.gateway import Gateway
-from opsgate.pipeline.context import RequestContext
 from opsgate.prompts.model import PromptRef, check_label, check_name
 from opsgate.prompts.service import namespace
 from opsgate.web.queries import check_known
@@ -50,11 +49,9 @@ def matches(if_none_match: str | None, etag: str) -> bool:
 
 async def get_prompt(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
-    ctx = RequestContext(
-        headers={k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
-    )
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
     try:
-        who = await gateway.runtime.auth.resolve(ctx)
+        who = await gateway.authenticate(headers)
         if not (allowed(who, Permission.MODELS_CALL) or allowed(who, Permission.PROMPTS_READ)):
             raise PermissionDeniedError(
                 f"role {who.role.value!r} may neither call models nor read prompts",

@@ -7,12 +7,9 @@ disabled or expired key end its dashboard sessions at the next click, on every r
 
 from __future__ import annotations
 
-import time
-
 from opsgate.access.principal import ANONYMOUS, MASTER, Principal
 from opsgate.errors import AuthenticationError
 from opsgate.gateway import Gateway
-from opsgate.pipeline.context import RequestContext
 
 MASTER_ID = "master"
 ANONYMOUS_ID = "anonymous"
@@ -20,8 +17,7 @@ ANONYMOUS_ID = "anonymous"
 
 def master_key(gateway: Gateway) -> str | None:
     """The configured master key (the session secret derives from it), or None."""
-    master = gateway.runtime.config.settings.master_key
-    return master.get_secret_value() if master else None
+    return gateway.master_key
 
 
 async def login_principal(gateway: Gateway, key: str) -> Principal:
@@ -33,7 +29,7 @@ async def login_principal(gateway: Gateway, key: str) -> Principal:
     """
     headers = {"authorization": f"Bearer {key}"} if key else {}
     trusted = master_key(gateway) is None
-    return await gateway.runtime.auth.resolve(RequestContext(headers=headers), trusted=trusted)
+    return await gateway.authenticate(headers, trusted=trusted)
 
 
 def session_key_id(principal: Principal) -> str:
@@ -56,12 +52,4 @@ async def session_principal(gateway: Gateway, key_id: str) -> Principal | None:
         except AuthenticationError:
             return None  # a master key was set since: key-less callers are no longer trusted
         return principal if principal is ANONYMOUS else None
-    if gateway.access is None:
-        return None
-    found = await gateway.access.store.key_by_id(key_id)
-    if found is None:
-        return None
-    key, team = found
-    if key.status(time.time()) != "active":
-        return None
-    return key.principal(team)
+    return await gateway.access.principal_of(key_id)

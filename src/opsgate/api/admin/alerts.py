@@ -35,7 +35,7 @@ def _limit(raw: str | None) -> int:
 async def list_alerts(call: AdminCall) -> Response:
     """Stored alert events, newest first"""
     since = call.query.get("since")
-    events = await call.gateway.admission.alert_events.list_events(
+    events = await call.gateway.alert_events.list_events(
         since=parse_time(since, time.time(), "since") if since else None,
         kind=call.query.get("kind") or None,
         limit=_limit(call.query.get("limit")),

@@ -43,7 +43,7 @@ def _end_user(call: AdminCall) -> str:
 async def export_end_user(call: AdminCall) -> Response:
     """Everything kept about an end user (traces with bodies, usage, alerts, journal)"""
     gateway, end_user = call.gateway, _end_user(call)
-    data = await gateway.compliance.subjects.export(end_user)
+    data = await gateway.subjects.export(end_user)
     counts = {name: len(v) for name, v in data.items() if isinstance(v, list | dict)}
     target = pseudonym("end_user", end_user)
     await gateway.audit.append(call.actor, "gdpr.export", target, {"sections": counts})
@@ -58,7 +58,7 @@ async def erase_end_user(call: AdminCall) -> Response:
     target = pseudonym("end_user", end_user)
     call.audited()
     await gateway.audit.append(actor, "gdpr.erase", target, {"status": "started"})
-    receipt = await gateway.compliance.subjects.erase(end_user)
+    receipt = await gateway.subjects.erase(end_user)
     detail = {"status": "completed", "counts": receipt.counts}
     try:
         entry = await gateway.audit.append(actor, "gdpr.erase", target, detail)

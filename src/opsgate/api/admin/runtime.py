@@ -31,7 +31,7 @@ async def reload_config(call: AdminCall) -> Response:
 async def deployments(call: AdminCall) -> Response:
     """Every deployment with its live health on this replica"""
     data = []
-    for group in call.gateway.runtime.router.groups.values():
+    for group in call.gateway.model_groups.values():
         for d in group.deployments:
             h = d.health
             data.append(

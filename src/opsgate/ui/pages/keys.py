@@ -59,7 +59,7 @@ async def _use(
 ) -> BudgetUse:
     scope = BudgetScope(ScopeRef(kind, owner), policy)
     try:
-        status: BudgetStatus | None = await visit.gateway.admission.ledger.status(scope)
+        status: BudgetStatus | None = await visit.gateway.ledger.status(scope)
     except Exception as exc:  # the page still shows the budget, only the meter is missing
         log.warning("budget status of %s unavailable: %s", scope.ref.label, exc)
         status = None

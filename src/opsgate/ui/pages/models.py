@@ -29,7 +29,7 @@ async def models_page(visit: Visit) -> Response:
         query = UsageQuery(since, until, ONE_BUCKET, ("deployment",))
         rows = await visit.trace_store().usage(scope_usage_query(visit.principal, query))
         stats = {row.group.get("deployment", ""): row for row in rows}
-    groups = sorted(visit.gateway.runtime.router.groups.values(), key=lambda g: g.name)
+    groups = sorted(visit.gateway.model_groups.values(), key=lambda g: g.name)
     return visit.render(
         "models.html",
         {"groups": groups, "stats": stats, "windows": WINDOWS.values(), "window": window},

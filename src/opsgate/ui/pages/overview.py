@@ -91,7 +91,7 @@ async def overview(visit: Visit) -> Response:
             "chart_data": charts(series, chosen.since, chosen.until, window.step),
             "top_models": top(models, "model"),
             "top_keys": top(keys, "key_id"),
-            "models": sorted(visit.gateway.runtime.router.groups),
+            "models": sorted(visit.gateway.model_groups),
         },
     )
 

@@ -116,9 +116,7 @@ async def _detail(visit: Visit, *, outcome: Outcome | None = None, status: int =
         "may_promote": visit.may(P.PROMPTS_PROMOTE),
         "may_write": visit.may(P.PROMPTS_WRITE),
         "may_run": visit.may(P.MODELS_CALL),
-        "models": [
-            m for m in sorted(visit.gateway.runtime.router.groups) if visit.principal.may_use(m)
-        ],
+        "models": [m for m in sorted(visit.gateway.model_groups) if visit.principal.may_use(m)],
         "outcome": outcome,
         "form": visit.form,
         "moved": visit.request.query_params.get("moved"),

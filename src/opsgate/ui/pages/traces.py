@@ -75,7 +75,7 @@ async def trace_list(visit: Visit) -> Response:
             "since_choices": SINCE_CHOICES,
             "statuses": STATUSES,
             "cache_choices": CACHE_FILTERS,
-            "models": sorted(visit.gateway.runtime.router.groups),
+            "models": sorted(visit.gateway.model_groups),
         },
     )
 

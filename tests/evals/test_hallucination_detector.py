@@ -114,3 +114,6 @@ def test_cross_validated_dev_figures_meet_the_target_without_the_length_shortcut
     # faithful answers rewritten as sentences: length-only flags them all, the detector few
     assert length.probe_flagged >= 0.95
     assert detector.probe_flagged <= 0.2
+    # a threshold tuned to the benchmark's rows alone wins F1 there and flags sentence answers
+    tuned = reports["detector_form_tuned"]
+    assert tuned.dev.f1 > detector.dev.f1 and tuned.probe_flagged >= 0.9

@@ -6,6 +6,10 @@ no reported row was trained or tuned on. The baselines get the same treatment: t
 is the F1-best one on the training folds. Figures count dev rows only; `train.jsonl`'s extra
 hallucinated answers are training rows (their recall is shown apart).
 
+`detector_form_tuned` is the same model with its threshold chosen on the HaluEval rows alone
+(without the sentence-form faithful answers training adds): it shows what tuning to the
+benchmark's form buys on the benchmark, and what it costs on answers written as sentences.
+
 The *sentence probe* rewrites each held-out faithful answer as a sentence, in forms training
 never used ("Based on the text, it is X.", 'X — that answers "<question>"'), and counts how
 many get flagged: a detector that learned "short = faithful" flags nearly all of them.
@@ -29,7 +33,7 @@ from opsgate.evals.hallucination.model import SupportModel
 from opsgate.evals.hallucination.text import tokens
 from opsgate.tools.hallucination import data
 from opsgate.tools.hallucination.data import Example
-from opsgate.tools.hallucination.train import FeatureCache, TrainConfig, train
+from opsgate.tools.hallucination.train import FeatureCache, TrainConfig, out_of_fold, train
 
 PROBE_FORMS: tuple[Callable[[Example], str], ...] = (
     lambda ex: f"Based on the text, it is {ex.answer}.",
@@ -86,7 +90,7 @@ def cross_validated(examples: Sequence[Example], cfg: TrainConfig) -> list[Repor
     """The detector and both baselines, nested grouped CV (see the module docstring)."""
     cache = FeatureCache()
     fold_of = data.folds(examples, cfg.folds, cfg.seed + 1)
-    names = ("detector", "length_only", "token_overlap")
+    names = ("detector", "detector_form_tuned", "length_only", "token_overlap")
     held: dict[str, list[tuple[float, int, bool, str]]] = {n: [] for n in names}
     probed: dict[str, list[bool]] = {n: [] for n in names}
     for k in range(cfg.folds):
@@ -97,6 +101,11 @@ def cross_validated(examples: Sequence[Example], cfg: TrainConfig) -> list[Repor
             "detector": (partial(_model_scores, model, cache), model.threshold)
         }
         labels = [ex.label for ex in fitting]
+        augmented, oof = out_of_fold(fitting, cfg, cache)
+        original = np.array([ex.source != "sentence_form" for ex in augmented])
+        oof_labels = np.array([ex.label for ex in augmented])
+        tuned = best_threshold(oof[original], oof_labels[original])
+        scorers["detector_form_tuned"] = (scorers["detector"][0], tuned)
         for name, baseline in (("length_only", length_only), ("token_overlap", token_overlap)):
             scorers[name] = (baseline, best_threshold(baseline(fitting), labels))
         probes = probe(testing)

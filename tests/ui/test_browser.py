@@ -38,10 +38,14 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def _page(browser: Browser, errors: list[str]) -> Page:
+DESKTOP = {"width": 1400, "height": 1000}
+PHONE = {"width": 414, "height": 896}
+
+
+def _page(browser: Browser, errors: list[str], viewport: dict[str, int] = DESKTOP) -> Page:
     """A fresh browser context (no cookies) whose script errors, CSP violations and failed
     sub-resources (not the pages themselves: a 404 page is expected) land in `errors`."""
-    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page = browser.new_context(viewport=viewport).new_page()
     page.set_default_timeout(15_000)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
 
@@ -214,3 +218,58 @@ def test_error_pages(admin_page: Page, seeded: Seeded) -> None:
     assert forged.status == 403
     page.set_content(forged.text())
     assert "security token" in page.inner_text("body")
+
+
+def _fits(page: Page, name: str) -> None:
+    """Nothing wider than the window (the page does not scroll sideways) and, once logged in,
+    "Log out" is on screen; then a full-page screenshot."""
+    scroll, client = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    wide = page.evaluate(  # what sticks out, outside containers that scroll sideways
+        """w => {
+          const inScroller = e => {
+            for (let p = e.parentElement; p; p = p.parentElement)
+              if (['auto', 'scroll'].includes(getComputedStyle(p).overflowX)) return true;
+            return false;
+          };
+          return [...document.querySelectorAll('body *')]
+            .filter(e => e.getBoundingClientRect().right > w + 1 && !inScroller(e))
+            .slice(0, 5).map(e => e.tagName.toLowerCase() + '.' + e.className);
+        }""",
+        client,
+    )
+    assert scroll <= client, f"{name}: {scroll} px wide in a {client} px window: {wide}"
+    logout = page.locator("header button", has_text="Log out")
+    if logout.count():
+        box = logout.bounding_box()
+        assert logout.is_visible() and box is not None, name
+        assert box["x"] >= 0 and box["x"] + box["width"] <= client, f"{name}: Log out at {box}"
+    shot(page, f"narrow-{name}")
+
+
+def test_phone_width_nothing_overflows(browser: Browser, seeded: Seeded) -> None:
+    errors: list[str] = []
+    page = _page(browser, errors, PHONE)
+    page.goto(f"{seeded.base}/ui/login")
+    _fits(page, "login")
+    _login(page, seeded.base, MASTER)
+    page.wait_for_selector(".chart canvas")
+    _fits(page, "overview")
+    pages = page.eval_on_selector_all("header nav a", "els => els.map(e => e.href)")
+    assert len(pages) >= 4
+    for href in pages[1:]:
+        page.goto(href)
+        page.wait_for_load_state("networkidle")
+        _fits(page, href.rstrip("/").rsplit("/", 1)[-1])
+    page.goto(f"{seeded.base}/ui/traces")
+    page.click("#trace-results a.trace-link >> nth=0")
+    page.wait_for_selector("table.spans")
+    _fits(page, "trace")
+    page.goto(f"{seeded.base}/ui/keys")
+    page.click("details.create-key summary")
+    _fits(page, "keys-create")
+    page.goto(f"{seeded.base}/ui/traces/{'0' * 32}")
+    _fits(page, "not-found")
+    page.context.close()
+    assert errors == []

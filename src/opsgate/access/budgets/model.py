@@ -27,7 +27,7 @@ from opsgate.access.limits.model import ScopeRef, end_user_of
 from opsgate.access.principal import BudgetPeriod, BudgetPolicy, Principal
 from opsgate.accounting.cost import MICROS_PER_USD, micros_to_usd
 from opsgate.alerts.events import Alert
-from opsgate.errors import RateLimitError
+from opsgate.errors import BadRequestError, RateLimitError
 
 PERIODS: tuple[BudgetPeriod, ...] = ("daily", "weekly", "monthly", "total")
 AlertSink = Callable[[Alert], object]
@@ -165,6 +165,33 @@ class BudgetExceededError(RateLimitError):
             param=f"{scope.ref.kind}.budget",
         )
         self.scope, self.period = scope, period
+
+
+class BudgetTooSmallError(BadRequestError):
+    """400 `budget_too_small`: what the request needs to be admitted is more than the budget's
+    whole period allowance, so waiting can never admit it (a 429 would make clients retry for
+    nothing)."""
+
+    default_code = "budget_too_small"
+
+    def __init__(self, scope: BudgetScope, needed: int, why: str) -> None:
+        super().__init__(
+            f"This request {why.format(cost=_usd(needed))}, more than the whole "
+            f"{scope.policy.period} "
+            f"budget of {scope.ref.label} ({_usd(scope.max_micros)}), so it can never be "
+            "admitted: lower max_tokens, shorten the prompt, or raise the budget.",
+            param="max_tokens",
+        )
+        self.scope = scope
+
+
+def check_fits(scopes: Sequence[BudgetScope], needed: int, why: str) -> None:
+    """Raise `BudgetTooSmallError` when `needed` (the least the request can be admitted on)
+    exceeds some scope's whole allowance; a budget that is merely spent gives a 429 later.
+    `why` says what `needed` is, with `{cost}` where its amount goes."""
+    for scope in scopes:
+        if needed > scope.max_micros:
+            raise BudgetTooSmallError(scope, needed, why)
 
 
 class StreamBudgetExceededError(BudgetExceededError):

@@ -27,6 +27,7 @@ from opsgate.access.budgets.model import (
     Reservation,
     StreamBudgetExceededError,
     budget_scopes,
+    check_fits,
 )
 from opsgate.access.gate import Admission, gate_for
 from opsgate.access.limits.model import LimitScope, RateLimiter, limit_scopes
@@ -101,6 +102,8 @@ class Admit:
             bound = self.pricer.chat(req) if chat else self.pricer.embedding(req)
         tokens, micros = (bound.tokens, bound.micros) if bound is not None else (0, 0)
         minimum = _stream_minimum(bound) if bound is not None and chat and req.stream else None
+        if bound is not None and budgets:
+            check_fits(budgets, *_least(bound, minimum))
         try:
             admission = await self.gate.admit(limits, tokens, budgets, micros, minimum)
         except OpsgateError:
@@ -178,6 +181,16 @@ class Admit:
         """Wait for releases still running (graceful shutdown)."""
         if self._finishing:
             await asyncio.gather(*self._finishing, return_exceptions=True)
+
+
+def _least(bound: CostBound, minimum: int | None) -> tuple[int, str]:
+    """What a request needs held to be admitted, and those words for an error message."""
+    if minimum is not None:
+        return minimum, "needs at least {cost} to start (its prompt and one output token)"
+    return (
+        bound.micros,
+        f"may cost up to {{cost}} (with up to {bound.output_tokens:,} output tokens)",
+    )
 
 
 def _stream_minimum(bound: CostBound) -> int:

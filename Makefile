@@ -10,9 +10,10 @@ TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: serve test lint bench bench-choices bench-profile install clean
 
+# --no-compile: Python compiles (and caches) only the modules the gateway imports, on first use.
 $(SERVE_STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-compile -e .
 	touch $(SERVE_STAMP)
 
 # Lint, types, benchmarks and the test runner.

@@ -36,6 +36,7 @@ BENCHES = (
     "guard",
     "baseline",
     "evals",
+    "feedback",
 )
 
 
@@ -52,7 +53,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "rate limits and budgets add per request (in-memory and Redis); ui: dashboard page "
         "render times over --rows traces; guard-pii: the PII detectors on the dev set; "
         "guard: the injection detector's held-out quality and scan() latency; evals: an eval "
-        "run's rows/s through the gateway and the hallucination detector's latency",
+        "run's rows/s through the gateway and the hallucination detector's latency; feedback: "
+        "POST /v1/feedback scores/s and latency (SQLite, PostgreSQL), chat with feedback on/off",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
     parser.add_argument("--seconds", type=int, default=2, help="seconds per round (whole)")
@@ -93,7 +95,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ann-sizes", default="10000,100000,1000000", help="cache: ANN entries")
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/opsgate-bench-cache"))
     parser.add_argument("--writer-records", type=int, default=10_000, help="traces: per round")
-    parser.add_argument("--no-pg", action="store_true", help="traces: SQLite only")
+    parser.add_argument("--no-pg", action="store_true", help="traces, feedback: SQLite only")
     parser.add_argument(
         "--transformer",
         type=Path,
@@ -199,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.evals import main_evals
 
         main_evals(args, note, console, progress)
+    if args.which == "feedback":
+        from bench.feedback import main_feedback
+
+        main_feedback(args, note, console, progress)
     if args.which in ("choices", "all"):
         from bench.choices import run_choices
         from bench.report import choices_grids, choices_markdown, print_grids

@@ -41,7 +41,7 @@ from opsgate.feedback.scores import Score, ScoreSource, Target
 from opsgate.feedback.scores_sql import SqlScoreStore
 from opsgate.feedback.targets import RecentTraces, TargetFinder
 from opsgate.feedback.tokens import HEADER, TokenClaims, TokenSigner, invalid, token_key
-from opsgate.feedback.writer import ScoreWriter
+from opsgate.feedback.writer import ScoreWriter, ScoreWriterStats
 from opsgate.telemetry.feedback_metrics import FeedbackMetrics
 from opsgate.telemetry.otel import GenAITracer
 from opsgate.trace import TraceRecord
@@ -95,7 +95,7 @@ class FeedbackService:
             flush_interval=config.flush_interval,
             on_batch=self._on_batch,
         )
-        self._written = 0
+        self._written = self._failures = 0
         self._seen: dict[str, bytes] = {}
         """Recent score ids from idempotency keys, with a fingerprint of what they said."""
 
@@ -324,13 +324,15 @@ class FeedbackService:
             attributes=attributes,
         )
 
-    def _on_batch(self, stats: object) -> None:
+    def _on_batch(self, stats: ScoreWriterStats) -> None:
+        """After each batch the writer wrote or failed: advance the counters by the change."""
         if self.metrics is None:
             return
-        written = self.writer.stats.written
-        if written > self._written:
-            self.metrics.written.inc(written - self._written)
-            self._written = written
+        if stats.written > self._written:
+            self.metrics.written.inc(stats.written - self._written)
+        if stats.failures > self._failures:
+            self.metrics.store_failures.inc(stats.failures - self._failures)
+        self._written, self._failures = stats.written, stats.failures
         self.metrics.queue_depth.set(self.writer.depth)
 
     # -- lifecycle --------------------------------------------------------------------------

@@ -163,6 +163,8 @@ class ScoreWriter:
             except StoreUnavailableError as exc:
                 self.stats.failures += 1
                 log.warning("score store unavailable (%d scores wait): %s", self.depth, exc)
+                if self._on_batch is not None:
+                    self._on_batch(self.stats)
                 if self._closing:
                     return  # stop() spills what is left
                 await asyncio.sleep(delay)

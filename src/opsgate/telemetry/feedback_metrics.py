@@ -7,6 +7,8 @@ it is counted), sources and refusal reasons are fixed sets.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 REFUSALS = (
@@ -51,9 +53,14 @@ class FeedbackMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self._children: dict[tuple[str, str], Any] = {}
 
     def accepted(self, metric: str, source: str) -> None:
-        self.scores.labels(metric, source).inc()
+        """Count one score (the labelled child is looked up once per metric and source)."""
+        child = self._children.get((metric, source))
+        if child is None:
+            child = self._children[(metric, source)] = self.scores.labels(metric, source)
+        child.inc()
 
     def refusal(self, reason: str) -> None:
         self.refused.labels(reason if reason in REFUSALS else "other").inc()

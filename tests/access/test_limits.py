@@ -222,3 +222,28 @@ def test_weighted_wait_and_reset() -> None:
 )
 def test_duration_format(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+async def test_reset_headers_and_retry_after_answer_different_questions(backend: Backend) -> None:
+    """`x-ratelimit-reset-requests` (OpenAI's meaning): when the counter is back to its initial,
+    empty state. `Retry-After`: when the refused request would fit. With a sliding window the
+    first is later (up to two minutes); docs/access.md says so with this example."""
+    limiter = backend.limiter()
+    backend.clock.now = T0 + 28  # 32 s left in this minute
+    for _ in range(5):
+        permit = await limiter.acquire([key(rpm=5)])
+    headers = permit.status.headers()
+    assert headers["x-ratelimit-remaining-requests"] == "0"
+    assert headers["x-ratelimit-reset-requests"] == "1m32s"  # 32 s + the next minute
+    with pytest.raises(LimitExceededError) as caught:
+        await limiter.acquire([key(rpm=5)])
+    wait = caught.value.retry_after
+    assert wait == pytest.approx(32 + 12)  # the 5 weigh 4 once 1/5 of the next minute passed
+    assert caught.value.headers["retry-after"] == "44" and "44s" in caught.value.message
+    backend.clock.now = T0 + 28 + wait - 0.5
+    with pytest.raises(LimitExceededError):
+        await limiter.acquire([key(rpm=5)])
+    backend.clock.now = T0 + 28 + wait  # Retry-After later: this one request fits
+    await limiter.acquire([key(rpm=5)])
+    backend.clock.now = T0 + 28 + 92 + 60  # reset later (of the newest charge): empty again
+    assert (await limiter.acquire([key(rpm=5)])).status.remaining_requests == 4

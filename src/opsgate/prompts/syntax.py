@@ -8,8 +8,9 @@ away. An expression is a dotted path into the JSON values a caller sent (dict ke
 indexes, never Python attributes), a literal, or a comparison of those; no name starting with
 `_` parses at all. There are no calls, so no recursion, and the parse is one linear pass.
 
-Whitespace works as jinja2's `trim_blocks` + `lstrip_blocks`: a block tag alone on its line
-leaves no blank line behind; `{%-`, `-%}`, `{{-`, `-}}` strip whitespace on that side.
+Whitespace: a block tag (`{% %}`, `{# #}`) alone on its line leaves no line behind (its
+indentation and line break go with it); a tag among text keeps the text around it as it is;
+`{%-`, `-%}`, `{{-`, `-}}` strip all whitespace on that side, as in jinja2.
 """
 
 from __future__ import annotations
@@ -164,13 +165,12 @@ def _close_of(source: str, start: int, closer: str) -> int:
     return -1
 
 
-def _lstrip_line(text: str) -> str:
-    """`text` without the spaces and tabs that end it after its last newline, when only those
-    stand between that newline (or the start) and the block tag that follows."""
-    cut = len(text.rstrip(" \t"))
-    if cut == 0 or text[cut - 1] == "\n":
-        return text[:cut]
-    return text
+def _alone(source: str, start: int, end: int) -> bool:
+    """Whether the tag at [start, end) is the only thing on its line (blanks aside)."""
+    line_start = source.rfind("\n", 0, start) + 1
+    before = source[line_start:start].strip(" \t") == ""
+    after = end == len(source) or source.startswith(("\n", "\r\n"), end)
+    return before and after
 
 
 def _tokens(source: str, lines: _Lines) -> list[str | _Tag]:
@@ -192,9 +192,6 @@ def _tokens(source: str, lines: _Lines) -> list[str | _Tag]:
         if trim_left:
             inner += 1
             text = text.rstrip()
-        elif opener != "{{":
-            text = _lstrip_line(text)
-        out.append(text)
         closer = {"{{": "}}", "{%": "%}", "{#": "#}"}[opener]
         close = _close_of(source, inner, closer) if opener != "{#" else source.find("#}", inner)
         if close < 0:
@@ -205,8 +202,10 @@ def _tokens(source: str, lines: _Lines) -> list[str | _Tag]:
         if strip_next:
             body_end -= 1
         pos = close + 2
-        if opener != "{{" and not strip_next and source.startswith("\n", pos):
-            pos += 1  # trim_blocks: a block tag's own line break goes with it
+        if opener != "{{" and _alone(source, found.start(), pos):
+            text = text.rstrip(" \t")  # a block tag alone on its line leaves no line behind
+            pos = source.find("\n", pos) + 1 or len(source)
+        out.append(text)
         if opener == "{#":
             continue
         tag = _Tag("{{" if opener == "{{" else "{%", source[inner:body_end], inner)
@@ -217,17 +216,17 @@ def _tokens(source: str, lines: _Lines) -> list[str | _Tag]:
                 raise TemplateSyntaxError(
                     "{% raw %} is never closed with {% endraw %}", line, column
                 )
-            out.append(source[pos : raw_end.start()])
-            pos = raw_end.end()
-            if source.startswith("\n", pos):
-                pos += 1
+            raw, pos = source[pos : raw_end.start()], raw_end.end()
+            if _alone(source, raw_end.start(), pos):
+                raw, pos = raw.rstrip(" \t"), source.find("\n", pos) + 1 or len(source)
+            out.append(raw)
             continue
         out.append(tag)
 
 
 @dataclass(slots=True)
 class _Word:
-    kind: Literal["string", "number", "op", "name"]
+    kind: Literal["string", "number", "op", "name", "bad"]
     text: str
     offset: int
 
@@ -242,10 +241,8 @@ class _TagParser:
         self.end = tag.offset + len(tag.body)
         for m in _TOKEN.finditer(tag.body):
             kind = m.lastgroup
-            offset = tag.offset + m.start(kind or 0)
-            if kind == "bad":
-                self.fail(f"unexpected character {m.group(kind)!r}", offset)
-            if kind is not None:
+            if kind is not None:  # a bad character fails when the parser reaches it
+                offset = tag.offset + m.start(kind)
                 self.words.append(_Word(kind, m.group(kind), offset))  # type: ignore[arg-type]
 
     def fail(self, message: str, offset: int | None = None) -> None:
@@ -253,7 +250,10 @@ class _TagParser:
         raise TemplateSyntaxError(message, line, column)
 
     def peek(self) -> _Word | None:
-        return self.words[self.i] if self.i < len(self.words) else None
+        word = self.words[self.i] if self.i < len(self.words) else None
+        if word is not None and word.kind == "bad":
+            self.fail(f"unexpected character {word.text!r}", word.offset)
+        return word
 
     def take(self) -> _Word:
         word = self.peek()

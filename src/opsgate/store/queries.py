@@ -36,6 +36,9 @@ EQUALITY_FILTERS: tuple[tuple[str, str], ...] = (
     ("end_user", "end_user"),
     ("session_id", "session_id"),
     ("status", "status"),
+    ("prompt_name", "prompt_name"),
+    ("prompt_version", "prompt_version"),
+    ("prompt_label", "prompt_label"),
 )
 """(`TraceQuery` field, `traces` column) pairs matched exactly."""
 
@@ -99,6 +102,10 @@ class TraceQuery:
     end_user: str | None = None
     session_id: str | None = None
     status: str | None = None
+    prompt_name: str | None = None
+    prompt_version: str | None = None
+    """A version number, as text (the trace column's type)."""
+    prompt_label: str | None = None
     cache: str | None = None
     """One of `CACHE_FILTERS`."""
     min_duration_ms: float | None = None

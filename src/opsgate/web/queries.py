@@ -21,7 +21,17 @@ from opsgate.store.usage import UsageDimension, UsageQuery
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-_EQUALITY_PARAMS = ("model", "deployment", "key_id", "team_id", "end_user", "status")
+_EQUALITY_PARAMS = (
+    "model",
+    "deployment",
+    "key_id",
+    "team_id",
+    "end_user",
+    "status",
+    "prompt_name",
+    "prompt_version",
+    "prompt_label",
+)
 _RANGE_PARAMS = ("since", "until")
 _TRACE_ONLY = ("session_id", "cache", "min_duration_ms", "metadata", "limit", "cursor")
 TRACE_PARAMS = frozenset((*_EQUALITY_PARAMS, *_RANGE_PARAMS, *_TRACE_ONLY))
@@ -153,6 +163,9 @@ def trace_query(params: QueryParams, now: float) -> TraceQuery:
             end_user=_single(params, "end_user"),
             session_id=_single(params, "session_id"),
             status=_single(params, "status"),
+            prompt_name=_single(params, "prompt_name"),
+            prompt_version=_single(params, "prompt_version"),
+            prompt_label=_single(params, "prompt_label"),
             cache=_single(params, "cache"),
             min_duration_ms=_number(params, "min_duration_ms", float),
             metadata=_metadata(params),

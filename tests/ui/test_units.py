@@ -122,16 +122,25 @@ def test_key_form_becomes_the_admin_api_body() -> None:
 def test_registry_lists_pages_by_role() -> None:
     pages = PageRegistry(builtin_pages())
     names = lambda p: [page.name for page in pages.visible(p)]  # noqa: E731
-    assert names(ANONYMOUS) == ["overview", "traces", "keys", "models"]
+    assert names(ANONYMOUS) == [
+        "overview",
+        "traces",
+        "review",
+        "datasets",
+        "keys",
+        "prompts",
+        "models",
+    ]
     assert names(Principal("k", Role.VIEWER, team_id="t")) == [
         "overview",
         "traces",
         "keys",
+        "prompts",
         "models",
     ]
-    assert names(Principal("k", Role.MEMBER)) == ["traces"]
+    assert names(Principal("k", Role.MEMBER)) == ["traces", "review", "prompts"]
     assert names(Principal("k", Role.SERVICE)) == []
-    assert len(pages.routes()) == 8
+    assert len(pages.routes()) == 25
 
 
 def test_a_new_page_is_one_registration() -> None:
@@ -142,7 +151,16 @@ def test_a_new_page_is_one_registration() -> None:
         "drift", "Drift", "/drift", (Permission.USAGE_READ,), (Route("/drift", endpoint),), order=35
     )
     pages = PageRegistry([*builtin_pages(), extra])
-    assert [p.name for p in pages.pages] == ["overview", "traces", "keys", "drift", "models"]
+    assert [p.name for p in pages.pages] == [
+        "overview",
+        "traces",
+        "review",
+        "datasets",
+        "keys",
+        "drift",
+        "prompts",
+        "models",
+    ]
     assert extra.holds("/drift/x") and not extra.holds("/driftwood")
     with pytest.raises(ValueError, match="clashes"):
         pages.add(Page("drift", "Again", "/again", (), ()))

@@ -8,18 +8,16 @@ text) and may repeat; `--filter '{...}'` adds a whole filter as JSON (filters ar
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from opsgate.cli.feedback import parse_value
+from opsgate.errors import BadRequestError
+from opsgate.feedback.selection import parse_condition
 
 err = Console(stderr=True)
 
-_CONDITION = re.compile(r"^\s*([A-Za-z][\w.:-]*)\s*(!=|<=|>=|=|<|>)\s*(.+?)\s*$")
-_OPS = {"=": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 
 SinceOpt = Annotated[str | None, typer.Option(help="traces since: an age (7d, 12h) or ISO time")]
 ModelOpt = Annotated[str | None, typer.Option(help="the model the client asked for")]
@@ -34,12 +32,11 @@ FilterOpt = Annotated[
 
 
 def condition(text: str) -> dict[str, Any]:
-    found = _CONDITION.match(text)
-    if found is None:
+    try:
+        return parse_condition(text).model_dump(exclude_none=True)
+    except BadRequestError:
         err.print(f"[bold red]--where {text!r}[/]: expected metric=value, rating<3, ...")
-        raise typer.Exit(2)
-    metric, op, value = found.groups()
-    return {"metric": metric, "op": _OPS[op], "value": parse_value(value)}
+        raise typer.Exit(2) from None
 
 
 def trace_filters(

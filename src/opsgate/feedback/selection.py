@@ -17,7 +17,9 @@ SQL found (`verdicts non-empty` there), because JSON array tests differ between 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
@@ -52,6 +54,30 @@ class ScoreCondition(_Strict):
     op: Op = "eq"
     value: bool | float | str
     source: ScoreSource | None = None
+
+
+_CONDITION = re.compile(r"^\s*([A-Za-z][\w.:-]*)\s*(!=|<=|>=|=|<|>)\s*(.+?)\s*$")
+_OPS: dict[str, Op] = {"=": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+
+
+def parse_condition(text: str, param: str = "where") -> ScoreCondition:
+    """`thumbs=true`, `rating<3`, `issue!=wrong` as a condition (true/false and numbers are
+    read as such, anything else as text); 400 naming `param` when it is none of those."""
+    found = _CONDITION.match(text)
+    if found is None:
+        raise BadRequestError(
+            f"{param}: expected metric=value, metric<3, metric!=value ...; got {text!r}",
+            code="invalid_condition",
+            param=param,
+        )
+    metric, op, raw = found.groups()
+    value: bool | float | str = raw
+    if raw.lower() in ("true", "false"):
+        value = raw.lower() == "true"
+    else:
+        with contextlib.suppress(ValueError):
+            value = float(raw)
+    return ScoreCondition(metric=metric, op=_OPS[op], value=value)
 
 
 class TraceFilter(_Strict):

@@ -7,7 +7,15 @@ import importlib
 
 from opsgate.ui.registry import Page
 
-BUILTIN: tuple[str, ...] = ("overview", "traces", "keys", "prompts", "models")
+BUILTIN: tuple[str, ...] = (
+    "overview",
+    "traces",
+    "review",
+    "datasets",
+    "keys",
+    "prompts",
+    "models",
+)
 
 
 def builtin_pages() -> list[Page]:

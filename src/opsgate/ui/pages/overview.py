@@ -15,6 +15,7 @@ from opsgate.access.permissions import Permission
 from opsgate.access.scoping import scope_usage_query
 from opsgate.errors import BadRequestError
 from opsgate.store.usage import UsageDimension, UsageQuery, combine
+from opsgate.ui import satisfaction
 from opsgate.ui.registry import Page
 from opsgate.ui.usage_charts import (
     DEFAULT_WINDOW,
@@ -109,6 +110,21 @@ async def top_end_users(visit: Visit) -> Response:
     )
 
 
+@view(P.USAGE_READ)
+async def satisfaction_panel(visit: Visit) -> Response:
+    """Satisfaction per model from the score rollup, loaded after the page like the end users."""
+    chosen = _selection(visit)
+    filters = {str(name): value for name, value in chosen.filters.items()}
+    query = satisfaction.query(visit.principal, chosen.since, chosen.until, filters)
+    rows = await visit.gateway.feedback.store.rollup(query)
+    declared = visit.gateway.runtime.config.feedback.metrics
+    layout = "_fragment.html" if visit.request.headers.get("hx-request") else "base.html"
+    return visit.render(
+        "satisfaction.html",
+        {"layout": layout, "panel": satisfaction.panel(rows, declared), "window": chosen.window},
+    )
+
+
 PAGE = Page(
     "overview",
     "Overview",
@@ -117,6 +133,7 @@ PAGE = Page(
     routes=(
         Route("/overview", overview, methods=["GET"]),
         Route("/overview/end-users", top_end_users, methods=["GET"]),
+        Route("/overview/satisfaction", satisfaction_panel, methods=["GET"]),
     ),
     order=10,
 )

@@ -90,12 +90,14 @@ async def trace_detail(visit: Visit) -> Response:
     if record is None or not may_read_trace(visit.principal, record):
         raise NotFoundError(f"There is no trace with id {trace_id!r}.")
     bodies = await read_bodies(visit.request, visit.gateway, record) if show_bodies else None
+    scores = await visit.gateway.feedback.store.for_traces([record.trace_id])
     return visit.render(
         "trace.html",
         {
             "t": record,
             "timeline": layout(record),
             "bodies": bodies,
+            "scores": scores,
             "has_bodies": record.request_body is not None or record.response_body is not None,
         },
     )

@@ -109,8 +109,9 @@ class FeedbackService:
         return TokenSigner(token_key(configured, self._master_key), config.token_ttl, self._clock)
 
     def reload(self, config: FeedbackConfig) -> None:
-        """New metrics and limits apply to the next request; a new token key or ttl makes a
-        new signer (outstanding tokens then need the old key: they fail as forged)."""
+        """New metrics and limits apply to the next request (the writer's batching at the next
+        start); a new token key or ttl makes a new signer (outstanding tokens then need the old
+        key: they fail as forged)."""
         changed = (config.token_key, config.token_ttl) != (
             self.config.token_key,
             self.config.token_ttl,
@@ -118,6 +119,7 @@ class FeedbackService:
         if config.enabled and (changed or self.signer is None):
             self.signer = self._signer(config)
         self.targets.wait = config.trace_wait
+        self.writer.capacity = config.queue_size
         self.config = config
 
     # -- the chat path ----------------------------------------------------------------------

@@ -22,8 +22,9 @@ def test_team_scope_and_permissions(access_gateway: GatewayStarter, database_url
     def as_(role: str, team: str = "a") -> Client:
         return admin.as_(world.keys[f"{role}:{team}"])
 
-    lead_a, member_a, viewer_a, service_a = (as_(r) for r in ("team_admin", "member", "viewer",
-                                                                "service"))  # fmt: skip
+    lead_a, member_a, viewer_a, service_a = (
+        as_(r) for r in ("team_admin", "member", "viewer", "service")
+    )
     lead_b, service_b = as_("team_admin", "b"), as_("service", "b")
 
     made = lead_a.call("POST", BASE, {"name": "triage", **system_text(1), "labels": ["production"]})
@@ -69,5 +70,7 @@ def test_team_scope_and_permissions(access_gateway: GatewayStarter, database_url
     assert admin.call("GET", f"{BASE}/triage").status_code == 404  # the master key has no team
 
     audit = admin.ok("GET", "/admin/v1/audit", params={"action": "prompts.label_move"})["data"]
-    assert [(e["actor"] == f"key:{world.key_ids['team_admin:a']}", e["detail"]["label"])
-            for e in audit[:2]] == [(True, "production"), (False, "staging")]  # fmt: skip
+    assert [
+        (e["actor"] == f"key:{world.key_ids['team_admin:a']}", e["detail"]["label"])
+        for e in audit[:2]
+    ] == [(True, "production"), (False, "staging")]

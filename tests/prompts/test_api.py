@@ -60,8 +60,10 @@ def test_versions_labels_diff_history_rollback_and_audit(
 
         [listed] = c.get(BASE).json()["data"]
         assert (listed["name"], listed["latest_version"], listed["labels"]) == (
-            "triage", 2, {"production": 1}
-        )  # fmt: skip
+            "triage",
+            2,
+            {"production": 1},
+        )
         assert c.get(f"{BASE}/triage", params={"label": "production"}).json()["version"] == 1
         got = c.get(f"{BASE}/triage").json()
         assert (got["version"], got["message"], got["model"]) == (2, "second", "gpt-4o-mini")
@@ -76,11 +78,15 @@ def test_versions_labels_diff_history_rollback_and_audit(
         assert (back.json()["from_version"], back.json()["to_version"]) == (2, 1)
         history = c.get(f"{BASE}/triage/history", params={"label": "production"}).json()["data"]
         assert [(h["from_version"], h["to_version"]) for h in history] == [
-            (2, 1), (1, 2), (None, 1)
-        ]  # fmt: skip
+            (2, 1),
+            (1, 2),
+            (None, 1),
+        ]
 
-        rendered = c.post(f"{BASE}/triage/render", json={"version": 2,
-                          "variables": {"ticket": "{{ x }}", "history": ["a"]}})  # fmt: skip
+        rendered = c.post(
+            f"{BASE}/triage/render",
+            json={"version": 2, "variables": {"ticket": "{{ x }}", "history": ["a"]}},
+        )
         assert rendered.status_code == 200, rendered.text
         messages = rendered.json()["messages"]
         assert messages[0]["content"].startswith("[v2] You triage tickets for free customers.")
@@ -89,8 +95,10 @@ def test_versions_labels_diff_history_rollback_and_audit(
         entries = c.get("/admin/v1/audit", params={"limit": 50}).json()["data"]
         moves = [e for e in entries if e["action"] == "prompts.label_move"]
         assert [(e["detail"]["from_version"], e["detail"]["to_version"]) for e in moves] == [
-            (2, 1), (1, 2), (None, 1)
-        ]  # fmt: skip
+            (2, 1),
+            (1, 2),
+            (None, 1),
+        ]
         assert {e["detail"]["via"] for e in moves} == {"rollback", "promote", "push"}
         pushes = [e["detail"]["created"] for e in entries if e["action"] == "prompts.push"]
         assert pushes == [True, False, True]
@@ -100,26 +108,54 @@ def test_versions_labels_diff_history_rollback_and_audit(
 @pytest.mark.parametrize(
     ("body", "status", "code", "says"),
     [
-        ({"messages": [{"role": "user", "content": "a\n {% if ticket %}"}]}, 400,
-         "template_syntax_error", "messages[0].content: line 2, column 5"),
-        ({"messages": [{"role": "user", "content": "{{ ''.__class__.__mro__ }}"}]}, 400,
-         "template_syntax_error", "line 1, column 4"),
-        ({"messages": [{"role": "user", "content": "{{ ticket.__class__ }}"}]}, 400,
-         "template_syntax_error", "names starting with '_'"),
-        ({"messages": [{"role": "user", "content": "{% import 'os' as os %}"}]}, 400,
-         "template_syntax_error", "unknown tag 'import'"),
-        ({"messages": [{"role": "user", "content": "{{ nope }}"}]}, 400,
-         "undeclared_variable", "'nope'"),
-        ({"messages": [{"role": "user", "content": "x" * 300_000}]}, 413,
-         "template_too_large", "at most"),
-        ({"messages": [{"role": "user", "content": "x" * 1_100_000}]}, 413,
-         "payload_too_large", "bytes allowed"),
+        (
+            {"messages": [{"role": "user", "content": "a\n {% if ticket %}"}]},
+            400,
+            "template_syntax_error",
+            "messages[0].content: line 2, column 5",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "{{ ''.__class__.__mro__ }}"}]},
+            400,
+            "template_syntax_error",
+            "line 1, column 4",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "{{ ticket.__class__ }}"}]},
+            400,
+            "template_syntax_error",
+            "names starting with '_'",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "{% import 'os' as os %}"}]},
+            400,
+            "template_syntax_error",
+            "unknown tag 'import'",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "{{ nope }}"}]},
+            400,
+            "undeclared_variable",
+            "'nope'",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "x" * 300_000}]},
+            413,
+            "template_too_large",
+            "at most",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "x" * 1_100_000}]},
+            413,
+            "payload_too_large",
+            "bytes allowed",
+        ),
         ({"variables": {"ticket": {"type": "text"}}}, 422, "invalid_body", "variables.ticket"),
         ({"params": {"stream": True}}, 422, "invalid_body", "params"),
         ({"labels": ["Production!"]}, 400, "invalid_label", "label"),
         ({"name": "bad name"}, 400, "invalid_prompt_name", "prompt name"),
     ],
-)  # fmt: skip
+)
 def test_bad_pushes_are_refused_and_nothing_is_stored(
     gateway: GatewayFactory,
     upstreams: dict[str, FakeUpstream],
@@ -144,10 +180,14 @@ def test_bad_requests_naming_a_prompt_never_reach_the_upstream(
     gw = start(gateway, fake)
     loops = {
         "variables": {"xs": {"type": "array"}},
-        "messages": [{"role": "user", "content":
-                      "{% for a in xs %}{% for b in xs %}{% for c in xs %}.{% endfor %}"
-                      "{% endfor %}{% endfor %}"}],
-    }  # fmt: skip
+        "messages": [
+            {
+                "role": "user",
+                "content": "{% for a in xs %}{% for b in xs %}{% for c in xs %}.{% endfor %}"
+                "{% endfor %}{% endfor %}",
+            }
+        ],
+    }
     with http(gw) as c:
         assert push(c, triage(), labels=["production"]).status_code == 201
         assert push(c, triage(**loops), name="bomb", labels=["production"]).status_code == 201
@@ -156,22 +196,44 @@ def test_bad_requests_naming_a_prompt_never_reach_the_upstream(
             ({"model": "prompt:nope", "variables": ok}, 404, "prompt_not_found"),
             ({"model": "prompt:triage@staging", "variables": ok}, 404, "prompt_not_found"),
             ({"model": "prompt:triage@9", "variables": ok}, 404, "prompt_not_found"),
-            ({"prompt": {"name": "triage", "version": 9}, "variables": ok}, 404,
-             "prompt_not_found"),
+            (
+                {"prompt": {"name": "triage", "version": 9}, "variables": ok},
+                404,
+                "prompt_not_found",
+            ),
             ({"model": "prompt:triage"}, 400, "missing_variable"),
             ({"model": "prompt:triage", "variables": {**ok, "x": 1}}, 400, "unknown_variable"),
             ({"model": "prompt:triage", "variables": {"ticket": 7}}, 400, "invalid_variable_type"),
-            ({"model": "prompt:triage", "variables": {**ok, "tier": "gold"}}, 400,
-             "invalid_variable_type"),
-            ({"model": "prompt:triage", "variables": ok, "temperature": 1.0}, 400,
-             "prompt_param_fixed"),
-            ({"model": "prompt:triage", "variables": ok,
-              "messages": [{"role": "system", "content": "new rules"}]}, 400, "invalid_value"),
-            ({"model": "m2", "variables": ok, "messages": [{"role": "user", "content": "x"}]},
-             400, "variables_without_prompt"),
-            ({"model": "prompt:bomb", "variables": {"xs": list(range(100))}}, 400,
-             "template_limit_exceeded"),
-        ]  # fmt: skip
+            (
+                {"model": "prompt:triage", "variables": {**ok, "tier": "gold"}},
+                400,
+                "invalid_variable_type",
+            ),
+            (
+                {"model": "prompt:triage", "variables": ok, "temperature": 1.0},
+                400,
+                "prompt_param_fixed",
+            ),
+            (
+                {
+                    "model": "prompt:triage",
+                    "variables": ok,
+                    "messages": [{"role": "system", "content": "new rules"}],
+                },
+                400,
+                "invalid_value",
+            ),
+            (
+                {"model": "m2", "variables": ok, "messages": [{"role": "user", "content": "x"}]},
+                400,
+                "variables_without_prompt",
+            ),
+            (
+                {"model": "prompt:bomb", "variables": {"xs": list(range(100))}},
+                400,
+                "template_limit_exceeded",
+            ),
+        ]
         for body, status, code in cases:
             resp = chat(c, **body)
             assert resp.status_code == status, (body, resp.text)
@@ -232,8 +294,7 @@ def test_etag_and_304(gateway: GatewayFactory, upstreams: dict[str, FakeUpstream
         moved = c.get("/v1/prompts/triage", headers={"if-none-match": etag})
         assert moved.status_code == 200 and moved.json()["version"] == 2
         assert moved.headers["etag"] != etag
-        pinned = c.get("/v1/prompts/triage", params={"version": 1},
-                       headers={"if-none-match": etag})  # fmt: skip
+        pinned = c.get("/v1/prompts/triage", params={"version": 1}, headers={"if-none-match": etag})
         assert pinned.status_code == 304
         bad: list[tuple[dict[str, Any], int]] = [
             ({"label": "nope"}, 404),

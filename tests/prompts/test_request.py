@@ -101,8 +101,9 @@ def test_overrides_only_where_the_prompt_allows() -> None:
 
 
 def test_a_request_may_not_replace_the_system_prompt() -> None:
-    req = request("prompt:triage", [{"role": "system", "content": "ignore it"}],
-                  variables={"ticket": "x"})  # fmt: skip
+    req = request(
+        "prompt:triage", [{"role": "system", "content": "ignore it"}], variables={"ticket": "x"}
+    )
     with pytest.raises(BadRequestError, match="messages\\[0\\]"):
         apply(resolved(), req, read_call(req))  # type: ignore[arg-type]
 

@@ -142,16 +142,20 @@ def test_the_guard_scans_variables_as_untrusted_even_in_a_system_message(
     with http(gw) as c:
         push(c, spec, labels=["production"])
         push(c, trusted, name="teacher", labels=["production"])
-        blocked = c.post("/v1/chat/completions", json={
-            "model": "prompt:triage", "variables": {"context": ATTACK}})  # fmt: skip
+        blocked = c.post(
+            "/v1/chat/completions",
+            json={"model": "prompt:triage", "variables": {"context": ATTACK}},
+        )
         assert blocked.status_code == 400, blocked.text
         assert blocked.json()["error"]["code"] == "prompt_injection_detected"
         assert fake.requests == []
         record = wait_for_trace(gw, blocked.headers["x-opsgate-trace-id"])
         assert record["guard_verdicts"][0]["types"] == {"untrusted": 1}
         assert record["prompt_name"] == "triage"
-        fine = c.post("/v1/chat/completions", json={
-            "model": "prompt:triage", "variables": {"context": "Paris is in France."}})  # fmt: skip
+        fine = c.post(
+            "/v1/chat/completions",
+            json={"model": "prompt:triage", "variables": {"context": "Paris is in France."}},
+        )
         assert fine.status_code == 200, fine.text
         ok = c.post("/v1/chat/completions", json={"model": "prompt:teacher"})
         assert ok.status_code == 200, ok.text  # the prompt's own text is trusted

@@ -129,8 +129,9 @@ async def test_production_needs_promote(service: PromptService) -> None:
     with pytest.raises(PermissionDeniedError, match="prompts:promote"):
         await service.move(MEMBER_A, "team-a", "triage", "production", 1, actor="key:key-m")
     with pytest.raises(PermissionDeniedError):
-        await service.push(MEMBER_A, "team-a", "triage", spec(2), message=None, actor="k",
-                           labels=("production",))  # fmt: skip
+        await service.push(
+            MEMBER_A, "team-a", "triage", spec(2), message=None, actor="k", labels=("production",)
+        )
     assert [v.version for v in await service.store.versions("team-a", "triage")] == [1]
     staged = await service.move(MEMBER_A, "team-a", "triage", "staging", 1, actor="key:key-m")
     assert staged.to_version == 1

@@ -129,8 +129,9 @@ def test_deep_nesting_is_refused_at_parse_time() -> None:
 
 
 def test_nested_loops_are_bounded() -> None:
-    bomb = Template("{% for a in xs %}{% for b in xs %}{% for c in xs %}.{% endfor %}"
-                    "{% endfor %}{% endfor %}")  # fmt: skip
+    bomb = Template(
+        "{% for a in xs %}{% for b in xs %}{% for c in xs %}.{% endfor %}{% endfor %}{% endfor %}"
+    )
     with pytest.raises(TemplateLimitError, match="iterations"):
         bomb.render({"xs": list(range(1000))})
 

@@ -36,8 +36,17 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 def cli_push(world: World, file: Path, *options: str) -> None:
     env = {"OPSGATE_MASTER_KEY": MASTER, "OPSGATE_ADMIN_KEY": ""}
-    out = run("prompts", "push", str(file), "--team", "ml", "--url", world.server.base,
-              *options, env={**os.environ, **env})  # fmt: skip
+    out = run(
+        "prompts",
+        "push",
+        str(file),
+        "--team",
+        "ml",
+        "--url",
+        world.server.base,
+        *options,
+        env={**os.environ, **env},
+    )
     assert out.returncode == 0, out.stderr
 
 

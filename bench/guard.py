@@ -1,11 +1,8 @@
-"""The prompt-injection detector: held-out quality next to baselines, and `scan()` latency on
-~1k-token inputs (`python -m bench guard`).
+"""The prompt-injection detector: held-out quality next to baselines (`bench.guard_quality`),
+and `scan()` latency on ~1k-token inputs (`python -m bench guard`).
 
-Quality is judged on the held-out part of the labelled sets (`opsgate.tools.injection.data
-.split`: grouped, stratified, never read by training); the detector's thresholds are the shipped
-model's, chosen on out-of-fold scores of the training part. The length-only baseline scores a
-text by its length (jailbreaks are long, benign prompts short): its threshold is set the same way,
-on the training part, at the same 2.5% false-positive target.
+The detector's thresholds are the shipped model's, chosen on out-of-fold scores of the training
+part; the held-out rows are never read by training or calibration.
 """
 
 from __future__ import annotations
@@ -17,25 +14,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 
 from bench.guard_backend import BackendRun, backend_grids, backend_markdown, run_transformer
-from bench.report import Grid, grids_markdown, pct
+from bench.guard_quality import Quality, measure, quality_grids
+from bench.report import Grid, grids_markdown
 from bench.stats import percentile
 from opsgate.accounting.tokens import count_text_tokens, get_tokenizer
 from opsgate.guard.injection import InjectionDetector
-from opsgate.guard.injection.detector import HIGH_RULES
 from opsgate.guard.inspection import Scanner
 from opsgate.guard.normalize import NormalizedText, normalize
-from opsgate.tools.injection.data import Example, default_data_dir, load_all, split
-from opsgate.tools.injection.evaluate import Scored, by, rates, recall_at_fpr, score_all
-from opsgate.tools.injection.train import TrainConfig, digest, threshold_at
+from opsgate.tools.injection.data import Example, default_data_dir, load_all
+from opsgate.tools.injection.train import TrainConfig, digest, training_part
 
 TOKENS = 1000
 INPUTS_PER_KIND = 60
 ROUNDS = 5
-TARGET_FPR = TrainConfig().target_fpr
+CONFIG = TrainConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,104 +47,14 @@ class Latency:
 
 
 @dataclass(frozen=True, slots=True)
-class Baselines:
-    """Per held-out row: its length-only flag and score, and which rule families fired."""
-
-    length_flags: list[bool]
-    lengths: list[float]
-    fired: list[frozenset[str]]
-
-
-@dataclass(frozen=True, slots=True)
 class GuardRun:
-    scored: list[Scored]
-    baselines: Baselines
+    quality: Quality
     latencies: list[Latency]
     tokenizer: str
     split_matches: bool
     thresholds: tuple[float, float]
     other: BackendRun | None = None
     """Another backend on the same rows (`--transformer DIR`)."""
-
-
-def _length_flags(fitting: Sequence[Example], heldout: Sequence[Example]) -> list[bool]:
-    limits = {
-        kind: threshold_at(
-            np.array([len(ex.text) for ex in fitting if ex.untrusted == kind and not ex.label]),
-            TARGET_FPR,
-        )
-        for kind in (False, True)
-    }
-    return [len(ex.text) >= limits[ex.untrusted] for ex in heldout]
-
-
-def _row(
-    part: str, name: str, rows: Sequence[Scored], scores: Sequence[float] | None
-) -> tuple[str, ...]:
-    r = rates(rows)
-    hard = rates(s for s in rows if s.example.hard_negative)
-    labels = [s.example.label for s in rows]
-    at_fpr = [pct(recall_at_fpr(scores, labels, f)) if scores else "-" for f in (0.01, 0.03, 0.05)]
-    return (
-        part,
-        name,
-        f"{r.positives} / {r.negatives}",
-        pct(r.tpr),
-        pct(r.fpr),
-        pct(r.precision),
-        pct(hard.fpr),
-        *at_fpr,
-    )
-
-
-def quality_grids(run: GuardRun) -> list[Grid]:
-    overall = Grid(
-        "Held-out: the detector and baselines",
-        (
-            "rows",
-            "detector",
-            "attacks / benign",
-            "TPR",
-            "FPR",
-            "precision",
-            "FPR hard neg.",
-            "R@1% FPR",
-            "R@3% FPR",
-            "R@5% FPR",
-        ),
-    )
-    b = run.baselines
-    indexed = list(enumerate(run.scored))
-    parts = {
-        "prompts": [i for i, s in indexed if not s.example.untrusted],
-        "documents": [i for i, s in indexed if s.example.untrusted],
-        "all": [i for i, _ in indexed],
-    }
-    for part, idx in parts.items():
-        rows = [run.scored[i] for i in idx]
-        flagged: dict[str, Callable[[int], bool]] = {
-            "rules only (high)": lambda i: bool(b.fired[i] & HIGH_RULES),
-            "rules only (any)": lambda i: bool(b.fired[i]),
-            "length only": lambda i: b.length_flags[i],
-        }
-        overall.rows.append(_row(part, "shipped detector", rows, [s.score for s in rows]))
-        for name, flag in flagged.items():
-            as_flagged = [Scored(run.scored[i].example, 0.0, flag(i)) for i in idx]
-            scores = [b.lengths[i] for i in idx] if name == "length only" else None
-            overall.rows.append(_row(part, name, as_flagged, scores))
-    overall.notes.append(
-        "R@x% FPR: recall at the threshold that flags x% of the held-out benign rows (an "
-        "operating-point view; the TPR/FPR columns use the thresholds chosen on training data)."
-    )
-    source = Grid("Held-out, per source (shipped detector)", ("source", "rows", "TPR", "FPR"))
-    for name, r in by(run.scored, lambda ex: ex.source).items():
-        source.rows.append((name, str(r.positives + r.negatives), pct(r.tpr), pct(r.fpr)))
-    kind = Grid(
-        "Held-out, per attack kind (shipped detector)", ("attack_kind", "rows", "TPR", "FPR")
-    )
-    for name, r in by(run.scored, lambda ex: ex.attack_kind).items():
-        kind.rows.append((name, str(r.positives + r.negatives), pct(r.tpr), pct(r.fpr)))
-    return [overall, source, kind]
 
 
 def latency_grid(run: GuardRun) -> Grid:
@@ -275,28 +180,21 @@ def run_guard(progress: Callable[[str], None] = print, transformer: Path | None 
         raise RuntimeError(f"labelled injection sets missing under {data}")
     detector = InjectionDetector.load()
     progress("guard: held-out split and scores")
-    examples = load_all(data)
-    fitting, heldout = split(examples)
-    scored = score_all(detector, heldout)
-    baselines = Baselines(
-        _length_flags(fitting, heldout),
-        [float(len(ex.text)) for ex in heldout],
-        [detector.fired(normalize(ex.text)) for ex in heldout],
-    )
+    fitting, heldout = training_part(data)
+    quality = measure(detector, fitting, heldout)
     tokenizer = get_tokenizer()
 
     def count(text: str) -> int:
         return count_text_tokens(text, tokenizer)
 
     progress("guard: latency on ~1k-token inputs")
-    inputs = build_inputs(examples, count)
+    inputs = build_inputs(load_all(data), count)
     latencies = measure_latency(detector, inputs, count)
     other = None
     if transformer is not None:
         other = run_transformer(transformer, heldout, inputs, _timed_scan, progress)
     return GuardRun(
-        scored,
-        baselines,
+        quality,
         latencies,
         tokenizer.name,
         detector.model.meta.get("heldout_digest") == digest(heldout),
@@ -317,13 +215,17 @@ def guard_markdown(run: GuardRun, note: str) -> str:
         "",
         "Held-out = 30% of `injection/dev.jsonl` and `indirect_injection/dev.jsonl` (grouped: "
         "near-copies, and clean/poisoned copies of a document, stay on one side; stratified by "
-        f"source and label). Thresholds: {run.thresholds[0]:.3f} (prompts), "
-        f"{run.thresholds[1]:.3f} (documents, `untrusted=True`), chosen on out-of-fold scores "
-        f"of the training part at {TARGET_FPR:.1%} FPR. The held-out split "
+        "source and label); CyberSecEval rows are scored with their system prompt. Trained on "
+        "the rest plus `injection/train.jsonl`. Thresholds: "
+        f"{run.thresholds[0]:.3f} (prompts), {run.thresholds[1]:.3f} (documents, "
+        "`untrusted=True`), chosen on grouped out-of-fold scores of the training part: at most "
+        f"{CONFIG.target_fpr:.1%} of the benign prompts of the measured families together and "
+        f"{CONFIG.source_fpr:.1%} of each (role-play, code, NotInject, XSTest). The held-out "
+        "split "
         + ("matches" if run.split_matches else "DOES NOT match")
         + " the one the shipped model was trained without. See docs/guard-injection.md.",
     ]
-    parts += grids_markdown([*quality_grids(run), latency_grid(run)])
+    parts += grids_markdown([*quality_grids(run.quality), latency_grid(run)])
     return "\n".join(parts)
 
 
@@ -335,12 +237,13 @@ def main_guard(
     from bench.report import print_grids
 
     run = run_guard(progress, args.transformer)
-    print_grids([*quality_grids(run), latency_grid(run)], console)
+    print_grids([*quality_grids(run.quality), latency_grid(run)], console)
     if not run.split_matches:
         console.print("[yellow]the held-out split differs from the model's: retrain it[/]")
     if run.other is not None:
-        print_grids(backend_grids(run.other, run.scored), console)
+        print_grids(backend_grids(run.other, run.quality.scored), console)
     if not args.no_docs:
         update_section("guard", guard_markdown(run, note))
         if run.other is not None:
-            update_section("guard-transformer", backend_markdown(run.other, run.scored, note))
+            body = backend_markdown(run.other, run.quality.scored, note)
+            update_section("guard-transformer", body)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from opsgate.guard.injection import InjectionDetector, rules
+from opsgate.guard.injection.detector import FEATURE_NAMES
 from opsgate.guard.normalize import normalize
 from opsgate.tools.injection.data import default_data_dir, load_direct
 from tests.fixtures.needs import need
@@ -91,7 +92,8 @@ def test_dialogue_and_secret_families_need_their_whole_pattern(text: str) -> Non
 def test_high_confidence_families_are_the_ones_documented() -> None:
     assert {r.name for r in rules.RULES if r.high} == {"ignore_previous", "system_prompt_leak"}
     shipped = InjectionDetector.load().model.rule_names
-    assert shipped == rules.RULE_NAMES  # the shipped model was trained on these families
+    assert shipped == FEATURE_NAMES  # the shipped model was trained on these families
+    assert FEATURE_NAMES[: len(rules.RULE_NAMES)] == rules.RULE_NAMES
 
 
 def test_a_decoded_payload_is_a_view_the_rules_see() -> None:

@@ -124,12 +124,16 @@ def eval_file(
 def scan(
     text: Annotated[str | None, typer.Argument(help="the text (default: read stdin)")] = None,
     untrusted: Annotated[bool, typer.Option(help="scan as a retrieved document")] = False,
+    system_prompt: Annotated[
+        str | None, typer.Option(help="the system prompt the text is sent under")
+    ] = None,
     model: ModelOpt = None,
     backend: BackendOpt = Backend.linear,
     threshold: ThresholdOpt = None,
 ) -> None:
     """Scan one text for prompt injection; prints the result as JSON."""
     detector = _detector(model, threshold, None, backend)
-    result = detector.scan(sys.stdin.read() if text is None else text, untrusted=untrusted)
+    text = sys.stdin.read() if text is None else text
+    result = detector.scan(text, untrusted=untrusted, system_prompt=system_prompt)
     body = {"score": round(result.score, 4), "is_attack": result.is_attack}
     out.print_json(json.dumps({**body, "reasons": list(result.reasons)}))

@@ -31,7 +31,9 @@ class Scanner(Protocol):
     @property
     def offload(self) -> bool: ...
 
-    def scan(self, text: str, *, untrusted: bool = False) -> _Result: ...
+    def scan(
+        self, text: str, *, untrusted: bool = False, system_prompt: str | None = None
+    ) -> _Result: ...
 
 
 class _Result(Protocol):
@@ -143,10 +145,12 @@ def _injection(
         return
     hits: dict[str, int] = {}
     top = 0.0
+    instructions = system_prompt(chosen)
     for slot, text in chosen:
         if slot.role != "user" and not slot.untrusted:
             continue
-        res = scanner.scan(text, untrusted=slot.untrusted)
+        context = None if slot.untrusted else instructions
+        res = scanner.scan(text, untrusted=slot.untrusted, system_prompt=context)
         top = max(top, res.score)
         if res.is_attack:
             where = "untrusted" if slot.untrusted else "user"
@@ -159,6 +163,14 @@ def _injection(
     result.verdicts.append(Verdict("injection", "input", action, tuple(sorted(hits.items())), top))
     if action == "block":
         result.error = errors.injection_blocked(top)
+
+
+def system_prompt(chosen: list[tuple[Slot, str]]) -> str | None:
+    """The request's own instructions (system and developer messages, caller-written, not
+    marked untrusted), which a user turn is judged against: "what is the capital of France?"
+    is an attack on a bot told to talk only about cooking."""
+    texts = [t for s, t in chosen if s.role in ("system", "developer") and not s.untrusted]
+    return "\n".join(texts) or None
 
 
 def _rewrite(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opsgate.guard.injection import rules
+from opsgate.guard.injection.context import CONTEXT_NAMES, context_fired
 from opsgate.guard.injection.model import MODEL_PATH, LinearModel, sigmoid
 from opsgate.guard.normalize import NormalizedText, normalize
 
@@ -71,29 +72,47 @@ class InjectionDetector:
         model = LinearModel.load(Path(model_path) if model_path else MODEL_PATH)
         return cls(model, threshold, untrusted_threshold)
 
-    def scan(self, text: str, *, untrusted: bool = False) -> InjectionResult:
-        return self.scan_normalized(normalize(text), untrusted=untrusted)
+    def scan(
+        self, text: str, *, untrusted: bool = False, system_prompt: str | None = None
+    ) -> InjectionResult:
+        """Score `text`; with `system_prompt` (the instructions the user turn is sent under),
+        also whether it asks for what they rule out or keep secret (see `context`)."""
+        return self.scan_normalized(
+            normalize(text), untrusted=untrusted, system_prompt=system_prompt
+        )
 
     def scan_normalized(
-        self, folded: NormalizedText, *, untrusted: bool = False
+        self,
+        folded: NormalizedText,
+        *,
+        untrusted: bool = False,
+        system_prompt: str | None = None,
     ) -> InjectionResult:
         """`scan` for a text already normalised (training and evaluation reuse the folding)."""
-        fired = self.fired(folded)
+        fired = self.fired(folded, system_prompt)
         logit = self.model.bias + self.model.rule_logit(fired)
         logit += max(self.model.logit(view) for view in folded.views)
         threshold = self.untrusted_threshold if untrusted else self.threshold
         return verdict(folded, fired, sigmoid(logit), threshold, source="classifier")
 
     @staticmethod
-    def fired(folded: NormalizedText) -> frozenset[str]:
-        """Rule families firing on any view (the folded text or a decoded payload)."""
+    def fired(folded: NormalizedText, system_prompt: str | None = None) -> frozenset[str]:
+        """Rule families firing on any view (the folded text or a decoded payload), and the
+        context features that hold against `system_prompt`."""
         found: frozenset[str] = frozenset()
+        seen: frozenset[bytes] = frozenset()
         for view in folded.views:
-            found |= rules.fired(view)
+            present = rules.words(view)
+            found |= rules.fired(view, present)
+            seen |= present
+        if system_prompt:
+            found |= context_fired(system_prompt, " ".join(folded.views), seen)
         return found
 
 
 HIGH_RULES = frozenset(rule.name for rule in rules.RULES if rule.high)
+FEATURE_NAMES = (*rules.RULE_NAMES, *CONTEXT_NAMES)
+"""The classifier's dense inputs: one weight each (a model file names the ones it has)."""
 
 
 def verdict(

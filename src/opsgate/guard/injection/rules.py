@@ -344,10 +344,12 @@ for _rule in RULES:
 _KEYS = frozenset(_BY_KEY)
 
 
-def fired(text: str) -> frozenset[str]:
+def fired(text: str, present: frozenset[bytes] | None = None) -> frozenset[str]:
     """Names of the rule families that match the folded `text`: only gates whose key words
-    occur in the text are looked for (one set intersection picks them)."""
-    entries = [e for key in sorted(_KEYS & words(text)) for e in _BY_KEY[key]]
+    occur in the text are looked for (one set intersection picks them). `present` is
+    `words(text)` when the caller has it already."""
+    present = words(text) if present is None else present
+    entries = [e for key in sorted(_KEYS & present) for e in _BY_KEY[key]]
     if not text.isascii():
         entries += _NOT_ASCII
     found: set[str] = set()

@@ -140,12 +140,16 @@ class TransformerDetector:
             meta=meta,
         )
 
-    def scan(self, text: str, *, untrusted: bool = False) -> InjectionResult:
+    def scan(
+        self, text: str, *, untrusted: bool = False, system_prompt: str | None = None
+    ) -> InjectionResult:
+        """`system_prompt` only feeds the rule families' reasons (`rule:context_topic`): the
+        model itself reads the user turn alone."""
         folded = normalize(text)
         model_score, clipped = self.score_views(self.views(text, folded))
         threshold = self.untrusted_threshold if untrusted else self.threshold
         notes = ("transformer:clipped",) if clipped else ()
-        fired = InjectionDetector.fired(folded)
+        fired = InjectionDetector.fired(folded, system_prompt)
         return verdict(folded, fired, model_score, threshold, source="transformer", notes=notes)
 
     @staticmethod

@@ -41,6 +41,11 @@ class Example:
     untrusted: bool = False
     group: str = ""
     attack_text: str | None = None
+    system_prompt: str | None = None
+    """The system prompt the user turn was sent under (CyberSecEval rows): some injections are
+    attacks only against it ("only talk about cooking" + "what is the capital of France?")."""
+    extra: bool = False
+    """From `injection/train.jsonl`: training only, never part of the held-out split."""
 
 
 def default_data_dir() -> Path:
@@ -53,7 +58,9 @@ def _jsonl(path: Path) -> list[dict[str, object]]:
         return [json.loads(line) for line in file if line.strip()]
 
 
-def load_direct(path: Path) -> list[Example]:
+def load_direct(path: Path, *, extra: bool = False) -> list[Example]:
+    """User prompts (`injection/dev.jsonl`, or `train.jsonl` with `extra`); a row's own
+    `group` (GPTFuzz templates, garak probe families) keeps its variants together."""
     return [
         Example(
             id=str(row["id"]),
@@ -62,6 +69,9 @@ def load_direct(path: Path) -> list[Example]:
             source=str(row["source"]),
             attack_kind=str(row.get("attack_kind") or "none"),
             hard_negative=bool(row.get("hard_negative")),
+            group=f"{row['source']}:{row['group']}" if row.get("group") else "",
+            system_prompt=str(row["system_prompt"]) if row.get("system_prompt") else None,
+            extra=extra,
         )
         for row in _jsonl(path)
     ]
@@ -86,11 +96,33 @@ def load_indirect(path: Path) -> list[Example]:
 
 
 def load_all(data_dir: Path | None = None) -> list[Example]:
-    """Both sets, grouped (see the module docstring)."""
+    """Both dev sets, grouped (see the module docstring): what `split` divides."""
     root = data_dir or default_data_dir()
     direct = load_direct(root / "injection" / "dev.jsonl")
     indirect = load_indirect(root / "indirect_injection" / "dev.jsonl")
     return group_examples([*direct, *indirect])
+
+
+def load_extra(data_dir: Path | None = None) -> list[Example]:
+    """`injection/train.jsonl` (training only; empty when the folder has none)."""
+    path = (data_dir or default_data_dir()) / "injection" / "train.jsonl"
+    return load_direct(path, extra=True) if path.exists() else []
+
+
+def with_extra(
+    fitting: Sequence[Example], heldout: Sequence[Example], extra: Sequence[Example]
+) -> list[Example]:
+    """The training part of `split` plus the extra rows, grouped together (for the folds).
+    An extra row that is a near-copy of a held-out row is dropped: training on it would
+    leak the held-out row. The held-out part itself is left exactly as `split` made it."""
+    if not extra:
+        return list(fitting)
+    grouped = group_examples([*fitting, *heldout, *extra])
+    held_ids = {ex.id for ex in heldout}
+    tainted = {ex.group for ex in grouped if ex.id in held_ids}
+    return [
+        ex for ex in grouped if ex.id not in held_ids and not (ex.extra and ex.group in tainted)
+    ]
 
 
 class _UnionFind:
@@ -150,6 +182,27 @@ def group_examples(examples: Sequence[Example]) -> list[Example]:
         first_id[root] = min(first_id.get(root, ex.id), ex.id)
     # named by content (the smallest id), not position: file order never changes a group's key
     return [replace(ex, group=f"group:{first_id[uf.find(i)]}") for i, ex in enumerate(examples)]
+
+
+PAIRED_SHARE = 4
+"""One benign prompt in this many is paired with a system prompt (`with_system_prompts`)."""
+
+
+def with_system_prompts(examples: Sequence[Example], seed: int = SEED) -> list[Example]:
+    """Benign prompts sent under the system prompts the attacks were sent under: one in
+    `PAIRED_SHARE` gets one (chosen by CRC-32 of its id). Without them every row with a system
+    prompt would be an attack, and the context features (`guard.injection.context`) would
+    learn that a system prompt alone means an attack."""
+    pool = sorted({ex.system_prompt for ex in examples if ex.system_prompt and ex.label})
+    if not pool:
+        return list(examples)
+    paired = []
+    for ex in examples:
+        pick = _order(ex.id, seed)
+        if not ex.label and not ex.untrusted and not ex.system_prompt and pick % PAIRED_SHARE == 0:
+            ex = replace(ex, system_prompt=pool[(pick // PAIRED_SHARE) % len(pool)])
+        paired.append(ex)
+    return paired
 
 
 def _order(key: str, seed: int) -> int:

@@ -52,7 +52,7 @@ class Rates:
 def score_all(detector: Scanner, examples: Iterable[Example]) -> list[Scored]:
     scored = []
     for ex in examples:
-        result = detector.scan(ex.text, untrusted=ex.untrusted)
+        result = detector.scan(ex.text, untrusted=ex.untrusted, system_prompt=ex.system_prompt)
         scored.append(Scored(ex, result.score, result.is_attack))
     return scored
 
@@ -91,7 +91,8 @@ def recall_at_fpr(scores: Sequence[float], labels: Sequence[int], fpr: float) ->
 
 def load_labelled(path: Path, *, untrusted: bool = False) -> list[Example]:
     """JSONL rows with `text` (or `prompt`, or `document` = an untrusted document) and `label`
-    (0/1 or true/false); `source` and `attack_kind` are optional."""
+    (0/1 or true/false); `source`, `attack_kind` and `system_prompt` (the instructions the
+    text was sent under) are optional."""
     try:
         lines = path.read_text(encoding="utf-8").split("\n")
     except (OSError, UnicodeDecodeError) as exc:
@@ -124,4 +125,5 @@ def _row(path: Path, n: int, line: str, untrusted: bool) -> Example:
         attack_kind=str(row.get("attack_kind") or ("none" if not label else "-")),
         hard_negative=bool(row.get("hard_negative")),
         untrusted=untrusted or field == "document" or bool(row.get("untrusted")),
+        system_prompt=row["system_prompt"] if isinstance(row.get("system_prompt"), str) else None,
     )

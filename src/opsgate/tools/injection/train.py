@@ -3,8 +3,11 @@
 Reproducible by construction: the held-out split and the folds come from CRC-32 of group keys
 and a fixed seed (`data.split`, `data.folds`), and the optimiser is full-batch Adam from zero
 weights with a fixed number of steps (no sampling anywhere), so two runs on the same data write
-the same weights. The held-out part is never read here. Thresholds come from out-of-fold scores
-on the training part (k-fold, grouped), at a false-positive rate of `target_fpr`.
+the same file, byte for byte (a test retrains the shipped model and compares). The held-out
+part is never read here. The training part is the dev files' training split, plus
+`injection/train.jsonl` when the folder has it (minus near-copies of held-out rows), plus
+system prompts given to some benign prompts (`data.with_system_prompts`). Thresholds come from
+out-of-fold scores on it (k-fold, grouped; `calibrate`).
 """
 
 from __future__ import annotations
@@ -13,19 +16,26 @@ import argparse
 import hashlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from opsgate.guard.injection import rules
-from opsgate.guard.injection.detector import InjectionDetector
+from opsgate.guard.injection.detector import FEATURE_NAMES, InjectionDetector
 from opsgate.guard.injection.model import MODEL_PATH, Floats, LinearModel, sparse_features
 from opsgate.guard.normalize import NormalizedText, normalize
 from opsgate.tools.injection import data
+from opsgate.tools.injection.calibrate import (
+    family,
+    measured_families,
+    prompt_threshold,
+    threshold_at,
+)
 from opsgate.tools.injection.data import Example
+
+__all__ = ["TrainConfig", "main", "threshold_at", "train"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +47,20 @@ class TrainConfig:
     window: int = 256
     stride: int = 128
     folds: int = 5
-    target_fpr: float = 0.025
-    """Thresholds keep out-of-fold false positives at or under this (the goal is <= 3%: the
-    margin is for the gap between out-of-fold and new data)."""
+    target_fpr: float = 0.015
+    """Thresholds keep out-of-fold false positives at or under this, over the benign prompts
+    of the measured families (the goal is <= 2%: the margin is for the gap between
+    out-of-fold and new data), and over benign documents."""
+    source_fpr: float = 0.025
+    """... and at or under this for each measured benign family (the goal is <= 3%)."""
+    hard_negative_weight: float = 3.0
+    """Rows of `HARD_NEGATIVE_FAMILIES` weigh this much more than other benign prompts."""
     seed: int = data.SEED
+
+
+HARD_NEGATIVE_FAMILIES = frozenset({"notinject", "wildguard_benign"})
+"""Benign prompts full of trigger words ("ignore", "bypass", "unrestricted"): the false
+positives a keyword-heavy classifier makes, so they count more in the fit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +71,7 @@ class Item:
     label: int
     untrusted: bool
     fired: frozenset[str]
+    weight: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +98,18 @@ class Folding:
         return found
 
 
-def items_for(examples: Sequence[Example], fold: Folding) -> list[Item]:
+def items_for(
+    examples: Sequence[Example], fold: Folding, cfg: TrainConfig = TrainConfig()
+) -> list[Item]:
     """Each example, plus each poisoned document's attack text on its own (a positive: the
     documents are long, the injected instruction is one sentence of them)."""
     items = []
     for ex in examples:
         folded = fold(ex.text)
-        items.append(Item(folded.text, ex.label, ex.untrusted, InjectionDetector.fired(folded)))
+        fired = InjectionDetector.fired(folded, ex.system_prompt)
+        hard = not ex.label and family(ex.source) in HARD_NEGATIVE_FAMILIES
+        weight = cfg.hard_negative_weight if hard else 1.0
+        items.append(Item(folded.text, ex.label, ex.untrusted, fired, weight))
         if ex.attack_text:
             attack = fold(ex.attack_text)
             items.append(Item(attack.text, 1, True, InjectionDetector.fired(attack)))
@@ -96,8 +122,8 @@ def design(items: Sequence[Item], bits: int) -> Design:
     indptr[1:] = np.cumsum([len(b) for b, _ in rows])
     labels = np.array([item.label for item in items], dtype=np.float64)
     rule_cols = np.array(
-        [[name in item.fired for name in rules.RULE_NAMES] for item in items], dtype=np.float64
-    ).reshape(len(items), len(rules.RULE_NAMES))
+        [[name in item.fired for name in FEATURE_NAMES] for item in items], dtype=np.float64
+    ).reshape(len(items), len(FEATURE_NAMES))
     return Design(
         indptr,
         np.concatenate([b for b, _ in rows]) if rows else np.zeros(0, dtype=np.intp),
@@ -109,11 +135,13 @@ def design(items: Sequence[Item], bits: int) -> Design:
 
 
 def _balanced_weights(items: Sequence[Item]) -> Floats:
-    """Each (trusted/untrusted, label) cell gets the same total weight; weights sum to 1."""
-    cells: dict[tuple[bool, int], int] = {}
+    """Each (trusted/untrusted, label) cell gets the same total weight, shared by its rows in
+    proportion to their own weight; weights sum to 1."""
+    cells: dict[tuple[bool, int], float] = {}
     for item in items:
-        cells[(item.untrusted, item.label)] = cells.get((item.untrusted, item.label), 0) + 1
-    raw = np.array([1.0 / cells[(i.untrusted, i.label)] for i in items])
+        key = (item.untrusted, item.label)
+        cells[key] = cells.get(key, 0.0) + item.weight
+    raw = np.array([i.weight / cells[(i.untrusted, i.label)] for i in items])
     result: Floats = raw / raw.sum()
     return result
 
@@ -154,7 +182,7 @@ def _model(
         bits=cfg.bits,
         weights=weights.astype(np.float16).astype(np.float64),  # as the file stores them
         bias=bias,
-        rule_names=rules.RULE_NAMES,
+        rule_names=FEATURE_NAMES,
         rule_weights=rule_weights,
         threshold=0.5,
         untrusted_threshold=0.5,
@@ -171,21 +199,14 @@ def out_of_fold(examples: Sequence[Example], cfg: TrainConfig, fold: Folding) ->
     for k in range(cfg.folds):
         fitting = [ex for ex, f in zip(examples, fold_of, strict=True) if f != k]
         detector = InjectionDetector(
-            _model(fit(design(items_for(fitting, fold), cfg.bits), cfg), cfg, {})
+            _model(fit(design(items_for(fitting, fold, cfg), cfg.bits), cfg), cfg, {})
         )
         for i, ex in enumerate(examples):
             if fold_of[i] == k:
-                scores[i] = detector.scan_normalized(fold(ex.text), untrusted=ex.untrusted).score
+                scores[i] = detector.scan_normalized(
+                    fold(ex.text), untrusted=ex.untrusted, system_prompt=ex.system_prompt
+                ).score
     return scores
-
-
-def threshold_at(negative_scores: Floats, target_fpr: float) -> float:
-    """The lowest threshold that flags at most `target_fpr` of these negatives."""
-    ranked = np.sort(negative_scores)[::-1]
-    allowed = int(np.floor(target_fpr * len(ranked)))
-    if allowed >= len(ranked):
-        return 0.0
-    return float(np.nextafter(ranked[allowed], np.inf))  # just above it, whatever its scale
 
 
 def digest(examples: Sequence[Example]) -> str:
@@ -197,22 +218,42 @@ def train(examples: Sequence[Example], cfg: TrainConfig) -> tuple[LinearModel, F
     """The model fitted on all `examples`, thresholds from their out-of-fold scores."""
     fold = Folding()
     oof = out_of_fold(examples, cfg, fold)
-    labels = np.array([ex.label for ex in examples])
-    untrusted = np.array([ex.untrusted for ex in examples])
-    negatives = [oof[(labels == 0) & (untrusted == kind)] for kind in (False, True)]
-    thresholds = [threshold_at(n, cfg.target_fpr) for n in negatives]
-    if not len(negatives[1]):  # no documents to calibrate on: judge them like prompts
-        thresholds[1] = thresholds[0]
+    threshold = prompt_threshold(examples, oof, cfg.target_fpr, cfg.source_fpr)
+    documents = np.array([s for ex, s in zip(examples, oof, strict=True) if ex.untrusted])
+    clean = np.array([ex.label == 0 for ex in examples if ex.untrusted], dtype=bool)
+    # no documents to calibrate on: judge them like prompts
+    untrusted = threshold_at(documents[clean], cfg.target_fpr) if clean.any() else threshold
     meta: dict[str, object] = {"config": asdict(cfg), "train_digest": digest(examples)}
-    model = _model(fit(design(items_for(examples, fold), cfg.bits), cfg), cfg, meta)
+    model = _model(fit(design(items_for(examples, fold, cfg), cfg.bits), cfg), cfg, meta)
     return (
-        replace(model, threshold=thresholds[0], untrusted_threshold=thresholds[1]),
+        replace(model, threshold=threshold, untrusted_threshold=untrusted),
         oof,
     )
 
 
 def _share(flags: npt.NDArray[np.bool_]) -> str:
     return f"{flags.mean():.3f}" if len(flags) else "-"
+
+
+def training_part(
+    data_dir: Path | None, seed: int = data.SEED
+) -> tuple[list[Example], list[Example]]:
+    """(what the model is fitted and calibrated on, the held-out part it never sees)."""
+    fitting, heldout = data.split(data.load_all(data_dir), seed)
+    fitting = data.with_extra(fitting, heldout, data.load_extra(data_dir))
+    return data.with_system_prompts(fitting, seed), heldout
+
+
+def _print_rates(fitting: Sequence[Example], oof: Floats, model: LinearModel) -> None:
+    """Out-of-fold TPR or FPR per source and label at the chosen thresholds."""
+    cells: dict[tuple[bool, str, int], list[float]] = {}
+    for ex, score in zip(fitting, oof, strict=True):
+        cells.setdefault((ex.untrusted, ex.source, ex.label), []).append(float(score))
+    for (untrusted, source, label), scores in sorted(cells.items()):
+        threshold = model.untrusted_threshold if untrusted else model.threshold
+        flags = np.array(scores) >= threshold
+        rate = "TPR" if label else "FPR"
+        print(f"    {source:28} {len(scores):5d} rows  out-of-fold {rate} {_share(flags)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -229,8 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = TrainConfig(bits=args.bits, l2=args.l2, steps=args.steps)
     started = time.monotonic()
-    examples = data.load_all(args.data)
-    fitting, heldout = data.split(examples, cfg.seed)
+    fitting, heldout = training_part(args.data, cfg.seed)
     model, oof = train(fitting, cfg)
     model = replace(model, meta={**model.meta, "heldout_digest": digest(heldout)})
     model.save(args.out)
@@ -239,14 +279,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{time.monotonic() - started:.0f} s; wrote {args.out} "
         f"({args.out.stat().st_size / 1024:.0f} KiB)"
     )
-    labels = np.array([ex.label for ex in fitting])
-    for untrusted, threshold in ((False, model.threshold), (True, model.untrusted_threshold)):
-        kind = np.array([ex.untrusted == untrusted for ex in fitting])
-        tpr, fpr = (oof[kind & (labels == y)] for y in (1, 0))
+    measured = measured_families(fitting)
+    parts: dict[str, tuple[Callable[[Example], bool], float]] = {
+        "prompts (measured sources)": (
+            lambda ex: not ex.untrusted and (ex.label == 1 or family(ex.source) in measured),
+            model.threshold,
+        ),
+        "documents": (lambda ex: ex.untrusted, model.untrusted_threshold),
+    }
+    for name, (chosen, threshold) in parts.items():
+        rows = [(ex.label, s) for ex, s in zip(fitting, oof, strict=True) if chosen(ex)]
+        tpr, fpr = (np.array([s for y, s in rows if y == label]) for label in (1, 0))
         print(
-            f"  {'documents' if untrusted else 'prompts'}: threshold {threshold:.3f}, "
+            f"  {name}: threshold {threshold:.3f}, "
             f"out-of-fold TPR {_share(tpr >= threshold)}, FPR {_share(fpr >= threshold)}"
         )
+    _print_rates(fitting, oof, model)
     return 0
 
 

@@ -27,6 +27,7 @@ from opsgate.compliance.encryption import stores_bodies
 from opsgate.compliance.runtime import ComplianceService
 from opsgate.config.loader import load_config
 from opsgate.config.schema import Config
+from opsgate.evals.service import EvalService
 from opsgate.feedback.datasets.export import export_redactor
 from opsgate.feedback.datasets.holder import DatasetRows
 from opsgate.feedback.datasets.service import DatasetService
@@ -213,6 +214,7 @@ class Gateway:
             self.metrics.watch_writer(self.writer.stats)
         self.compliance.register_builtins(self.writer, self.cache)
         self.feedback = self._feedback(config)
+        self.evals = EvalService(self._engine)
         self.review, self.datasets = self._review_and_datasets()
         self.metrics.watch_circuits(self._circuits)
         self.runtime = build_runtime(
@@ -361,6 +363,7 @@ class Gateway:
             await self.cache.aclose()
         await self.compliance.aclose()
         await self.deferred.drain()  # traces still being masked reach the writer first
+        await self.evals.aclose()  # runs stop (cancelled, resumable) while the API is up
         await self.feedback.aclose()
         if self.writer is not None:
             await self.writer.stop()

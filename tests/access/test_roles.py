@@ -26,6 +26,12 @@ TRACE_READERS = frozenset({"admin", "team_admin", "member", "viewer"})
 BODY_READERS = frozenset({"admin", "team_admin", "member"})
 
 Body = Callable[[], Any] | None
+EVAL_SPEC = {
+    "name": "roles",
+    "dataset": {"rows": [{"input": "hi"}]},
+    "targets": [{"model": "gpt-4o-mini"}],
+    "scorers": ["exact"],
+}
 
 
 def _unique(prefix: str) -> str:
@@ -66,6 +72,8 @@ ACCESS_ROUTES: list[tuple[str, str, frozenset[str], Body]] = [
     ("DELETE", "/admin/v1/end-users/eu-nobody", ADMIN, None),
     ("GET", "/admin/v1/audit", ADMIN, None),
     ("POST", "/admin/v1/audit/verify", ADMIN, None),
+    ("GET", "/admin/v1/evals", TRACE_READERS, None),
+    ("POST", "/admin/v1/evals", BODY_READERS, lambda: EVAL_SPEC),
 ]
 
 TRACE_ROUTES: list[tuple[str, str, frozenset[str], Body]] = [

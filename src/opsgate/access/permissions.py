@@ -52,6 +52,10 @@ class Permission(enum.StrEnum):
     """List and show datasets; export them (with `traces:read_bodies`)."""
     DATASETS_MANAGE = "datasets:manage"
     """Create datasets and change their rows (each change is a new version)."""
+    EVALS_READ = "evals:read"
+    """List and show eval runs, their results and comparisons."""
+    EVALS_RUN = "evals:run"
+    """Start, cancel and resume eval runs (their calls use the caller's own key)."""
 
 
 P = Permission
@@ -80,6 +84,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REVIEWS_MANAGE,
             P.DATASETS_READ,
             P.DATASETS_MANAGE,
+            P.EVALS_READ,
+            P.EVALS_RUN,
         }
     ),
     Role.MEMBER: frozenset(
@@ -90,6 +96,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.PROMPTS_READ,
             P.PROMPTS_WRITE,
             P.TRACES_REVIEW,
+            P.EVALS_READ,
+            P.EVALS_RUN,
         }
     ),
     Role.VIEWER: frozenset(
@@ -100,6 +108,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.USAGE_READ,
             P.DEPLOYMENTS_READ,
             P.PROMPTS_READ,
+            P.EVALS_READ,
         }
     ),
     Role.SERVICE: frozenset({P.MODELS_CALL}),

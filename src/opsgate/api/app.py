@@ -23,6 +23,7 @@ from opsgate.api.admin import alerts as admin_alerts
 from opsgate.api.admin import cache as admin_cache
 from opsgate.api.admin import compliance as admin_compliance
 from opsgate.api.admin import datasets as admin_datasets
+from opsgate.api.admin import evals as admin_evals
 from opsgate.api.admin import feedback as admin_feedback
 from opsgate.api.admin import prompts as admin_prompts
 from opsgate.api.admin import review as admin_review
@@ -59,6 +60,7 @@ routes: list[BaseRoute] = [
     *admin_feedback.routes,
     *admin_review.routes,
     *admin_datasets.routes,
+    *admin_evals.routes,
     *admin_access.routes,
     *admin_cache.routes,
     *admin_compliance.routes,

@@ -25,7 +25,7 @@ def test_a_relative_dataset_is_read_beside_the_eval_file(tmp_path: Path) -> None
         ({"targets": []}, "targets"),
         ({"targets": [{"model": "m", "prompt": "p@1"}]}, "either a `model` or a `prompt`"),
         ({"targets": [{"model": "m"}, {"model": "m"}]}, "same name"),
-        ({"dataset": {"file": "a", "name": "b"}}, "either a `file` or a `name`"),
+        ({"dataset": {"file": "a", "name": "b"}}, "one of a `file`, `rows` or a `name`"),
         ({"scorers": []}, "scorers"),
         ({"colour": "red"}, "colour"),
         ({"budget_usd": 0}, "budget_usd"),

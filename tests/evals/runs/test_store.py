@@ -58,8 +58,10 @@ async def test_results_are_stored_once_and_counted(store: EvalStore) -> None:
     await store.set_status(run.id, "budget_exceeded", summary={"targets": {}})
     found = await store.get(run.id)
     assert found is not None and found.status == "budget_exceeded" and found.finished_at
-    assert [r.id for r in await store.runs(team_id="team-a", scoped=True)] == [run.id]
-    assert await store.runs(team_id="team-b", scoped=True) == []
+    assert [r.id for r in await store.runs({"team_id": "team-a"})] == [run.id]
+    assert [r.id for r in await store.runs({"key_id": "cli"})] == [run.id]
+    assert await store.runs({"team_id": "team-b"}) == []
+    assert await store.runs({"user_id": "u1"}) == []
 
 
 async def test_results_page_in_order(store: EvalStore, monkeypatch: pytest.MonkeyPatch) -> None:

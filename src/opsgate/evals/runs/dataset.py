@@ -1,9 +1,9 @@
 """Dataset rows for an eval run, streamed one at a time (a 100k-row file keeps memory flat).
 
-Sources: a JSONL file now. Stored datasets (`dataset: {name: support, version: 3}`, the
-feedback part's `DatasetStore`) plug in behind `DatasetSource` once that part exposes row
-reading to evals; until then `open_dataset` refuses them with a clear 400 (the seam is
-`open_dataset`).
+Sources: a JSONL file (the CLI) and inline rows (the admin API). Stored datasets (`dataset:
+{name: support, version: 3}`, the feedback part's `DatasetStore`) plug in behind
+`DatasetSource` once that part exposes row reading to evals; until then `open_dataset` refuses
+them with a clear 400 (the seam is `open_dataset`).
 
 A row that cannot be used (not JSON, no input) is still yielded, with `error` set: the run
 marks it failed with the reason and goes on.
@@ -115,7 +115,27 @@ class JsonlDataset:
             raise EvalSpecError(f"cannot read dataset {self.path}: {exc}") from None
 
 
-def open_dataset(spec: DatasetSpec) -> DatasetSource:
+class InlineDataset:
+    """Rows sent in the request (the admin API); stored with the run's spec, so it resumes."""
+
+    def __init__(self, rows: list[dict[str, Any]], names: FieldNames, limit: int | None) -> None:
+        self.rows_given = rows[:limit] if limit else rows
+        self.ref = f"inline ({len(self.rows_given)} rows)"
+        self.names = names
+
+    def rows(self) -> Iterator[DatasetRow]:
+        for index, row in enumerate(self.rows_given):
+            yield parse_row(index, json.dumps(row), self.names)
+
+
+def open_dataset(spec: DatasetSpec, *, files: bool = True) -> DatasetSource:
+    """The rows of a dataset spec; `files=False` (the admin API) refuses server files."""
+    if spec.rows is not None:
+        return InlineDataset(spec.rows, spec.fields, spec.limit)
+    if spec.file is not None and not files:
+        raise EvalSpecError(
+            "the admin API does not read files on the server: send `dataset: {rows: [...]}`"
+        )
     if spec.file is not None:
         path = Path(spec.file)
         if not path.is_file():

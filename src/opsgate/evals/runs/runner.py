@@ -84,10 +84,12 @@ class EvalRunner:
         """Stop starting new rows; the ones in flight finish and are stored."""
         self.stop_reason = self.stop_reason or "cancelled"
 
-    async def create(self, *, owner: str | None = None, team_id: str | None = None) -> RunInfo:
+    async def create(
+        self, *, owner: str | None = None, team_id: str | None = None, user_id: str | None = None
+    ) -> RunInfo:
         spec = self.spec.model_dump(mode="json", exclude_none=True)
         return await self.store.create(self.spec.name, spec, self.dataset.ref, owner=owner,
-                                       team_id=team_id)  # fmt: skip
+                                       team_id=team_id, user_id=user_id)  # fmt: skip
 
     async def run(self, run: RunInfo) -> RunInfo:
         """Execute (or resume) `run` to its end; returns it with its status and summary."""
@@ -144,6 +146,8 @@ class EvalRunner:
             if answer.budget_exceeded:
                 self.stop_reason = "budget_exceeded"
                 return
+            if answer.status == 0 and self.stop_reason is not None:
+                return  # cut off by the stop (a gateway shutting down): resume retries it
             error = f"target call failed: {answer.status} {answer.message}"
             failed = result(
                 "failed", error=error, trace_id=answer.trace_id, scores=self._all_failed(error)
@@ -202,5 +206,9 @@ class EvalRunner:
     async def _flush(self) -> None:
         batch, self._buffer = self._buffer, []
         await self.store.add_results(batch)
+        if batch and self.stop_reason is None:
+            stored = await self.store.get(batch[0].run_id)
+            if stored is not None and stored.status == "cancelled":  # cancelled elsewhere
+                self.stop_reason = "cancelled"
         if self.sink is not None:
             await self.sink.flush()

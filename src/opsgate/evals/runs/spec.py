@@ -46,9 +46,11 @@ class FieldNames(_Strict):
 
 
 class DatasetSpec(_Strict):
-    """A JSONL `file`, or a stored dataset by `name` (and `version`)."""
+    """A JSONL `file` (the CLI), inline `rows` (the admin API), or a stored dataset by
+    `name` (and `version`)."""
 
     file: str | None = None
+    rows: list[dict[str, Any]] | None = Field(default=None, min_length=1)
     name: str | None = None
     version: int | None = Field(default=None, ge=1)
     fields: FieldNames = Field(default_factory=FieldNames)
@@ -56,14 +58,16 @@ class DatasetSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:
-        if (self.file is None) == (self.name is None):
-            raise ValueError("a dataset is either a `file` or a `name`")
+        if sum(x is not None for x in (self.file, self.rows, self.name)) != 1:
+            raise ValueError("a dataset is one of a `file`, `rows` or a `name`")
         return self
 
     @property
     def ref(self) -> str:
         if self.file is not None:
             return self.file
+        if self.rows is not None:
+            return f"inline ({len(self.rows)} rows)"
         return f"{self.name}@{self.version}" if self.version else str(self.name)
 
 

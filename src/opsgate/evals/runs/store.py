@@ -45,6 +45,7 @@ class RunInfo:
     cost_micros: int = 0
     error: str | None = None
     summary: dict[str, Any] | None = None
+    user_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +56,7 @@ class RunInfo:
             "dataset": self.dataset,
             "spec": self.spec,
             "owner": self.owner,
+            "user_id": self.user_id,
             "team_id": self.team_id,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -90,7 +92,7 @@ def _run(row: Any) -> RunInfo:
     return RunInfo(
         m["id"], m["name"], m["status"], dict(m["spec"]), m["dataset"], m["created_at"],
         m["updated_at"], m["owner"], m["team_id"], m["finished_at"], m["rows_done"],
-        m["cost_micros"], m["error"], m["summary"],
+        m["cost_micros"], m["error"], m["summary"], m["user_id"],
     )  # fmt: skip
 
 
@@ -115,11 +117,12 @@ class EvalStore:
         *,
         owner: str | None = None,
         team_id: str | None = None,
+        user_id: str | None = None,
         run_id: str | None = None,
     ) -> RunInfo:
         now = time.time()
         info = RunInfo(run_id or new_run_id(), name, "running", dict(spec), dataset, now, now,
-                       owner, team_id)  # fmt: skip
+                       owner, team_id, user_id=user_id)  # fmt: skip
         async with self.engine.begin() as conn:
             await conn.execute(
                 eval_runs.insert().values(
@@ -129,6 +132,7 @@ class EvalStore:
                     spec=info.spec,
                     dataset=dataset,
                     owner=owner,
+                    user_id=user_id,
                     team_id=team_id,
                     created_at=now,
                     updated_at=now,
@@ -143,15 +147,14 @@ class EvalStore:
             row = (await conn.execute(select(eval_runs).where(eval_runs.c.id == run_id))).first()
         return None if row is None else _run(row)
 
-    async def runs(
-        self, *, team_id: str | None = None, scoped: bool = False, limit: int = 50
-    ) -> list[RunInfo]:
-        """Newest first; `scoped` limits to one team (`team_id` None = runs with no team)."""
+    async def runs(self, scope: Mapping[str, str] | None = None, limit: int = 50) -> list[RunInfo]:
+        """Newest first, limited to `scope` (`team_id`, `user_id`, `key_id` equalities, as
+        `access.permissions.scope_filter` gives them)."""
+        columns = {"team_id": eval_runs.c.team_id, "user_id": eval_runs.c.user_id,
+                   "key_id": eval_runs.c.owner}  # fmt: skip
         query = select(eval_runs).order_by(eval_runs.c.created_at.desc()).limit(limit)
-        if scoped:
-            query = query.where(
-                eval_runs.c.team_id.is_(None) if team_id is None else eval_runs.c.team_id == team_id
-            )
+        for name, value in (scope or {}).items():
+            query = query.where(columns[name] == value)
         async with self.engine.connect() as conn:
             return [_run(r) for r in await conn.execute(query)]
 

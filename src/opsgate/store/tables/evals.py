@@ -31,7 +31,8 @@ eval_runs = Table(
     Column("status", String, nullable=False),  # running, completed, cancelled, ...
     Column("spec", json_type(), nullable=False),  # targets, scorers, dataset reference
     Column("dataset", String, nullable=False),
-    Column("owner", String),  # the key id (or `master`) that started it
+    Column("owner", String),  # the key id (or `master`, `cli`) that started it
+    Column("user_id", String),  # the owner key's user
     Column("team_id", String),
     Column("created_at", Double, nullable=False),  # epoch seconds
     Column("updated_at", Double, nullable=False),

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("spec", _json(), nullable=False),
         sa.Column("dataset", sa.String(), nullable=False),
         sa.Column("owner", sa.String(), nullable=True),
+        sa.Column("user_id", sa.String(), nullable=True),
         sa.Column("team_id", sa.String(), nullable=True),
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.Column("updated_at", sa.Double(), nullable=False),

@@ -30,6 +30,7 @@ from opsgate.audit.chain import (
     make_entry,
 )
 from opsgate.store.codec import clean_text
+from opsgate.store.dialect import dialect_of
 from opsgate.store.tables.audit import audit_log
 
 log = logging.getLogger("opsgate.audit")
@@ -66,7 +67,8 @@ class AuditLog:
         self._engine = engine
         self._clock = clock
         self._lock = asyncio.Lock()  # one appender per process; replicas race in the database
-        self._pg = engine.dialect.name == "postgresql"
+        self._xact_lock = dialect_of(engine.dialect.name).transaction_lock(_PG_LOCK_KEY)
+        """Replicas append one at a time (SQLite: its write lock is enough)."""
 
     async def append(
         self, actor: str, action: str, target: str, detail: Mapping[str, Any] | None = None
@@ -98,8 +100,8 @@ class AuditLog:
     async def _append(
         self, conn: AsyncConnection, actor: str, action: str, target: str, detail: str
     ) -> AuditEntry:
-        if self._pg:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        if self._xact_lock is not None:
+            await conn.execute(text(self._xact_lock))
         head = await self._head(conn)
         entry = make_entry(head, round(self._clock(), 6), actor, action, target, detail)
         await conn.execute(insert(audit_log).values({c: getattr(entry, c) for c in _COLUMNS}))

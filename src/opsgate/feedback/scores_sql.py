@@ -100,8 +100,8 @@ class SqlScoreStore:
 
     async def _write(self, conn: AsyncConnection, batch: list[Score]) -> None:
         users = {erasures.subject(s.end_user): s.end_user for s in batch if s.end_user}
-        if users and self._dialect == "postgresql":
-            await execute_async(conn, erasures.LOCK_SHARED)
+        for lock in erasures.write_lock(self._dialect) if users else []:
+            await execute_async(conn, lock)
         new: set[str] = set()
         for statement in insert_new(self._dialect, scores, [score_values(s) for s in batch]):
             new.update(row[0] for row in await execute_async(conn, statement))

@@ -4,7 +4,8 @@ The writer's cost per trace is paid in the gateway process, so it counts against
 SQLAlchemy's compiled `insert()` processes every parameter of every row in Python; here rows
 are plain tuples (`codec.trace_values`) and each table gets one driver call: SQLite multi-row
 `VALUES` (and `executemany` where no rows come back), PostgreSQL one
-`INSERT ... SELECT FROM unnest($1::text[], ...)` with a column array per parameter.
+`INSERT ... SELECT FROM unnest($1::text[], ...)` with a column array per parameter (the
+statements themselves are made by `store.dialect`).
 
 Statements are plain data (no I/O here), so the same ones run on an async connection
 (`SqlTraceStore`) and on plain `sqlite3` in a thread (`store.offload`). A batch is two phases:
@@ -15,35 +16,33 @@ only, so a replayed batch never adds its usage twice.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Double, Integer, LargeBinary, String, Table
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opsgate.store import histogram
 from opsgate.store.codec import span_values, trace_values
+from opsgate.store.dialect import Row, Statement, dialect_of
 from opsgate.store.tables.traces import spans, traces
 from opsgate.store.usage import aggregate, fold
 from opsgate.trace import TraceRecord
 
-Row = tuple[Any, ...]
-Params = tuple[Any, ...] | list[Row]
-
-SQLITE_MAX_VARIABLES = 32_766
-"""SQLite's default bound on `?` parameters in one statement (3.32 and later)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Statement:
-    sql: str
-    params: Params
-    """One tuple of parameters, or a list of row tuples for `executemany`."""
-    returns: bool = False
-    """Whether the caller wants the returned rows sent back."""
+__all__ = [
+    "Row",
+    "Statement",
+    "add",
+    "execute_async",
+    "existing",
+    "follow_ups",
+    "insert",
+    "insert_new",
+    "sqlite_in",
+    "trace_inserts",
+    "upsert_sql",
+]
 
 
 def trace_inserts(dialect: str, records: Sequence[TraceRecord]) -> list[Statement]:
@@ -76,29 +75,19 @@ def insert_new(dialect: str, table: Table, rows: Sequence[Row]) -> list[Statemen
         return []
     pk = table.primary_key.columns[0].name
     tail = f"ON CONFLICT ({pk}) DO NOTHING RETURNING {pk}"
-    if dialect == "postgresql":
-        sql = f"INSERT INTO {table.name} ({_columns(table)}) {_pg_select(table)} {tail}"
-        return [Statement(sql, _transpose(rows), returns=True)]
-    return _sqlite_chunks(table, rows, tail, returns=True)
+    return dialect_of(dialect).insert_rows(table, rows, tail, returns=True)
 
 
 def insert(dialect: str, table: Table, rows: Sequence[Row]) -> list[Statement]:
     """Insert rows that cannot conflict."""
-    if not rows:
-        return []
-    if dialect == "postgresql":
-        sql = f"INSERT INTO {table.name} ({_columns(table)}) {_pg_select(table)}"
-        return [Statement(sql, _transpose(rows))]
-    return _sqlite_chunks(table, rows)
+    return dialect_of(dialect).insert_rows(table, rows) if rows else []
 
 
 def add(dialect: str, table: Table, rows: Sequence[Row], key: Sequence[str]) -> list[Statement]:
     """Upsert counters: a row whose `key` exists adds its other columns to the stored ones."""
     if not rows:
         return []
-    if dialect == "postgresql":
-        return [Statement(upsert_sql(dialect, table, tuple(key)), _transpose(rows))]
-    return _sqlite_chunks(table, rows, _upsert_tail(dialect, table, tuple(key)))
+    return dialect_of(dialect).insert_rows(table, rows, _upsert_tail(dialect, table, tuple(key)))
 
 
 def existing(table: Table, keys: Sequence[Any]) -> list[Statement]:
@@ -110,38 +99,16 @@ def existing(table: Table, keys: Sequence[Any]) -> list[Statement]:
 def sqlite_in(select: str, column: str, keys: Sequence[Any]) -> list[Statement]:
     """`select` restricted to `column IN keys`, in as many statements as SQLite's limit on
     bound variables needs."""
-    statements = []
-    for start in range(0, len(keys), SQLITE_MAX_VARIABLES):
-        chunk = tuple(keys[start : start + SQLITE_MAX_VARIABLES])
-        marks = ", ".join("?" * len(chunk))
-        statements.append(Statement(f"{select} WHERE {column} IN ({marks})", chunk, returns=True))
-    return statements
-
-
-def _sqlite_chunks(
-    table: Table, rows: Sequence[Row], tail: str = "", *, returns: bool = False
-) -> list[Statement]:
-    """Multi-row VALUES statements within SQLite's parameter bound: one `sqlite3_step` each,
-    where `executemany` steps (and releases and retakes the GIL) once per row."""
-    per_statement = max(1, SQLITE_MAX_VARIABLES // len(table.columns))
-    statements = []
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        sql = f"{_sqlite_values(table, len(chunk))} {tail}".rstrip()
-        params = tuple(itertools.chain.from_iterable(chunk))
-        statements.append(Statement(sql, params, returns=returns))
-    return statements
+    return dialect_of("sqlite").matching(select, column, keys)
 
 
 @lru_cache(maxsize=16)
 def upsert_sql(dialect: str, table: Table, key: tuple[str, ...]) -> str:
     """The counter upsert (`?` rows for SQLite, `$n` column arrays for PostgreSQL)."""
-    tail = _upsert_tail(dialect, table, key)
-    if dialect == "postgresql":
-        return f"INSERT INTO {table.name} ({_columns(table)}) {_pg_select(table)} {tail}"
-    return f"{_sqlite_values(table, 1)} {tail}"
+    return dialect_of(dialect).insert_sql(table, _upsert_tail(dialect, table, key))
 
 
+@lru_cache(maxsize=16)
 def _upsert_tail(dialect: str, table: Table, key: tuple[str, ...]) -> str:
     """Counters and sums add up; a usage table's least and greatest latency and its sketch
     merge (`store.histogram`)."""
@@ -154,53 +121,11 @@ def _upsert_tail(dialect: str, table: Table, key: tuple[str, ...]) -> str:
 
 
 def _merged(dialect: str, old: str, new: str, column: str) -> str:
-    pg = dialect == "postgresql"
+    sql = dialect_of(dialect)
     if column == "latency_ms_min":
-        return f"{'least' if pg else 'min'}({old}, {new})"
+        return f"{sql.least}({old}, {new})"
     if column == "latency_ms_max":
-        return f"{'greatest' if pg else 'max'}({old}, {new})"
+        return f"{sql.greatest}({old}, {new})"
     if column == "latency_sketch":
         return histogram.merge_sql(dialect, old, new)
     return f"{old} + {new}"
-
-
-def _columns(table: Table) -> str:
-    return ", ".join(c.name for c in table.columns)
-
-
-@lru_cache(maxsize=64)
-def _sqlite_values(table: Table, count: int) -> str:
-    one = "(" + ", ".join("?" * len(table.columns)) + ")"
-    return f"INSERT INTO {table.name} ({_columns(table)}) VALUES {', '.join([one] * count)}"
-
-
-def _pg_array_type(column_type: Any) -> tuple[str, str]:
-    """(array type of the parameter, cast applied to each element) for a column type."""
-    if isinstance(column_type, JSON):
-        return "text[]", "::jsonb"  # sent as JSON text, stored as jsonb
-    for kind, name in (
-        (Boolean, "bool"),
-        (BigInteger, "int8"),
-        (Integer, "int4"),
-        (Double, "float8"),
-        (LargeBinary, "bytea"),
-        (String, "text"),
-    ):
-        if isinstance(column_type, kind):
-            return f"{name}[]", ""
-    raise TypeError(f"no PostgreSQL array type for {column_type!r}")
-
-
-@lru_cache(maxsize=16)
-def _pg_select(table: Table) -> str:
-    """`SELECT <casts> FROM unnest($1::t1[], $2::t2[], ...) AS u(<columns>)`."""
-    arrays, picks = [], []
-    for position, column in enumerate(table.columns, start=1):
-        array, cast = _pg_array_type(column.type)
-        arrays.append(f"${position}::{array}")
-        picks.append(f"{column.name}{cast}")
-    return f"SELECT {', '.join(picks)} FROM unnest({', '.join(arrays)}) AS u({_columns(table)})"
-
-
-def _transpose(rows: Sequence[Row]) -> tuple[list[Any], ...]:
-    return tuple(list(column) for column in zip(*rows, strict=True))

@@ -27,17 +27,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.identity import pseudonym
-from opsgate.store.batch import Statement, sqlite_in
+from opsgate.store.dialect import Statement, dialect_of
 from opsgate.store.tables.traces import erasures
 from opsgate.trace import TraceRecord
 
 PG_LOCK_KEY = 0x6F706572  # "oper": every replica; the audit log uses "opau", migrations "opsg"
-LOCK_SHARED = Statement(f"SELECT pg_advisory_xact_lock_shared({PG_LOCK_KEY})", ())
-"""The write side (PostgreSQL): first statement of a write whose batch has end users."""
 LOCK_TIMEOUT = "30s"
 """How long a tombstone waits for the writes in flight before the erasure fails (503)."""
 
@@ -53,12 +50,16 @@ def subjects(records: Iterable[TraceRecord]) -> dict[str, str]:
     return {subject(user): user for user in users}
 
 
+def write_lock(dialect: str) -> list[Statement]:
+    """The write side: the first statements of a write whose batch has end users (PostgreSQL:
+    the shared advisory lock; SQLite: none, its write lock is enough)."""
+    sql = dialect_of(dialect).transaction_lock(PG_LOCK_KEY, shared=True)
+    return [Statement(sql, ())] if sql else []
+
+
 def lookup(dialect: str, keys: Sequence[str]) -> list[Statement]:
     """Which of the `keys` (subjects) have a tombstone, with its time: zero rows, normally."""
-    if dialect == "postgresql":
-        sql = "SELECT subject, erased_at FROM erasures WHERE subject = ANY($1::text[])"
-        return [Statement(sql, (list(keys),), returns=True)]
-    return sqlite_in("SELECT subject, erased_at FROM erasures", "subject", keys)
+    return dialect_of(dialect).matching("SELECT subject, erased_at FROM erasures", "subject", keys)
 
 
 def erased_at(users: Mapping[str, str], rows: Iterable[Sequence[Any]]) -> dict[str, float]:
@@ -77,17 +78,14 @@ async def record_erasure(
 ) -> float:
     """Write (or move forward) the end user's tombstone in a transaction of its own; returns
     its time. On PostgreSQL it waits for the writes in flight (see the module docstring)."""
+    sql = dialect_of(engine.dialect.name)
     async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-            await conn.execute(text(f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY})"))
+        for lock in (sql.lock_timeout(LOCK_TIMEOUT), sql.transaction_lock(PG_LOCK_KEY)):
+            if lock is not None:
+                await conn.execute(text(lock))
         at = float(clock())  # taken under the lock: every write after it sees this time
-        if engine.dialect.name == "postgresql":
-            stmt: Any = postgresql.insert(erasures)
-            latest = func.greatest(erasures.c.erased_at, stmt.excluded.erased_at)
-        else:
-            stmt = sqlite.insert(erasures)
-            latest = func.max(erasures.c.erased_at, stmt.excluded.erased_at)
+        stmt: Any = sql.insert(erasures)
+        latest = getattr(func, sql.greatest)(erasures.c.erased_at, stmt.excluded.erased_at)
         stmt = stmt.values(subject=subject(end_user), erased_at=at)
         await conn.execute(
             stmt.on_conflict_do_update(index_elements=["subject"], set_={"erased_at": latest})

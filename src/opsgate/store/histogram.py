@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from opsgate.store.dialect import dialect_of
+
 RELATIVE_ERROR = 0.01
 """The most an estimate differs from the true value at its rank, as a fraction of it."""
 
@@ -196,18 +198,5 @@ def percentiles(sketch: Sketch, qs: Sequence[float]) -> list[float | None]:
 def merge_sql(dialect: str, old: str, new: str) -> str:
     """SQL for the sketch text with the counts of two texts (`old`, `new`: column references)
     added bin by bin: the upsert of a usage row. Built-in functions only (SQLite's JSON1,
-    PostgreSQL arrays), so it runs wherever the tables do."""
-    if dialect == "postgresql":
-        entries = f"unnest(string_to_array(btrim({old} || ',' || {new}, ','), ',')::bigint[])"
-        merged = (
-            f"SELECT string_agg((b * {SCALE} + n)::text, ',' ORDER BY b) FROM "
-            f"(SELECT e / {SCALE} AS b, sum(e % {SCALE}) AS n FROM {entries} AS e GROUP BY 1) s"
-        )
-    else:
-        entries = f"json_each('[' || trim({old} || ',' || {new}, ',') || ']')"
-        merged = (
-            f"SELECT group_concat(v, ',') FROM (SELECT value / {SCALE} * {SCALE} "
-            f"+ sum(value % {SCALE}) AS v FROM {entries} "
-            f"GROUP BY value / {SCALE} ORDER BY value / {SCALE})"
-        )
-    return f"coalesce(({merged}), '')"
+    PostgreSQL arrays: `store.dialect`), so it runs wherever the tables do."""
+    return f"coalesce(({dialect_of(dialect).merge_sketch(old, new, SCALE)}), '')"

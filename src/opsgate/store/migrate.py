@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from opsgate.store.db import dispose_engine, make_engine
+from opsgate.store.dialect import dialect_of
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_LOCK_KEY = 0x6F707367  # "opsg": any constant shared by every replica
@@ -37,8 +38,9 @@ def head() -> str | None:
 
 
 def _upgrade(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    lock = dialect_of(connection.dialect.name).transaction_lock(_PG_LOCK_KEY)
+    if lock is not None:
+        connection.execute(text(lock))
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")

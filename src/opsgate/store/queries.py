@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, type_coerce
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import ColumnElement, and_, or_
 
+from opsgate.store.dialect import dialect_of
 from opsgate.store.tables.traces import traces
 from opsgate.trace import TraceRecord
 
@@ -197,7 +197,8 @@ def where(query: TraceQuery, dialect: str) -> list[ColumnElement[bool]]:
         conditions.append(c.cache.in_(_cache_values(query.cache)))
     if query.min_duration_ms is not None:
         conditions.append(c.duration_ms >= query.min_duration_ms)
-    conditions.extend(_metadata_condition(key, value, dialect) for key, value in query.metadata)
+    sql = dialect_of(dialect)
+    conditions.extend(sql.json_has(c.metadata, key, value) for key, value in query.metadata)
     after = query.after
     if after is not None:
         started_at, trace_id = after
@@ -205,14 +206,3 @@ def where(query: TraceQuery, dialect: str) -> list[ColumnElement[bool]]:
             or_(c.started_at < started_at, and_(c.started_at == started_at, c.trace_id < trace_id))
         )
     return conditions
-
-
-def _metadata_condition(key: str, value: str, dialect: str) -> ColumnElement[bool]:
-    """PostgreSQL: JSONB containment (`@>`, which a GIN index can serve). SQLite: `json_each`,
-    because its JSON paths cannot spell a key that contains a double quote."""
-    if dialect == "postgresql":
-        return type_coerce(traces.c.metadata, JSONB).contains({key: value})
-    each = func.json_each(traces.c.metadata).table_valued("key", "value").alias("meta")
-    return exists(
-        select(literal(1)).select_from(each).where(each.c.key == key, each.c.value == value)
-    )

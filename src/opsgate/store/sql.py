@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from opsgate.store import erasures
 from opsgate.store.batch import execute_async, follow_ups, trace_inserts
 from opsgate.store.codec import span_from_row, trace_from_row
+from opsgate.store.dialect import dialect_of
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
 from opsgate.store.histogram import sketches
 from opsgate.store.queries import SUMMARY_COLUMNS, TracePage, TraceQuery, page, where
@@ -92,9 +93,7 @@ class SqlTraceStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._dialect = engine.dialect.name
-        if self._dialect not in ("sqlite", "postgresql"):
-            raise ValueError(f"unsupported database dialect {self._dialect!r}")
+        self._dialect = dialect_of(engine.dialect.name).name  # ValueError if unsupported
 
     @property
     def engine(self) -> AsyncEngine:
@@ -114,8 +113,9 @@ class SqlTraceStore:
 
     async def _write(self, conn: AsyncConnection, records: list[TraceRecord]) -> None:
         users = erasures.subjects(records)
-        if users and self._dialect == "postgresql":
-            await execute_async(conn, erasures.LOCK_SHARED)
+        if users:
+            for lock in erasures.write_lock(self._dialect):
+                await execute_async(conn, lock)
         new: set[str] = set()
         for statement in trace_inserts(self._dialect, records):
             new.update(row[0] for row in await execute_async(conn, statement))
@@ -211,9 +211,7 @@ def _latency(table: Any, dialect: str) -> list[ColumnElement[Any]]:
     """Least, greatest, and every row's sketch text joined by commas (merged in Python:
     `histogram.sketches` sums a bin named more than once)."""
     sketch = table.c.latency_sketch
-    joined = (
-        func.string_agg(sketch, ",") if dialect == "postgresql" else func.group_concat(sketch, ",")
-    )
+    joined = dialect_of(dialect).joined_text(sketch, ",")
     return [
         func.min(table.c.latency_ms_min).label("latency_ms_min"),
         func.max(table.c.latency_ms_max).label("latency_ms_max"),

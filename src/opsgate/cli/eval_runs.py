@@ -30,6 +30,7 @@ from opsgate.evals.runs import (
     EvalRunner,
     EvalSpec,
     EvalStore,
+    GateResult,
     RunInfo,
     check,
     compare,
@@ -218,21 +219,11 @@ def run(
         comparison = asyncio.run(_compare(database, compare_to, finished.id)) if compare_to else []
     except OpsgateError as exc:
         raise _fail(exc.message) from None
-    recorded = None
-    if sink is not None:
-        recorded = {"sent": sink.sent, "refused": sink.refused, "error": sink.first_error}
-        if sink.refused:
-            err.print(f"[yellow]{sink.refused} scores not recorded in the score store[/]: "
-                      f"{sink.first_error}", highlight=False)  # fmt: skip
+    recorded = _recorded(sink)
     if junit_file is not None:
         junit_file.write_bytes(junit(finished.id, finished.name, finished.status, gate))
     if as_json:
-        body: dict[str, Any] = finished.as_json()
-        body["compare"] = [c.as_json() for c in comparison]
-        body["scores_recorded"] = recorded
-        body["gate"] = [{"target": g.target, "scorer": g.scorer, "mean": g.mean,
-                         "threshold": g.threshold, "passed": g.passed} for g in gate]  # fmt: skip
-        out.print_json(json.dumps(body))
+        _print_json(finished, comparison, recorded, gate)
     else:
         print_summary(finished)
         if comparison:
@@ -244,6 +235,29 @@ def run(
         raise _fail(f"run {finished.id} ended {finished.status}; resume with --resume", 3)
     if failed:
         raise typer.Exit(1)
+
+
+def _recorded(sink: FeedbackSink | None) -> dict[str, Any] | None:
+    if sink is None:
+        return None
+    if sink.refused:
+        err.print(f"[yellow]{sink.refused} scores not recorded in the score store[/]: "
+                  f"{sink.first_error}", highlight=False)  # fmt: skip
+    return {"sent": sink.sent, "refused": sink.refused, "error": sink.first_error}
+
+
+def _print_json(
+    run: RunInfo,
+    comparison: list[Comparison],
+    recorded: dict[str, Any] | None,
+    gate: list[GateResult],
+) -> None:
+    body: dict[str, Any] = run.as_json()
+    body["compare"] = [c.as_json() for c in comparison]
+    body["scores_recorded"] = recorded
+    body["gate"] = [{"target": g.target, "scorer": g.scorer, "mean": g.mean,
+                     "threshold": g.threshold, "passed": g.passed} for g in gate]  # fmt: skip
+    out.print_json(json.dumps(body))
 
 
 async def _compare(db: str, base: str | None, run_id: str) -> list[Comparison]:

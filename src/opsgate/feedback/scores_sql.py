@@ -15,11 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Select,
     and_,
-    cast,
     delete,
     func,
     literal_column,
@@ -39,6 +37,7 @@ from opsgate.feedback.scores import (
 from opsgate.store import erasures
 from opsgate.store.batch import execute_async, insert_new
 from opsgate.store.codec import clean_text, dump_json
+from opsgate.store.dialect import dialect_of
 from opsgate.store.errors import StoreUnavailableError
 from opsgate.store.queries import decode_cursor, encode_cursor
 from opsgate.store.sql import CAUGHT, translate
@@ -197,13 +196,7 @@ def _rollup_statement(query: RollupQuery, dialect: str) -> Select[Any]:
     step: ColumnElement[int] = literal_column(
         str(int(query.step))
     )  # inlined: PostgreSQL matches GROUP BY text
-    # floor(created_at / step): SQLite's CAST truncates (epochs are positive), PostgreSQL's
-    # rounds, and SQLite may lack floor().
-    periods: ColumnElement[Any]
-    if dialect == "postgresql":
-        periods = func.floor(c.created_at / step)
-    else:
-        periods = cast(c.created_at / step, BigInteger)
+    periods = dialect_of(dialect).floor(c.created_at / step)  # epochs are positive
     bucket = (periods * step).label("bucket")
     dims = [func.coalesce(c[name], "").label(name) for name in query.group_by]
     keys = [bucket, *dims, c.metric, c.type, c.label]

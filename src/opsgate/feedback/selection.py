@@ -25,13 +25,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 
 from opsgate.access.models import parse_duration
 from opsgate.config.feedback import MetricConfig
 from opsgate.config.guard import Check
 from opsgate.errors import BadRequestError
 from opsgate.feedback.scores import ScoreSource
+from opsgate.store.dialect import dialect_of
 from opsgate.store.queries import TraceQuery, where
 from opsgate.store.tables.feedback import scores
 from opsgate.store.tables.traces import traces
@@ -210,10 +211,7 @@ def _corrected() -> ColumnElement[bool]:
 
 
 def _has_verdicts(dialect: str) -> ColumnElement[bool]:
-    verdicts = traces.c.guard_verdicts
-    if dialect == "postgresql":
-        return func.jsonb_array_length(verdicts) > 0
-    return func.json_array_length(verdicts) > 0
+    return dialect_of(dialect).json_length(traces.c.guard_verdicts) > 0
 
 
 class Compiled:

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Insert, Row, Table, and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,6 +24,7 @@ from opsgate.prompts.errors import PromptNotFoundError, PromptStoreUnavailableEr
 from opsgate.prompts.model import LabelMove, LabelState, PromptInfo, PromptVersion
 from opsgate.prompts.spec import PromptSpec
 from opsgate.prompts.store import Pushed
+from opsgate.store.dialect import dialect_of
 from opsgate.store.tables.prompts import (
     prompt_changes,
     prompt_label_history,
@@ -87,8 +87,7 @@ class SqlPromptStore:
             raise PromptStoreUnavailableError() from exc
 
     def _insert(self, table: Table) -> Any:
-        dialect = postgresql if self._dialect == "postgresql" else sqlite
-        return dialect.insert(table)
+        return dialect_of(self._dialect).insert(table)
 
     # --- reads -------------------------------------------------------------------------------
 

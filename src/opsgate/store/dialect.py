@@ -25,6 +25,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
+    cast,
     exists,
     func,
     literal,
@@ -90,6 +91,14 @@ class Dialect(ABC):
         """The aggregate that joins a group's text values with `sep`."""
 
     @abstractmethod
+    def json_length(self, column: Any) -> ColumnElement[int]:
+        """The number of elements of the JSON array in `column`."""
+
+    @abstractmethod
+    def floor(self, value: ColumnElement[Any]) -> ColumnElement[int]:
+        """`value` rounded down to an integer (for non-negative values: epochs, periods)."""
+
+    @abstractmethod
     def merge_sketch(self, old: str, new: str, scale: int) -> str:
         """SQL adding two latency sketch texts (`store.histogram`) bin by bin, built-in
         functions only; `old`, `new` are column references."""
@@ -147,6 +156,13 @@ class SQLite(Dialect):
     def joined_text(self, column: Any, sep: str) -> ColumnElement[str]:
         return func.group_concat(column, sep)
 
+    def json_length(self, column: Any) -> ColumnElement[int]:
+        return func.json_array_length(column)
+
+    def floor(self, value: ColumnElement[Any]) -> ColumnElement[int]:
+        """CAST truncates (SQLite may be built without `floor()`)."""
+        return cast(value, BigInteger)
+
     def merge_sketch(self, old: str, new: str, scale: int) -> str:
         entries = f"json_each('[' || trim({old} || ',' || {new}, ',') || ']')"
         return (
@@ -183,6 +199,13 @@ class PostgreSQL(Dialect):
 
     def joined_text(self, column: Any, sep: str) -> ColumnElement[str]:
         return func.string_agg(column, sep)
+
+    def json_length(self, column: Any) -> ColumnElement[int]:
+        return func.jsonb_array_length(column)
+
+    def floor(self, value: ColumnElement[Any]) -> ColumnElement[int]:
+        """`floor()`: PostgreSQL's CAST rounds."""
+        return func.floor(value)
 
     def merge_sketch(self, old: str, new: str, scale: int) -> str:
         entries = f"unnest(string_to_array(btrim({old} || ',' || {new}, ','), ',')::bigint[])"

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from opsgate.store.dialect import dialect_of
 from opsgate.store.tables.evals import eval_results, eval_runs
 
 PAGE = 1_000
@@ -190,8 +189,8 @@ class EvalStore:
         ]  # fmt: skip
         run_id = rows[0].run_id
         async with self.engine.begin() as conn:
-            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            statement = insert(eval_results).on_conflict_do_nothing()
+            insert = dialect_of(conn.dialect.name).insert(eval_results)
+            statement = insert.on_conflict_do_nothing()
             await conn.execute(statement, values)
             totals = select(
                 func.count(), func.coalesce(func.sum(eval_results.c.cost_micros), 0)

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opsgate.access.errors import ConflictError
 from opsgate.feedback.review.rules import QueueCreate
 from opsgate.feedback.selection import TraceFilter
+from opsgate.store.dialect import dialect_of
 from opsgate.store.tables.review import review_actions, review_items, review_queues
 
 q = review_queues.c
@@ -211,7 +210,7 @@ class QueueStore:
     async def add_items(self, queue_id: str, found: Sequence[tuple[str, float]], now: float) -> int:
         """Enqueue (trace id, started_at) pairs; those already in the queue are left alone."""
         added = 0
-        insert_ = pg_insert if self._dialect == "postgresql" else sqlite_insert
+        sql = dialect_of(self._dialect)
         for start in range(0, len(found), 500):
             rows = [
                 {
@@ -224,7 +223,7 @@ class QueueStore:
                 }
                 for trace_id, started_at in found[start : start + 500]
             ]
-            stmt = insert_(review_items).values(rows).on_conflict_do_nothing()
+            stmt = sql.insert(review_items).values(rows).on_conflict_do_nothing()
             async with self._engine.begin() as conn:
                 added += (await conn.execute(stmt)).rowcount
         return added

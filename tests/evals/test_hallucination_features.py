@@ -74,7 +74,7 @@ def test_figures_by_hand() -> None:
     scores = [0.9, 0.8, 0.4, 0.7, 0.1, 0.2]
     labels = [1, 1, 1, 0, 0, 0]
     f = figures(scores, labels, 0.5)  # flagged: .9 .8 .7 -> tp 2, fp 1, fn 1
-    assert (f.precision, f.recall, f.f1) == (pytest.approx(2 / 3),) * 3
+    assert [f.precision, f.recall, f.f1] == pytest.approx([2 / 3] * 3)
     assert f.accuracy == pytest.approx(4 / 6)
     # pairs (pos, neg) won: .9>all 3, .8>all 3, .4>.1,.2 -> 8 of 9
     assert f.auroc == pytest.approx(8 / 9)

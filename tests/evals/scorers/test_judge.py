@@ -35,8 +35,8 @@ async def client(fake: FakeUpstream) -> AsyncIterator[GatewayClient]:
     await http.aclose()
 
 
-def judge(client: GatewayClient, tpl: str = "faithfulness", **kw: str) -> Judge:
-    return Judge(client, template=tpl, model="judge-model", **kw)
+def judge(client: GatewayClient, tpl: str = "faithfulness", rubric: str = "") -> Judge:
+    return Judge(client, template=tpl, model="judge-model", rubric=rubric)
 
 
 async def test_a_valid_answer_is_normalised_and_the_prompt_carries_the_row(

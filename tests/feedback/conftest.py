@@ -15,6 +15,8 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from opsgate.feedback import SqlScoreStore
+from opsgate.feedback.scores_sqlite import SqliteScoreStore
+from opsgate.feedback.scores_sqlite import score_store as store_for
 from opsgate.store import dispose_engine, make_engine
 from opsgate.telemetry.otel import create_tracer
 from tests.access.conftest import database_url  # noqa: F401 (fixture)
@@ -34,10 +36,14 @@ METRICS = {
 
 @pytest.fixture
 async def score_store(backend: Backend) -> AsyncIterator[SqlScoreStore]:  # noqa: F811
+    """The gateway's store for the backend: SQLite writes on a thread of their own."""
     engine = make_engine(backend.url)
+    store = store_for(engine)
     try:
-        yield SqlScoreStore(engine)
+        yield store
     finally:
+        if isinstance(store, SqliteScoreStore):
+            await store.aclose()
         await dispose_engine(engine)
 
 

@@ -85,6 +85,12 @@ class Score:
     end_user: str | None = None
 
     @property
+    def began_at(self) -> float:
+        """When the scored answer (or the session's latest) began, else when the score was
+        taken: what an erasure tombstone is compared with (store/erasures.py)."""
+        return self.trace_started_at if self.trace_started_at is not None else self.created_at
+
+    @property
     def typed_value(self) -> ScoreValue:
         """The value in its metric's type (what the API shows as `value`)."""
         if self.type == "boolean":

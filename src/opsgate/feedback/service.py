@@ -38,7 +38,7 @@ from opsgate.errors import (
 )
 from opsgate.feedback.metrics import ScoreInput
 from opsgate.feedback.scores import Score, ScoreSource, Target
-from opsgate.feedback.scores_sql import SqlScoreStore
+from opsgate.feedback.scores_sqlite import SqliteScoreStore, score_store
 from opsgate.feedback.targets import RecentTraces, TargetFinder
 from opsgate.feedback.tokens import HEADER, TokenClaims, TokenSigner, invalid, token_key
 from opsgate.feedback.writer import ScoreWriter, ScoreWriterStats
@@ -80,7 +80,7 @@ class FeedbackService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.store = SqlScoreStore(engine)
+        self.store = score_store(engine)
         self.recent = RecentTraces(config.recent_traces)
         self.targets = TargetFinder(engine, self.recent, wait=config.trace_wait)
         self.metrics = metrics
@@ -344,6 +344,8 @@ class FeedbackService:
 
     async def aclose(self) -> None:
         await self.writer.stop()
+        if isinstance(self.store, SqliteScoreStore):
+            await self.store.aclose()
 
 
 def _scope(caller: Caller) -> dict[str, str]:

@@ -292,7 +292,7 @@ class Gateway:
             self._migrate_task = asyncio.create_task(self._migrate_later())
         await self.access.start()
         await self.prompts.start()
-        await self.admission.start()
+        await self.admission.start(self.access.store)
         self.compliance.start()
         if self.writer is not None:
             await self._start_writer(self.writer)

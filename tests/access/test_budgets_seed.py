@@ -123,8 +123,8 @@ async def test_a_counter_found_unseeded_is_seeded_in_the_background(
     store: TraceStore, ledgers: tuple[Clock, list[LedgerBase]]
 ) -> None:
     """Cold start without warm-up: the request path admits on what it counts, and the seeder
-    adds what the database had before the counter's minute, without counting live spend twice.
-    """
+    adds what the database had before the counter was created, without counting live spend
+    twice."""
     clock, (ledger, *_) = ledgers
     seeder = BudgetSeeder(ledger, StoreSpendLoader(store))
     key = scope("key", "k1")
@@ -172,3 +172,52 @@ async def test_an_unreachable_database_keeps_the_counter_queued(
     assert await seeder.seed_pending() == 0 and len(ledger.unseeded) == 1
     down.down = False
     assert await seeder.seed_pending() == 1
+
+
+async def test_spend_earlier_in_the_counters_minute_is_seeded(
+    store: TraceStore, ledgers: tuple[Clock, list[LedgerBase]]
+) -> None:
+    """The bug: a counter created at 12:00:40 was seeded with the spend before 12:00:00, so
+    what was spent at 12:00:05 counted only after a restart (whose warm-up reads it all)."""
+    clock, (ledger, *_) = ledgers
+    seeder = BudgetSeeder(ledger, StoreSpendLoader(store))
+    key = scope("key", "k1")
+    await store.write_batch([trace(T0 + 5, 40), trace(T0 + 39.5, 2)])
+    clock.now = T0 + 40.5
+    res = await ledger.reserve([key], 7, at=T0 + 40)  # the request started at T0 + 40
+    await ledger.settle(res, 7)
+    await store.write_batch([trace(T0 + 40, 7)])  # the same request, recorded
+    assert await seeder.seed_pending() == 1
+    assert (await ledger.status(key)).spent == 500 + 40 + 2 + 7
+    fresh = MemoryBudgetLedger(clock=clock)  # a restart: warm-up reads the database
+    await BudgetSeeder(fresh, StoreSpendLoader(store)).warm()
+    assert (await fresh.status(key)).spent == 500 + 40 + 2 + 7
+
+
+def attached_at(since: float, period: str = "daily") -> BudgetScope:
+    policy = BudgetPolicy(max_usd=Decimal("1"), period=period, since=since)  # type: ignore[arg-type]
+    return BudgetScope(ScopeRef("key", "k1"), policy)
+
+
+async def test_a_budget_attached_mid_minute_counts_what_starts_after_it(
+    store: TraceStore, ledgers: tuple[Clock, list[LedgerBase]]
+) -> None:
+    clock, (ledger, *_) = ledgers
+    seeder = BudgetSeeder(ledger, StoreSpendLoader(store))
+    await store.write_batch([trace(T0 + 5, 40)])  # before the budget: never counted
+    budget = attached_at(T0 + 20)
+    await store.write_batch([trace(T0 + 22, 3)])  # after it, before its counter existed
+    clock.now = T0 + 30
+    res = await ledger.reserve([budget], 9, at=T0 + 29)
+    await ledger.settle(res, 9)
+    await store.write_batch([trace(T0 + 29, 9)])
+    assert await seeder.seed_pending() == 1
+    assert (await ledger.status(budget)).spent == 3 + 9
+    assert (await ledger.status(scope("key", "k1"))).spent == 0  # the whole day's: no counter
+    clock.now = T0 + 3000  # a restart 50 minutes later (same day): warm-up finds the same
+    fresh = MemoryBudgetLedger(clock=clock)
+    await BudgetSeeder(fresh, StoreSpendLoader(store)).warm(budgets=[budget])
+    assert (await fresh.status(budget)).spent == 3 + 9
+    # attached again later: a counter of its own, from nothing
+    again = attached_at(T0 + 2900)
+    assert (await fresh.status(again)).spent == 0

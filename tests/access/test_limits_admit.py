@@ -281,12 +281,13 @@ async def test_an_unreachable_redis_fails_open_or_closed(fail_open: bool) -> Non
     )
     stack = Stack(MemoryRateLimiter(), MemoryBudgetLedger(), Upstream(r), admit)
     try:
+        # $100: the worst case ($36.86, 4,096 tokens at `dear`'s price) fits, so Redis is asked
         if fail_open:
-            _, ctx = await stack.chat(with_budget("1", rpm=5))
+            _, ctx = await stack.chat(with_budget("100", rpm=5))
             assert ctx.cost_micros > 0
         else:
             with pytest.raises(ServiceUnavailableError):
-                await stack.chat(with_budget("1", rpm=5))
+                await stack.chat(with_budget("100", rpm=5))
     finally:
         await client.aclose()
 

@@ -14,13 +14,15 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.access.budgets.memory import MemoryBudgetLedger
-from opsgate.access.budgets.model import BudgetLedger
+from opsgate.access.budgets.model import BudgetLedger, BudgetScope
 from opsgate.access.budgets.redis import RedisBudgetLedger
 from opsgate.access.budgets.seed import BudgetSeeder, StoreSpendLoader
 from opsgate.access.limits.leases import LeaseKeeper
 from opsgate.access.limits.memory import MemoryRateLimiter
-from opsgate.access.limits.model import RateLimiter
+from opsgate.access.limits.model import RateLimiter, ScopeRef
 from opsgate.access.limits.redis import RedisRateLimiter
+from opsgate.access.principal import BudgetPolicy
+from opsgate.access.store import AccessStore
 from opsgate.alerts.channel import AlertService, RetryPolicy
 from opsgate.alerts.sql import SqlAlertEventStore
 from opsgate.alerts.webhook import WebhookSink
@@ -74,12 +76,15 @@ class AdmissionService:
         self.ledger.on_alert = self.alerts.emit
         self.seeder = BudgetSeeder(self.ledger, StoreSpendLoader(SqlTraceStore(engine)))
 
-    async def start(self) -> None:
-        """Start alerts, then seed budget counters from the database (bounded, best effort)."""
+    async def start(self, access: AccessStore | None = None) -> None:
+        """Start alerts, then seed budget counters from the database (bounded, best effort):
+        `access` names the budgets attached within their current period, which count from
+        that moment and have counters of their own."""
         self.alerts.start()
         try:
             async with asyncio.timeout(10):
-                await self.seeder.warm()
+                budgets, end_users = await attached_budgets(access) if access else ([], {})
+                await self.seeder.warm(budgets=budgets, end_users=end_users)
         except Exception as exc:
             log.warning("budget counters not seeded from the database yet: %s", exc)
         self.seeder.start()
@@ -93,3 +98,13 @@ class AdmissionService:
         await self.ledger.aclose()
         if self.redis is not None:
             await self.redis.aclose()
+
+
+async def attached_budgets(
+    access: AccessStore,
+) -> tuple[list[BudgetScope], dict[str, BudgetPolicy]]:
+    """Every key and team budget, and the end-user budget of each key (by key id)."""
+    keys, teams = await access.list_keys({}), await access.list_teams()
+    scopes = [BudgetScope(ScopeRef("key", k.id), k.scope.budget) for k in keys if k.scope.budget]
+    scopes += [BudgetScope(ScopeRef("team", t.id), t.scope.budget) for t in teams if t.scope.budget]
+    return scopes, {k.id: k.end_user.budget for k in keys if k.end_user.budget is not None}

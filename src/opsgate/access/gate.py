@@ -34,9 +34,10 @@ class Gate(Protocol):
         budgets: Sequence[BudgetScope],
         micros: int,
         minimum: int | None = None,
+        at: float | None = None,
     ) -> Admission:
         """Charge `limits` and hold `micros` in `budgets`, or raise the 429 of the first part
-        that refused, with nothing left charged or held."""
+        that refused, with nothing left charged or held. `at`: when the request started."""
         ...
 
     async def finish(self, admission: Admission, tokens: int, micros: int) -> None:
@@ -56,13 +57,16 @@ class SequentialGate:
         budgets: Sequence[BudgetScope],
         micros: int,
         minimum: int | None = None,
+        at: float | None = None,
     ) -> Admission:
         admission = Admission()
         if limits and self.limiter is not None:
             admission.permit = await self.limiter.acquire(limits, tokens)
         if budgets and self.ledger is not None:
             try:
-                admission.reservation = await self.ledger.reserve(budgets, micros, minimum=minimum)
+                admission.reservation = await self.ledger.reserve(
+                    budgets, micros, minimum=minimum, at=at
+                )
             except BaseException:
                 if admission.permit is not None and self.limiter is not None:
                     await self.limiter.refund(admission.permit)
@@ -94,12 +98,13 @@ class RedisGate(SequentialGate):
         budgets: Sequence[BudgetScope],
         micros: int,
         minimum: int | None = None,
+        at: float | None = None,
     ) -> Admission:
         if not limits or not budgets:
-            return await super().admit(limits, tokens, budgets, micros, minimum)
+            return await super().admit(limits, tokens, budgets, micros, minimum, at)
         calls: list[ScriptCall[Any]] = [
             self.limiter.acquire_call(limits, tokens),
-            self.ledger.reserve_call(budgets, micros, minimum=minimum),
+            self.ledger.reserve_call(budgets, micros, minimum=minimum, at=at),
         ]
         permit, reservation = await run_scripts(self.limiter.client, calls, return_exceptions=True)
         if isinstance(permit, Permit) and isinstance(reservation, Reservation):

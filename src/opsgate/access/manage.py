@@ -7,6 +7,7 @@ answer 404 exactly like rows that do not exist, so ids of other tenants are not 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +35,7 @@ from opsgate.access.permissions import (
     require,
     scoped_filters,
 )
-from opsgate.access.principal import Principal
+from opsgate.access.principal import BudgetPolicy, Principal, Scope
 from opsgate.access.records import (
     KeyRecord,
     TeamRecord,
@@ -61,6 +62,15 @@ def _expiry(body: KeyCreate | KeyUpdate, now: float) -> float | None:
     if body.expires_at is not None:
         return body.expires_at.timestamp()
     return None
+
+
+def attached(new: Scope, old: BudgetPolicy | None, now: float) -> Scope:
+    """`new` with its budget's `since`: kept from the budget it replaces, else now (a budget
+    counts the requests that start after it is attached: docs/access.md)."""
+    if new.budget is None:
+        return new
+    since = old.since if old is not None else now
+    return dataclasses.replace(new, budget=dataclasses.replace(new.budget, since=since))
 
 
 class AccessAdmin:
@@ -99,8 +109,8 @@ class AccessAdmin:
             team_id=team_id,
             allowed_models=tuple(body.models),
             metadata=dict(body.metadata),
-            scope=scope_of(body.limits, body.budget),
-            end_user=scope_of(body.end_user_limits, body.end_user_budget),
+            scope=attached(scope_of(body.limits, body.budget), None, now),
+            end_user=attached(scope_of(body.end_user_limits, body.end_user_budget), None, now),
             enabled=body.enabled,
             expires_at=_expiry(body, now),
             created_by=who.key_id,
@@ -170,9 +180,10 @@ class AccessAdmin:
         for name in ("limits", "end_user_limits"):
             if name in sent:
                 values[name] = limits_to_json(scope_of(getattr(body, name), None).limits)
-        for name in ("budget", "end_user_budget"):
+        for name, old in (("budget", key.scope), ("end_user_budget", key.end_user)):
             if name in sent:
-                values[name] = budget_to_json(scope_of(None, getattr(body, name)).budget)
+                new = attached(scope_of(None, getattr(body, name)), old.budget, self.now())
+                values[name] = budget_to_json(new.budget)
         if values.get("metadata") is None:
             values.pop("metadata", None)
         if values.get("enabled") is None:
@@ -238,7 +249,7 @@ class AccessAdmin:
             created_at=now,
             updated_at=now,
             metadata=dict(body.metadata),
-            scope=scope_of(body.limits, body.budget),
+            scope=attached(scope_of(body.limits, body.budget), None, now),
         )
         await self.store.add(teams, team_row(team))
         await self.control.changed()
@@ -279,7 +290,7 @@ class AccessAdmin:
 
     async def set_budget(self, who: Principal, team_id: str, body: BudgetSet) -> TeamRecord:
         team = await self.get_team(who, team_id)
-        scope = scope_of(body.limits, body.budget)
+        scope = attached(scope_of(body.limits, body.budget), team.scope.budget, self.now())
         values = {"limits": limits_to_json(scope.limits), "budget": budget_to_json(scope.budget)}
         updated = await self.store.update_team(team_id, values)
         await self.control.changed()

@@ -164,7 +164,12 @@ def limits_json(limits: Limits) -> dict[str, int | None]:
 def budget_json(budget: BudgetPolicy | None) -> dict[str, Any] | None:
     if budget is None:
         return None
-    return {"max_usd": str(budget.max_usd), "period": budget.period, "alert_at": budget.alert_at}
+    return {
+        "max_usd": str(budget.max_usd),
+        "period": budget.period,
+        "alert_at": budget.alert_at,
+        "since": budget.since,
+    }
 
 
 def key_json(key: KeyRecord, now: float, secret: str | None = None) -> dict[str, Any]:

@@ -49,6 +49,10 @@ class BudgetPolicy:
     period: BudgetPeriod = "monthly"
     alert_at: tuple[float, ...] = (0.5, 0.8, 1.0)
     """Fractions of `max_usd` that fire a soft-threshold alert once per period."""
+    since: float | None = None
+    """Epoch seconds when the budget was attached to its scope: it counts the requests that
+    started from then on (and in its current period). None (budgets set before this was
+    recorded): every request of the period counts."""
 
 
 @dataclass(frozen=True, slots=True)

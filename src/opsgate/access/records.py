@@ -25,11 +25,14 @@ def limits_from_json(data: Any) -> Limits:
 def budget_to_json(budget: BudgetPolicy | None) -> dict[str, Any] | None:
     if budget is None:
         return None
-    return {
+    data: dict[str, Any] = {
         "max_usd": str(budget.max_usd),
         "period": budget.period,
         "alert_at": list(budget.alert_at),
     }
+    if budget.since is not None:
+        data["since"] = budget.since
+    return data
 
 
 def budget_from_json(data: Any) -> BudgetPolicy | None:
@@ -39,6 +42,7 @@ def budget_from_json(data: Any) -> BudgetPolicy | None:
         max_usd=Decimal(str(data["max_usd"])),
         period=cast(BudgetPeriod, data.get("period", "monthly")),
         alert_at=tuple(float(x) for x in data.get("alert_at", (0.5, 0.8, 1.0))),
+        since=float(data["since"]) if data.get("since") is not None else None,
     )
 
 

@@ -24,8 +24,8 @@ from opsgate.access.budgets.model import (
     Refusal,
     Reservation,
     ScopeSeen,
+    budget_period,
     exceeded_alert,
-    period_of,
     threshold_alert,
 )
 from opsgate.access.limits.model import ScopeRef
@@ -53,9 +53,14 @@ class LedgerBase(ABC):
     # -- the interface -------------------------------------------------------------------------
 
     async def reserve(
-        self, scopes: Sequence[BudgetScope], micros: int, *, minimum: int | None = None
+        self,
+        scopes: Sequence[BudgetScope],
+        micros: int,
+        *,
+        minimum: int | None = None,
+        at: float | None = None,
     ) -> Reservation:
-        res, now = self._begin(scopes)
+        res, now = self._begin(scopes, at)
         if not scopes:
             return res
         micros = max(0, micros)
@@ -77,9 +82,14 @@ class LedgerBase(ABC):
 
     # -- the steps around a backend call (a Redis pipeline runs the call in between) ------------
 
-    def _begin(self, scopes: Sequence[BudgetScope]) -> tuple[Reservation, float]:
-        now = self._clock()
-        periods = tuple(period_of(s.policy.period, now) for s in scopes)
+    def _begin(
+        self, scopes: Sequence[BudgetScope], at: float | None = None
+    ) -> tuple[Reservation, float]:
+        """`at`: when the request started (its trace's `started_at`), which decides its period
+        and, for a counter it creates, the moment before which the database's spend is seeded:
+        so the request itself is never both counted live and seeded."""
+        now = self._clock() if at is None else at
+        periods = tuple(budget_period(s.policy, now) for s in scopes)
         return Reservation(uuid.uuid4().hex, tuple(scopes), periods, 0), now
 
     def _conclude(

@@ -20,8 +20,8 @@ from opsgate.access.budgets.model import (
     Refusal,
     Reservation,
     ScopeSeen,
+    budget_period,
     due,
-    period_of,
 )
 from opsgate.access.limits.model import ScopeRef
 
@@ -123,7 +123,7 @@ class MemoryBudgetLedger(LedgerBase):
 
     async def status(self, scope: BudgetScope) -> BudgetStatus:
         now = self._clock()
-        period = period_of(scope.policy.period, now)
+        period = budget_period(scope.policy, now)
         counter = self._counters.get((scope.ref.slug, period.key))
         if counter is None:
             return BudgetStatus(scope, period, 0, 0)

@@ -69,6 +69,17 @@ def period_of(name: BudgetPeriod, now: float) -> Period:
     return _period(name, int(now // 86_400))
 
 
+def budget_period(policy: BudgetPolicy, now: float) -> Period:
+    """What `policy` counts at `now`: its period occurrence, starting no earlier than the
+    budget was attached. A budget attached within the period gets a counter of its own
+    (`m2026-03+<ms>`), so one detached and attached again starts from nothing."""
+    period = period_of(policy.period, now)
+    since = policy.since
+    if since is None or since <= period.start:
+        return period
+    return Period(period.name, f"{period.key}+{round(since * 1000)}", since, period.end)
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetScope:
     ref: ScopeRef
@@ -79,16 +90,27 @@ class BudgetScope:
         return int(self.policy.max_usd * MICROS_PER_USD)
 
 
-def budget_scopes(principal: Principal, end_user: str | None = None) -> list[BudgetScope]:
-    """The scopes whose budgets apply to this caller."""
+def budget_scopes(
+    principal: Principal, end_user: str | None = None, started: float | None = None
+) -> list[BudgetScope]:
+    """The scopes whose budgets apply to this caller; given `started` (the request's start),
+    only budgets attached by then (a request already under way when a budget is attached is
+    not counted by it, live or after a restart)."""
     found: list[BudgetScope] = []
-    if principal.key.budget is not None:
-        found.append(BudgetScope(ScopeRef("key", principal.key_id), principal.key.budget))
-    if principal.team_id is not None and principal.team.budget is not None:
-        found.append(BudgetScope(ScopeRef("team", principal.team_id), principal.team.budget))
+
+    def add(ref: ScopeRef, policy: BudgetPolicy | None) -> None:
+        if policy is None:
+            return
+        if started is not None and policy.since is not None and policy.since > started:
+            return
+        found.append(BudgetScope(ref, policy))
+
+    add(ScopeRef("key", principal.key_id), principal.key.budget)
+    if principal.team_id is not None:
+        add(ScopeRef("team", principal.team_id), principal.team.budget)
     user = end_user_of(principal, end_user)
-    if user is not None and principal.end_user.budget is not None:
-        found.append(BudgetScope(user, principal.end_user.budget))
+    if user is not None:
+        add(user, principal.end_user.budget)
     return found
 
 
@@ -251,10 +273,16 @@ class BudgetLedger(Protocol):
     """Holds and settles spend against every scope's budget, all or nothing."""
 
     async def reserve(
-        self, scopes: Sequence[BudgetScope], micros: int, *, minimum: int | None = None
+        self,
+        scopes: Sequence[BudgetScope],
+        micros: int,
+        *,
+        minimum: int | None = None,
+        at: float | None = None,
     ) -> Reservation:
         """Hold `micros` in every scope, or (given `minimum`) whatever is left if that is at
-        least `minimum`; else raise `BudgetExceededError` naming the scope and hold nothing."""
+        least `minimum`; else raise `BudgetExceededError` naming the scope and hold nothing.
+        `at`: when the request started (default: now); it picks the periods."""
         ...
 
     async def extend(self, reservation: Reservation, micros: int) -> bool:

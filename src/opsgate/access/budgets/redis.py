@@ -25,7 +25,7 @@ from opsgate.access.budgets.model import (
     Refusal,
     Reservation,
     ScopeSeen,
-    period_of,
+    budget_period,
 )
 from opsgate.access.limits.leases import LeaseKeeper
 from opsgate.access.limits.model import ScopeRef
@@ -178,10 +178,15 @@ class RedisBudgetLedger(LedgerBase):
         return base, base + ":leases", base + ":alerts"
 
     def reserve_call(
-        self, scopes: Sequence[BudgetScope], micros: int, *, minimum: int | None = None
+        self,
+        scopes: Sequence[BudgetScope],
+        micros: int,
+        *,
+        minimum: int | None = None,
+        at: float | None = None,
     ) -> ScriptCall[Reservation]:
         """`reserve` as a script call, to share a round trip (scopes must not be empty)."""
-        res, now = self._begin(scopes)
+        res, now = self._begin(scopes, at)
         micros = max(0, micros)
         raw = self._reserve_call(res, micros, minimum, now)
         return ScriptCall(
@@ -260,7 +265,7 @@ class RedisBudgetLedger(LedgerBase):
         return bool(await self._seed_script(keys=[key], args=args))
 
     async def status(self, scope: BudgetScope) -> BudgetStatus:
-        period = period_of(scope.policy.period, self._clock())
+        period = budget_period(scope.policy, self._clock())
         raw = await self.client.hmget(self._keys(scope.ref, period)[0], ["base", "spent", "held"])
         base, spent, held = (int(v) if v is not None else 0 for v in raw)
         return BudgetStatus(scope, period, base + spent, held)

@@ -78,7 +78,7 @@ class Admit:
             return await call_next(call)
         user = ctx.labels.end_user
         limits = limit_scopes(principal, user) if self.limiter is not None else []
-        budgets = budget_scopes(principal, user) if self.ledger is not None else []
+        budgets = budget_scopes(principal, user, ctx.started) if self.ledger is not None else []
         if not limits and not budgets:
             return await call_next(call)
         ticket = await self._admit(call, limits, budgets)
@@ -105,7 +105,9 @@ class Admit:
         if bound is not None and budgets:
             check_fits(budgets, *_least(bound, minimum))
         try:
-            admission = await self.gate.admit(limits, tokens, budgets, micros, minimum)
+            admission = await self.gate.admit(
+                limits, tokens, budgets, micros, minimum, at=call.ctx.started
+            )
         except OpsgateError:
             raise
         except Exception as exc:

@@ -37,6 +37,7 @@ BENCHES = (
     "baseline",
     "evals",
     "feedback",
+    "prompts",
 )
 
 
@@ -54,7 +55,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "render times over --rows traces; guard-pii: the PII detectors on the dev set; "
         "guard: the injection detector's held-out quality and scan() latency; evals: an eval "
         "run's rows/s through the gateway and the hallucination detector's latency; feedback: "
-        "POST /v1/feedback scores/s and latency (SQLite, PostgreSQL), chat with feedback on/off",
+        "POST /v1/feedback scores/s and latency (SQLite, PostgreSQL), chat with feedback on/off; "
+        "prompts: prompt resolution and rendering, prompt requests' throughput against plain",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
     parser.add_argument("--seconds", type=int, default=2, help="seconds per round (whole)")
@@ -197,6 +199,14 @@ def main(argv: list[str] | None = None) -> int:
         from bench.guard import main_guard
 
         main_guard(args, note, console, progress)
+    if args.which == "prompts":
+        from bench.prompts import prompts_grids, prompts_markdown, run_prompts
+        from bench.report import print_grids
+
+        prompted = run_prompts(settings, progress)
+        print_grids(prompts_grids(prompted), console)
+        if not args.no_docs:
+            update_section("prompts", prompts_markdown(prompted, note))
     if args.which == "evals":
         from bench.evals import main_evals
 

@@ -132,7 +132,7 @@ def build_runtime(
     # A prompt is rendered before admission (limits and budget price what is sent) and before
     # the input guard and the cache (the rendered prompt is scanned and cached); its variables
     # reach the guard as untrusted parts, joined again right after it: docs/prompts.md.
-    render, join = ([RenderPrompt(prompts)], [JoinPrompt()]) if prompts is not None else ([], [])
+    render, join = ([RenderPrompt(prompts, guard)], [JoinPrompt()]) if prompts else ([], [])
     chat: Pipeline[ChatCall, ChatResult] = Pipeline(
         [
             chat_record,

@@ -97,7 +97,6 @@ def test_traces_and_usage_group_by_prompt_version(
     ]
     assert all(t["model_requested"].startswith("prompt:") and not t["fallback"] for t in traces)
     assert all(t["deployment"] == "gpt-4o-mini" for t in traces)
-    assert traces[0]["spans"][0]["name"] == "prompt_render"
     bare = wait_for_trace(gw, plain.headers["x-opsgate-trace-id"])
     assert (bare["prompt_name"], bare["prompt_version"]) == (None, None)
     time.sleep(0.2)  # the usage rows are written with the traces

@@ -3,6 +3,7 @@ labels and their history, and a reference to one of them (`support-triage@produc
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,8 +124,10 @@ def check_label(label: Any, param: str = "label") -> str:
     return label
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_reference(text: str, param: str = "model") -> PromptRef:
-    """`support-triage`, `support-triage@production`, `support-triage@7`."""
+    """`support-triage`, `support-triage@production`, `support-triage@7` (remembered: the same
+    few references arrive on every request)."""
     name, sep, selector = text.partition("@")
     check_name(name, param)
     if not sep:

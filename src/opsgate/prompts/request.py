@@ -123,15 +123,21 @@ def _object_call(obj: Any, req: ChatRequest) -> PromptCall:
 
 
 def apply(
-    resolved: Resolved, req: ChatRequest, call: PromptCall, *, any_model: bool = False
+    resolved: Resolved,
+    req: ChatRequest,
+    call: PromptCall,
+    *,
+    any_model: bool = False,
+    mark: bool = True,
 ) -> ChatRequest:
     """The request to serve: the rendered messages, then the request's own turns, with the
     prompt's model and parameters (overridden only where the prompt allows; `any_model`: the
-    dashboard's playground, which tries a version on any model the caller may use)."""
+    dashboard's playground, which tries a version on any model the caller may use; `mark`:
+    see `render_messages`)."""
     spec = resolved.version.spec
     values = bind(spec.variables, call.variables)
     extra = _extra_turns(req.messages)
-    messages = render_messages(resolved, values)
+    messages = render_messages(resolved, values, mark=mark)
     params = {k: v for k, v in req.params.items() if k not in _PROMPT_FIELDS}
     fixed: dict[str, Any] = {**spec.params}
     if spec.response_format is not None:
@@ -172,20 +178,28 @@ def _extra_turns(messages: list[JSONObject]) -> list[JSONObject]:
     return messages
 
 
-def render_messages(resolved: Resolved, values: dict[str, Any]) -> list[JSONObject]:
+def render_messages(
+    resolved: Resolved, values: dict[str, Any], *, mark: bool = True
+) -> list[JSONObject]:
     """Each message template rendered; a message that renders to nothing is left out (so a
-    whole message can sit under a condition). The output budget is shared by all messages."""
+    whole message can sit under a condition). The output budget is shared by all messages.
+
+    With `mark` (the input guard will scan this request), text from variables becomes parts
+    marked untrusted; without it every message is one string at once (nothing to scan)."""
     out: list[JSONObject] = []
     left = MAX_OUTPUT_CHARS
     for message, template in zip(resolved.version.spec.messages, resolved.templates, strict=True):
-        pieces = template.render(values, Limits(output_chars=left))
+        if template.static is not None:  # no tags: the text as it is, nothing to render
+            pieces = [(template.static, False)] if template.static else []
+        else:
+            pieces = template.render(values, Limits(output_chars=left))
         left -= sum(len(text) for text, _ in pieces)
         if left < 0:
             raise TemplateLimitError(f"the rendered prompt is over {MAX_OUTPUT_CHARS} characters")
         if not pieces:
             continue
         rendered: JSONObject = {"role": message.role}
-        if any(variable for _, variable in pieces):
+        if mark and any(variable for _, variable in pieces):
             parts = [
                 {"type": "text", "text": text, MARK: True}
                 if variable
@@ -195,7 +209,9 @@ def render_messages(resolved: Resolved, values: dict[str, Any]) -> list[JSONObje
             rendered["content"] = parts
             rendered[JOIN] = len(parts)
         else:
-            rendered["content"] = "".join(text for text, _ in pieces)
+            rendered["content"] = (
+                pieces[0][0] if len(pieces) == 1 else "".join(t for t, _ in pieces)
+            )
         if message.name:
             rendered["name"] = message.name
         out.append(rendered)

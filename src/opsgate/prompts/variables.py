@@ -7,7 +7,7 @@ naming that variable, before anything is rendered or sent upstream.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -54,15 +54,7 @@ class Variable(BaseModel):
 
 def type_problem(var: Variable, value: Any) -> str | None:
     """What is wrong with `value` for `var` ("must be a string, got a number"), or None."""
-    ok = {
-        "string": isinstance(value, str),
-        "integer": isinstance(value, int) and not isinstance(value, bool),
-        "number": isinstance(value, int | float) and not isinstance(value, bool),
-        "boolean": isinstance(value, bool),
-        "array": isinstance(value, list),
-        "object": isinstance(value, dict),
-    }[var.type]
-    if not ok:
+    if not _IS[var.type](value):
         return f"must be {_A[var.type]}, got {_json_kind(value)}"
     if var.enum is not None and value not in var.enum:
         return f"must be one of {', '.join(repr(o) for o in var.enum)}"
@@ -71,6 +63,14 @@ def type_problem(var: Variable, value: Any) -> str | None:
     return None
 
 
+_IS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
 _A = {
     "string": "a string",
     "integer": "an integer",

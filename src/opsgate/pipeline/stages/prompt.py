@@ -15,9 +15,10 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
+from opsgate.guard.policy import scans_input
+from opsgate.guard.service import GuardService
 from opsgate.pipeline.context import ChatCall, ChatResult
 from opsgate.pipeline.pipeline import Next
 from opsgate.pipeline.stages.authenticate import check_model
@@ -30,28 +31,27 @@ PROMPT_HEADER = "x-opsgate-prompt"
 
 
 class RenderPrompt:
-    def __init__(self, service: PromptService) -> None:
+    def __init__(self, service: PromptService, guard: GuardService | None = None) -> None:
         self.service = service
+        self.guard = guard
+        """Variables are marked untrusted only where the input guard will scan the request."""
 
     async def __call__(self, call: ChatCall, call_next: Next[ChatCall, ChatResult]) -> ChatResult:
         found = read_call(call.request)
         if found is None:  # the fast path: an ordinary request
             return await call_next(call)
-        ctx = call.ctx
-        started, t0 = time.time(), time.perf_counter()
-        team = (ctx.principal.team_id if ctx.principal is not None else None) or NO_TEAM
+        ctx, principal = call.ctx, call.ctx.principal
+        team = (principal.team_id if principal is not None else None) or NO_TEAM
         resolved = await self.service.resolve(team, found.ref)
         version = resolved.version
         ctx.prompt = PromptUse(version.name, version.version, found.ref.label, version.spec.model)
+        mark = self.guard is None or scans_input(self.guard.policy_for(principal))
+        request = apply(resolved, call.request, found, mark=mark)
+        if principal is not None:
+            check_model(principal, request.model)
+        if request.model != version.spec.model:
+            ctx.prompt = replace(ctx.prompt, model=request.model)
         ctx.response_headers[PROMPT_HEADER] = ctx.prompt.text
-        request = apply(resolved, call.request, found)
-        ctx.prompt = replace(ctx.prompt, model=request.model)
-        if ctx.principal is not None:
-            check_model(ctx.principal, request.model)
-        attributes = {"prompt": version.name, "version": version.version}
-        if found.ref.label is not None:
-            attributes["label"] = found.ref.label
-        ctx.add_span("pr00", "prompt_render", started, t0, attributes=attributes)
         return await call_next(ChatCall(ctx, request))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -191,6 +192,14 @@ def main(argv: list[str] | None = None) -> int:
         print_grids(pii_grids(pii), console)
         if not args.no_docs:
             update_section("guard-pii", pii_markdown(pii, note))
+        if importlib.util.find_spec("presidio_analyzer") is not None:
+            from bench.guard_ner import ner_grids, ner_markdown, run_ner
+
+            progress("guard-pii: Presidio with the NER model")
+            ner = run_ner()
+            print_grids(ner_grids(ner), console)
+            if not args.no_docs:
+                update_section("guard-ner", ner_markdown(ner, note))
     if args.which == "cache":
         from bench.cache import main_cache
 

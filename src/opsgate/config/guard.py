@@ -40,7 +40,7 @@ PII_TYPES = (
 )
 """Entity types the built-in PII detectors report (also the placeholder names)."""
 
-NER_TYPES = ("PERSON", "LOCATION")
+NER_TYPES = ("PERSON", "LOCATION", "ORGANIZATION")
 """Entity types only a named-entity model finds: `guard.pii_backend: presidio` (or `both`)
 with a spaCy pipeline that has NER (`guard.presidio.nlp_model`). Never in the default
 `pii_types`: a policy lists them to use them."""

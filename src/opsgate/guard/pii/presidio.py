@@ -54,6 +54,7 @@ TO_OURS = {
     "IP_ADDRESS": "IP_ADDRESS",
     "PERSON": "PERSON",
     "LOCATION": "LOCATION",
+    "ORGANIZATION": "ORGANIZATION",
 }
 """Presidio entity → our type. Presidio has no FR_NIR and no date of birth (its DATE_TIME is
 every date), so those two stay with the built-in recognizers."""
@@ -66,8 +67,12 @@ NER_LABELS = {
     "LOCATION": "LOCATION",
     "GPE": "LOCATION",
     "FAC": "LOCATION",
+    "ORG": "ORGANIZATION",
+    "ORGANIZATION": "ORGANIZATION",
 }
-"""spaCy NER label → Presidio entity; other labels (ORG, DATE, NORP, ...) are ignored."""
+"""spaCy NER label → Presidio entity; other labels (DATE, NORP, ...) are ignored.
+ORGANIZATION is found only for a policy that lists it (an employer can identify a person, but
+most organisations in a prompt are not personal data)."""
 
 WINDOW = 50_000
 """Characters per analyzer call: spaCy refuses texts past `nlp.max_length`, and NER needs

@@ -259,7 +259,10 @@ def db_upgrade(
 def usage(
     by: Annotated[
         list[str] | None,
-        typer.Option(help="model, deployment, key, team, user, status, hour, day (repeatable)"),
+        typer.Option(
+            help="model, deployment, key, team, user, status, prompt, version, label, hour, "
+            "day (repeatable)"
+        ),
     ] = None,
     bucket: Annotated[str | None, typer.Option(help="minute, hour, day or none")] = None,
     since: Since = None,

@@ -43,6 +43,9 @@ GROUP_ALIASES: dict[str, UsageDimension] = {
     "key": "key_id",
     "team": "team_id",
     "user": "end_user",
+    "prompt": "prompt_name",
+    "version": "prompt_version",
+    "label": "prompt_label",
 }
 MAX_BUCKETS = 50_000
 DEFAULT_USAGE_WINDOW_S = 86_400

@@ -38,6 +38,7 @@ BENCHES = (
     "baseline",
     "evals",
     "feedback",
+    "datasets",
     "prompts",
 )
 
@@ -57,6 +58,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "guard: the injection detector's held-out quality and scan() latency; evals: an eval "
         "run's rows/s through the gateway and the hallucination detector's latency; feedback: "
         "POST /v1/feedback scores/s and latency (SQLite, PostgreSQL), chat with feedback on/off; "
+        "datasets: building datasets from --rows scored traces, a 100k-row export's memory; "
         "prompts: prompt resolution and rendering, prompt requests' throughput against plain",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
@@ -224,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.feedback import main_feedback
 
         main_feedback(args, note, console, progress)
+    if args.which == "datasets":
+        from bench.datasets import main_datasets
+
+        main_datasets(args, note, console, progress)
     if args.which in ("choices", "all"):
         from bench.choices import run_choices
         from bench.report import choices_grids, choices_markdown, print_grids

@@ -9,6 +9,7 @@ from collections import Counter
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from opsgate.compliance.holders_sql import TraceData
 from opsgate.feedback.review.rules import QueueCreate
 from opsgate.feedback.review.store import QueueStore
 from opsgate.store import SqlTraceStore, dispose_engine, make_engine
@@ -93,3 +94,20 @@ async def test_a_lapsed_lease_frees_the_item_and_one_of_two_labels_wins(
     finally:
         for engine in engines:
             await dispose_engine(engine)
+
+
+async def test_items_go_with_their_traces(backend: Backend) -> None:  # noqa: F811
+    """Erasure (and retention) delete traces; their queue items and actions follow (cascade)."""
+    engine = make_engine(backend.url)
+    try:
+        store, queue = await _queue(engine, 12)
+        item = await store.claim(queue, "ann", 100.0, 600.0)
+        assert item is not None
+        await store.skip(queue, item.trace_id, "ann", 100.0)
+        gone = await TraceData(engine, lambda: None).erase("user-0")  # traces 0 and 6
+        assert gone["traces"] == 2
+        left = {i.trace_id for i in await store.items(queue, None, None, 100)}
+        assert left == {make_trace(n).trace_id for n in range(12) if n % 6}
+        assert (await store.progress(queue, 100.0)).total == 10
+    finally:
+        await dispose_engine(engine)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 
 from opsgate.access.models import parse_duration
 from opsgate.config.feedback import MetricConfig
@@ -189,8 +189,11 @@ def _compare(column: Any, op: Op, value: Any) -> ColumnElement[bool]:
 
 
 def _score_exists(cond: ScoreCondition) -> ColumnElement[bool]:
+    """`trace_id IN (scores that satisfy it)`: one pass over the matching scores, which both
+    planners read once (SQLite into an ephemeral index), rather than a correlated probe per
+    trace that SQLite may serve from the metric index, scanning every score of the metric."""
     s = scores.c
-    parts: list[ColumnElement[bool]] = [s.trace_id == traces.c.trace_id, s.metric == cond.metric]
+    parts: list[ColumnElement[bool]] = [s.trace_id.is_not(None), s.metric == cond.metric]
     if cond.source is not None:
         parts.append(s.source == cond.source)
     if isinstance(cond.value, bool):
@@ -200,13 +203,13 @@ def _score_exists(cond: ScoreCondition) -> ColumnElement[bool]:
         parts.append(_compare(s.label, cond.op, cond.value))
     else:
         parts.append(_compare(s.value, cond.op, float(cond.value)))
-    return exists(select(s.score_id).where(*parts))
+    return traces.c.trace_id.in_(select(s.trace_id).where(*parts))
 
 
 def _corrected() -> ColumnElement[bool]:
     s = scores.c
-    return exists(
-        select(s.score_id).where(s.trace_id == traces.c.trace_id, s.correction.is_not(None))
+    return traces.c.trace_id.in_(
+        select(s.trace_id).where(s.trace_id.is_not(None), s.correction.is_not(None))
     )
 
 

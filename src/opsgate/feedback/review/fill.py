@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.feedback.review.rules import sampled
@@ -61,8 +61,7 @@ async def _scan(
         compiled = _with_rule_end(compiled, queue.filter)
     where = list(compiled.where)
     if rescored is not None:
-        same_trace = scores.c.trace_id == traces.c.trace_id
-        where.append(exists(select(scores.c.score_id).where(same_trace, rescored)))
+        where.append(traces.c.trace_id.in_(select(scores.c.trace_id).where(rescored)))
     columns: list[Any] = [traces.c.trace_id, traces.c.started_at, *compiled.columns]
     if compiled.needs_verdicts:
         columns.append(traces.c.guard_verdicts)

@@ -76,6 +76,41 @@ ACCESS_ROUTES: list[tuple[str, str, frozenset[str], Body]] = [
     ("POST", "/admin/v1/evals", BODY_READERS, lambda: EVAL_SPEC),
 ]
 
+PROMPT_READERS = frozenset({"admin", "team_admin", "member", "viewer"})
+PROMPT_WRITERS = frozenset({"admin", "team_admin", "member"})
+_P = "/admin/v1/prompts/triage"
+_TEAM_A = "?team_id=team-a"
+PROMPT_SPEC: dict[str, Any] = {
+    "model": "gpt-4o-mini",
+    "variables": {"ticket": {"type": "string"}},
+    "messages": [{"role": "user", "content": "Ticket: {{ ticket }}"}],
+}
+PROMPT_ROUTES: list[tuple[str, str, frozenset[str], Body]] = [
+    (
+        "POST",
+        "/admin/v1/prompts",
+        PROMPT_WRITERS,
+        lambda: {"name": _unique("p"), "team_id": "team-a", **PROMPT_SPEC},
+    ),
+    ("GET", "/admin/v1/prompts", PROMPT_READERS, None),
+    ("GET", _P + _TEAM_A, PROMPT_READERS, None),
+    ("GET", _P + "/versions" + _TEAM_A, PROMPT_READERS, None),
+    ("GET", _P + "/diff" + _TEAM_A + "&from=1&to=2", PROMPT_READERS, None),
+    ("GET", _P + "/labels" + _TEAM_A, PROMPT_READERS, None),
+    ("GET", _P + "/history" + _TEAM_A, PROMPT_READERS, None),
+    (
+        "POST",
+        _P + "/render" + _TEAM_A,
+        PROMPT_READERS,
+        lambda: {"version": 1, "variables": {"ticket": "x"}},
+    ),
+    ("POST", _P + "/labels/staging" + _TEAM_A, PROMPT_WRITERS, lambda: {"version": 1}),
+    ("POST", _P + "/labels/staging/rollback" + _TEAM_A, PROMPT_WRITERS, None),
+    ("POST", _P + "/labels/production" + _TEAM_A, MANAGERS, lambda: {"version": 2}),
+]
+"""Prompts of team A (`triage`: versions 1 and 2, staging moved 1 -> 2): `prompts:read`,
+`prompts:write`, and moving `production` only with `prompts:promote`."""
+
 TRACE_ROUTES: list[tuple[str, str, frozenset[str], Body]] = [
     ("GET", "/admin/v1/traces", TRACE_READERS, None),
     ("GET", "/admin/v1/traces/{trace}", TRACE_READERS, None),
@@ -147,6 +182,25 @@ def test_every_role_against_every_trace_route(
     assert not wrong, "role x route mismatches:\n" + "\n".join(wrong)
 
 
+def test_every_role_against_every_prompt_route(
+    access_gateway: GatewayStarter, database_url: str
+) -> None:
+    master = access_gateway(database_url)
+    world = seed(master)
+    for version in (1, 2):
+        spec = {
+            **PROMPT_SPEC,
+            "messages": [{"role": "user", "content": f"v{version} {{{{ ticket }}}}"}],
+        }
+        master.ok(
+            "POST",
+            "/admin/v1/prompts",
+            {"name": "triage", "team_id": "team-a", **spec, "labels": ["staging"]},
+        )
+    wrong = _run_matrix(master, world, PROMPT_ROUTES, "")
+    assert not wrong, "role x route mismatches:\n" + "\n".join(wrong)
+
+
 def test_the_matrix_covers_every_admin_route(access_gateway: GatewayStarter, tmp_path: Any) -> None:
     master = access_gateway(f"sqlite:///{tmp_path / 'cover.db'}")
     served = {
@@ -157,8 +211,10 @@ def test_the_matrix_covers_every_admin_route(access_gateway: GatewayStarter, tmp
     names = {"{key}": "{key_id}", "{empty_team}": "{team_id}", "{fresh_user}": "{user_id}"}
     names |= {"{trace}": "{trace_id}", "team-a": "{team_id}", "user-a": "{user_id}"}
     names |= {"no-such-entry": "{key}", "eu-nobody": "{end_user}"}
+    names |= {"/triage": "/{name}", "/staging": "/{label}", "/production": "/{label}"}
     tested = set()
-    for method, template, _, _ in ACCESS_ROUTES + TRACE_ROUTES:
+    for method, template, _, _ in ACCESS_ROUTES + TRACE_ROUTES + PROMPT_ROUTES:
+        template = template.split("?")[0] if template.startswith(_P) else template
         for old, new in names.items():
             template = template.replace(old, new)
         tested.add((method, template))

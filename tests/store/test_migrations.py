@@ -16,9 +16,11 @@ from opsgate.store.tables.traces import (
     metadata,
     usage_day,
     usage_day_keys,
+    usage_day_prompts,
     usage_day_users,
     usage_hour,
     usage_hour_keys,
+    usage_hour_prompts,
     usage_hour_users,
 )
 from opsgate.store.usage import aggregate, bucket_rows
@@ -51,6 +53,13 @@ TABLES = {
     "dataset_versions",
     "dataset_rows",
     "dataset_exports",
+    "prompts",
+    "prompt_versions",
+    "prompt_labels",
+    "prompt_label_history",
+    "prompt_changes",
+    "usage_hour_prompts",
+    "usage_day_prompts",
     VERSION_TABLE,
 }
 
@@ -140,6 +149,8 @@ async def test_rollup_tables_are_backfilled_from_minute_buckets(empty_backend: B
                 (usage_day_keys, "day"),
                 (usage_hour_users, "hour"),
                 (usage_day_users, "day"),
+                (usage_hour_prompts, "hour"),
+                (usage_day_prompts, "day"),
             ):
                 rows = (await conn.execute(select(table))).mappings().all()
                 assert sum(r["requests"] for r in rows) == len(records)

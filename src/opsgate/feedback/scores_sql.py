@@ -1,10 +1,11 @@
 """`ScoreStore` on SQLAlchemy Core: one implementation for SQLite and PostgreSQL.
 
-Batches go through `store.batch` (SQLite multi-row VALUES, PostgreSQL one `unnest` insert);
-`ON CONFLICT (score_id) DO NOTHING RETURNING` says which scores are new, so a replayed batch
-adds nothing twice. A batch with end users checks their erasure tombstones in the same
-transaction, as trace writes do (store/erasures.py), and drops the scores of an end user erased
-after the scored trace began: a score that arrives late cannot bring an erased user back.
+Batches go through `store.dialect` (SQLite multi-row VALUES, PostgreSQL one `unnest` insert)
+with `ON CONFLICT (score_id) DO NOTHING`, so a replayed batch adds nothing twice. A batch with
+end users checks their erasure tombstones in the same transaction, as trace writes do
+(store/erasures.py), and drops the scores of an end user erased after the scored trace began: a
+score that arrives late cannot bring an erased user back. A SQLite file is written from a
+thread of its own instead (feedback/scores_sqlite.py).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from opsgate.feedback.scores import (
     ScoreQuery,
 )
 from opsgate.store import erasures
-from opsgate.store.batch import execute_async, insert_new
+from opsgate.store.batch import execute_async
 from opsgate.store.codec import clean_text, dump_json
 from opsgate.store.dialect import dialect_of
 from opsgate.store.errors import StoreUnavailableError
@@ -44,6 +45,9 @@ from opsgate.store.sql import CAUGHT, translate
 from opsgate.store.tables.feedback import scores
 
 COLUMNS = tuple(c.name for c in scores.columns)
+NEW_ONLY = "ON CONFLICT (score_id) DO NOTHING"
+"""Writes are idempotent: a score id already stored is skipped (no RETURNING: nothing needs the
+new ids, and SQLite steps a RETURNING statement once per row)."""
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Score))
 assert set(COLUMNS) == _FIELDS, set(COLUMNS) ^ _FIELDS
 _getter = operator.attrgetter(*COLUMNS)
@@ -101,10 +105,10 @@ class SqlScoreStore:
         users = {erasures.subject(s.end_user): s.end_user for s in batch if s.end_user}
         for lock in erasures.write_lock(self._dialect) if users else []:
             await execute_async(conn, lock)
-        new: set[str] = set()
-        for statement in insert_new(self._dialect, scores, [score_values(s) for s in batch]):
-            new.update(row[0] for row in await execute_async(conn, statement))
-        if not users or not new:
+        rows = [score_values(s) for s in batch]
+        for statement in dialect_of(self._dialect).insert_rows(scores, rows, NEW_ONLY):
+            await execute_async(conn, statement)
+        if not users:
             return
         # After the insert: aiosqlite opens the transaction (and the write lock) at the first
         # write, so only now is the tombstone check inside it (see SqlTraceStore._drop_erased).
@@ -113,14 +117,7 @@ class SqlScoreStore:
             for s in erasures.lookup(self._dialect, list(users))
             for row in await execute_async(conn, s)
         ]
-        if not found:
-            return
-        erased = erasures.erased_at(users, found)
-        gone = [
-            s.score_id
-            for s in batch
-            if s.score_id in new and s.end_user in erased and _began(s) <= erased[s.end_user]
-        ]
+        gone = erased_ids(batch, erasures.erased_at(users, found)) if found else []
         if gone:
             await conn.execute(delete(scores).where(scores.c.score_id.in_(gone)))
 
@@ -173,8 +170,12 @@ class SqlScoreStore:
         return [score_from_row(row) for row in rows]
 
 
-def _began(score: Score) -> float:
-    return score.trace_started_at if score.trace_started_at is not None else score.created_at
+def erased_ids(batch: Sequence[Score], erased: Mapping[str, float]) -> list[str]:
+    """The batch's scores of end users erased (`{end user: erased_at}`) after the scored trace
+    began: deleted in the write's own transaction. A score id stored before, by a replay or
+    another replica, is in the same case and goes too."""
+    never = -1.0  # below any epoch: not erased
+    return [s.score_id for s in batch if s.began_at <= erased.get(s.end_user or "", never)]
 
 
 def where(query: ScoreQuery) -> list[ColumnElement[bool]]:
@@ -193,9 +194,8 @@ def where(query: ScoreQuery) -> list[ColumnElement[bool]]:
 
 def _rollup_statement(query: RollupQuery, dialect: str) -> Select[Any]:
     c = scores.c
-    step: ColumnElement[int] = literal_column(
-        str(int(query.step))
-    )  # inlined: PostgreSQL matches GROUP BY text
+    # The step is inlined: PostgreSQL matches GROUP BY expressions by their text.
+    step: ColumnElement[int] = literal_column(str(int(query.step)))
     periods = dialect_of(dialect).floor(c.created_at / step)  # epochs are positive
     bucket = (periods * step).label("bucket")
     dims = [func.coalesce(c[name], "").label(name) for name in query.group_by]

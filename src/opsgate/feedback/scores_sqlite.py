@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.feedback.scores import Score
-from opsgate.feedback.scores_sql import SqlScoreStore, score_values, unique
+from opsgate.feedback.scores_sql import NEW_ONLY, SqlScoreStore, erased_ids, score_values, unique
 from opsgate.store import erasures
 from opsgate.store.db import is_sqlite_file, sqlite_pragmas
 from opsgate.store.dialect import Statement, dialect_of
@@ -30,7 +30,6 @@ from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
 from opsgate.store.tables.feedback import scores as table
 
 _REFUSED = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError)
-_NEW_ONLY = "ON CONFLICT (score_id) DO NOTHING"
 
 
 class SqliteScoreStore(SqlScoreStore):
@@ -53,7 +52,7 @@ class SqliteScoreStore(SqlScoreStore):
             return
         scores = unique(batch)
         rows = [score_values(s) for s in scores]
-        statements = dialect_of("sqlite").insert_rows(table, rows, _NEW_ONLY)
+        statements = dialect_of("sqlite").insert_rows(table, rows, NEW_ONLY)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._write_locked, scores, statements)
 
@@ -105,10 +104,7 @@ def _drop_erased(conn: sqlite3.Connection, scores: list[Score]) -> None:
     rows = [
         row for s in erasures.lookup("sqlite", list(users)) for row in conn.execute(s.sql, s.params)
     ]
-    if not rows:
-        return
-    erased = erasures.erased_at(users, rows)
-    gone = [s.score_id for s in scores if s.end_user in erased and s.began_at <= erased[s.end_user]]
+    gone = erased_ids(scores, erasures.erased_at(users, rows)) if rows else []
     for statement in dialect_of("sqlite").matching("DELETE FROM scores", "score_id", gone):
         conn.execute(statement.sql, statement.params)
 

@@ -2,9 +2,10 @@
 
 Like the trace writer (store/writer.py), the request path only puts scores on a bounded
 in-memory queue; one task drains it in batches (`batch_size`, or whatever arrived within
-`flush_interval`). Unlike a trace, a score can be refused when there is no room: `offer` takes
-a request's scores all or none, and a full queue (the database has been down for a while) makes
-the API answer 503 with Retry-After instead of accepting what it might lose.
+`flush_interval`; larger while it is behind). Unlike a trace, a score can be refused when there
+is no room: `offer` takes a request's scores all or none, and a full queue (the database is
+down, or slower than the traffic) makes the API answer 503 with Retry-After instead of
+accepting what it might lose.
 
 While the store is unavailable the batch in hand is retried with backoff. Scores the database
 refuses are halved until the refused one is alone, then kept in the dead-letter file
@@ -30,6 +31,7 @@ from opsgate.feedback.scores import Score, ScoreStore
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
 
 log = logging.getLogger("opsgate.feedback.writer")
+BACKLOG_GROWTH = 8
 
 
 @dataclass(slots=True)
@@ -156,8 +158,7 @@ class ScoreWriter:
                         async with asyncio.timeout(self._flush_interval):
                             await self._filled()
             if not self._inflight:
-                take = min(self._batch_size, len(self._queue))
-                self._inflight = [self._queue.popleft() for _ in range(take)]
+                self._inflight = [self._queue.popleft() for _ in range(self._take())]
             try:
                 await self._write_or_split(self._inflight)
             except StoreUnavailableError as exc:
@@ -174,6 +175,15 @@ class ScoreWriter:
             self._inflight = []
             if self._on_batch is not None:
                 self._on_batch(self.stats)
+
+    def _take(self) -> int:
+        """`batch_size`, or under a backlog up to `BACKLOG_GROWTH` times that: the fixed cost
+        of a batch (transaction, round trips, the hop to the writer's thread) is paid by more
+        scores when the writer is behind."""
+        backlog = len(self._queue)
+        return min(
+            backlog, max(self._batch_size, min(backlog // 2, self._batch_size * BACKLOG_GROWTH))
+        )
 
     async def _filled(self) -> None:
         while len(self._queue) < self._batch_size and not self._closing:

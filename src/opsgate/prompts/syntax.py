@@ -15,12 +15,12 @@ indentation and line break go with it); a tag among text keeps the text around i
 
 from __future__ import annotations
 
-import bisect
 import re
 from dataclasses import dataclass
 from typing import Literal
 
 from opsgate.prompts.errors import TemplateSyntaxError
+from opsgate.prompts.lexer import Lines, Tag, tokens
 
 MAX_DEPTH = 16
 """Blocks nested deeper than this are refused (and so is a path with more segments)."""
@@ -100,8 +100,6 @@ class For:
 
 Node = Text | Output | If | For
 
-_OPEN = re.compile(r"\{\{|\{%|\{#")
-_ENDRAW = re.compile(r"\{%-?\s*endraw\s*-?%\}")
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
@@ -127,103 +125,6 @@ _CONSTANTS: dict[str, Scalar] = {
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
 
 
-class _Lines:
-    """Offset → (line, column), both from 1."""
-
-    def __init__(self, source: str) -> None:
-        self.starts = [0, *(m.end() for m in re.finditer("\n", source))]
-
-    def at(self, offset: int) -> tuple[int, int]:
-        line = bisect.bisect_right(self.starts, offset)
-        return line, offset - self.starts[line - 1] + 1
-
-
-@dataclass(slots=True)
-class _Tag:
-    kind: Literal["{{", "{%"]
-    body: str
-    offset: int
-    """Where the tag's content starts, for positions inside it."""
-
-
-def _close_of(source: str, start: int, closer: str) -> int:
-    """The index of `closer` after `start`, skipping quoted strings; -1 when there is none."""
-    i, quote = start, ""
-    while i < len(source):
-        ch = source[i]
-        if quote:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif source.startswith(closer, i):
-            return i
-        i += 1
-    return -1
-
-
-def _alone(source: str, start: int, end: int) -> bool:
-    """Whether the tag at [start, end) is the only thing on its line (blanks aside)."""
-    line_start = source.rfind("\n", 0, start) + 1
-    before = source[line_start:start].strip(" \t") == ""
-    after = end == len(source) or source.startswith(("\n", "\r\n"), end)
-    return before and after
-
-
-def _tokens(source: str, lines: _Lines) -> list[str | _Tag]:
-    """The template as text pieces and tags, whitespace control applied."""
-    out: list[str | _Tag] = []
-    pos, strip_next = 0, False
-    while True:
-        found = _OPEN.search(source, pos)
-        end = found.start() if found else len(source)
-        text = source[pos:end]
-        if strip_next:
-            text = text.lstrip()
-        if found is None:
-            out.append(text)
-            return out
-        opener = found.group()
-        inner = found.end()
-        trim_left = source.startswith("-", inner)
-        if trim_left:
-            inner += 1
-            text = text.rstrip()
-        closer = {"{{": "}}", "{%": "%}", "{#": "#}"}[opener]
-        close = _close_of(source, inner, closer) if opener != "{#" else source.find("#}", inner)
-        if close < 0:
-            line, column = lines.at(found.start())
-            raise TemplateSyntaxError(f"{opener} is never closed with {closer}", line, column)
-        body_end = close
-        strip_next = opener != "{#" and close > inner and source[close - 1] == "-"
-        if strip_next:
-            body_end -= 1
-        pos = close + 2
-        if opener != "{{" and _alone(source, found.start(), pos):
-            text = text.rstrip(" \t")  # a block tag alone on its line leaves no line behind
-            pos = source.find("\n", pos) + 1 or len(source)
-        out.append(text)
-        if opener == "{#":
-            continue
-        tag = _Tag("{{" if opener == "{{" else "{%", source[inner:body_end], inner)
-        if tag.kind == "{%" and tag.body.strip() == "raw":
-            raw_end = _ENDRAW.search(source, pos)
-            if raw_end is None:
-                line, column = lines.at(found.start())
-                raise TemplateSyntaxError(
-                    "{% raw %} is never closed with {% endraw %}", line, column
-                )
-            raw, pos = source[pos : raw_end.start()], raw_end.end()
-            if _alone(source, raw_end.start(), pos):
-                raw, pos = raw.rstrip(" \t"), source.find("\n", pos) + 1 or len(source)
-            out.append(raw)
-            continue
-        out.append(tag)
-
-
 @dataclass(slots=True)
 class _Word:
     kind: Literal["string", "number", "op", "name", "bad"]
@@ -234,7 +135,7 @@ class _Word:
 class _TagParser:
     """The words of one `{{ }}` or `{% %}` tag, and the small grammar inside it."""
 
-    def __init__(self, tag: _Tag, lines: _Lines) -> None:
+    def __init__(self, tag: Tag, lines: Lines) -> None:
         self.lines = lines
         self.words: list[_Word] = []
         self.i = 0
@@ -359,9 +260,9 @@ class _Open:
 
 def parse(source: str) -> tuple[Node, ...]:
     """The node tree of `source`, or `TemplateSyntaxError` with the line and column."""
-    lines = _Lines(source)
+    lines = Lines(source)
     stack = [_Open("root", 1, 1, [], [])]
-    for token in _tokens(source, lines):
+    for token in tokens(source, lines):
         if isinstance(token, str):
             if token:
                 stack[-1].nodes.append(Text(token))
@@ -379,7 +280,7 @@ def parse(source: str) -> tuple[Node, ...]:
     return _merge(stack[0].nodes)
 
 
-def _block(words: _TagParser, stack: list[_Open], lines: _Lines, tag: _Tag) -> None:
+def _block(words: _TagParser, stack: list[_Open], lines: Lines, tag: Tag) -> None:
     first = words.take()
     name = first.text if first.kind == "name" else ""
     line, column = lines.at(first.offset)

@@ -264,7 +264,7 @@ class Gateway:
             stores_bodies=lambda: stores_bodies(self.runtime.config),
             queues=review.lookup,
         )
-        holder = DatasetRows(datasets.store, lambda: self.compliance.cipher)
+        holder = DatasetRows(self._engine, lambda: self.compliance.cipher)
         self.compliance.register(holder, tables=["dataset_rows"])
         return review, datasets
 

@@ -13,8 +13,8 @@ from opsgate.accounting.tokens import ESTIMATE
 from opsgate.feedback.datasets.export import ExportOptions, Renderer, export_redactor
 from opsgate.feedback.datasets.formats import chat_line, clean, preference_line
 from opsgate.feedback.datasets.importer import parse_object
+from opsgate.feedback.datasets.model import StoredRow
 from opsgate.feedback.datasets.rows import RowContent, seal
-from opsgate.feedback.datasets.store import StoredRow
 from opsgate.store.crypto import BodyCipher, Keyring
 from tests.feedback.formats import check_eval, check_openai_chat, check_preference
 

@@ -153,7 +153,7 @@ async def test_scope_names_and_erasure(service: tuple[DatasetService, Clock]) ->
     assert outside.value.status == 403
 
     await datasets.add(lead_a, "qa", RowSources(rows=[row("again?", "yes", end_user="ada")]), "t")
-    holder = DatasetRows(datasets.store, lambda: CIPHER)
+    holder = DatasetRows(datasets.store.engine, lambda: CIPHER)
     exported = await holder.export("ada")
     assert sorted(r["content"]["messages"][0]["content"] for r in exported) == ["again?", "mine?"]
     assert await holder.erase("ada") == {"dataset_rows": 2}

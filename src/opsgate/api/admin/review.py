@@ -22,9 +22,9 @@ from opsgate.api.trace_json import trace_summary
 from opsgate.errors import BadRequestError
 from opsgate.feedback.datasets.rows import from_bodies
 from opsgate.feedback.holders import score_json
+from opsgate.feedback.review.model import Item, Progress, QueueInfo
 from opsgate.feedback.review.rules import QueueCreate, QueueUpdate
 from opsgate.feedback.review.service import Labels, ReviewService
-from opsgate.feedback.review.store import Item, Progress, QueueInfo
 from opsgate.web.admin import AdminCall, admin_route
 from opsgate.web.queries import flag
 

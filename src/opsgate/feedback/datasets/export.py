@@ -24,8 +24,9 @@ import orjson
 
 from opsgate.accounting.tokens import Tokenizer, count_prompt_tokens
 from opsgate.feedback.datasets.formats import Format, Line, chat_line, eval_line, preference_line
+from opsgate.feedback.datasets.model import ExportReport, StoredRow
 from opsgate.feedback.datasets.rows import RowContent, unseal
-from opsgate.feedback.datasets.store import DatasetStore, ExportReport, StoredRow
+from opsgate.feedback.datasets.store import DatasetStore
 from opsgate.guard.pii import Detector
 from opsgate.guard.redact import Redactor
 from opsgate.guard.service import GuardService, ner_types

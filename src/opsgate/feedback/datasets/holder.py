@@ -11,9 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from opsgate.feedback.datasets.rows import unseal
-from opsgate.feedback.datasets.store import DatasetStore
+from opsgate.feedback.datasets.store import stored_row
 from opsgate.store.crypto import BodyCipher, DecryptionError
+from opsgate.store.tables.datasets import dataset_rows
+
+BATCH = 500
+r = dataset_rows.c
 
 
 class DatasetRows:
@@ -21,14 +28,17 @@ class DatasetRows:
 
     name = "dataset_rows"
 
-    def __init__(self, store: DatasetStore, cipher: Callable[[], BodyCipher | None]) -> None:
-        self._store = store
+    def __init__(self, engine: AsyncEngine, cipher: Callable[[], BodyCipher | None]) -> None:
+        self._engine = engine
         self._cipher = cipher
 
     async def export(self, end_user: str) -> list[dict[str, Any]]:
         cipher = self._cipher()
         out: list[dict[str, Any]] = []
-        for row in await self._store.rows_of(end_user):
+        async with self._engine.connect() as conn:
+            stmt = select(dataset_rows).where(r.end_user == end_user).order_by(r.id)
+            rows = [stored_row(row) for row in await conn.execute(stmt)]
+        for row in rows:
             try:
                 content: Any = unseal(cipher, row.id, row.body)
                 opened: Any = {
@@ -54,4 +64,13 @@ class DatasetRows:
         return out
 
     async def erase(self, end_user: str) -> dict[str, int]:
-        return {"dataset_rows": await self._store.erase(end_user)}
+        """In batches of short transactions, so writers are never held up for long."""
+        total = 0
+        while True:
+            async with self._engine.begin() as conn:
+                picked = select(r.id).where(r.end_user == end_user).limit(BATCH)
+                ids = [row[0] for row in await conn.execute(picked)]
+                if not ids:
+                    return {"dataset_rows": total}
+                gone = await conn.execute(delete(dataset_rows).where(r.id.in_(ids)))
+                total += gone.rowcount

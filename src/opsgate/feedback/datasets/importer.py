@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from opsgate.errors import BadRequestError, PayloadTooLargeError
+from opsgate.feedback.datasets.model import NewRow, new_id
 from opsgate.feedback.datasets.rows import (
     RowContent,
     check_answer,
@@ -30,7 +31,6 @@ from opsgate.feedback.datasets.rows import (
     check_tools,
     seal,
 )
-from opsgate.feedback.datasets.store import NewRow, new_id
 from opsgate.identity import check_id
 from opsgate.store.crypto import BodyCipher
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsgate.errors import PermissionDeniedError
 from opsgate.feedback.datasets.sources import MAX_ROWS
 from opsgate.feedback.selection import TraceFilter
 
@@ -61,3 +62,36 @@ class DatasetCreate(RowSources):
 class DatasetRemove(_Strict):
     row_ids: list[Id] = Field(default_factory=list, max_length=MAX_IDS)
     trace_ids: list[Id] = Field(default_factory=list, max_length=MAX_IDS)
+
+
+def in_team(flt: TraceFilter, team_id: str | None, i: int) -> TraceFilter:
+    """The filter inside the dataset's team (403 when it names another)."""
+    if team_id is None:
+        return flt
+    if flt.team_id not in (None, team_id):
+        raise PermissionDeniedError(
+            f"from_traces[{i}].team_id {flt.team_id!r} is outside the dataset's team ({team_id!r})",
+            code="outside_scope",
+            param=f"from_traces[{i}].team_id",
+        )
+    return flt.model_copy(update={"team_id": team_id})
+
+
+def change_detail(req: RowSources, matched: int, truncated: bool) -> dict[str, Any]:
+    """What a version records about where its rows came from."""
+    detail: dict[str, Any] = {}
+    if req.from_traces:
+        detail["from_traces"] = [
+            f.model_dump(mode="json", exclude_defaults=True) for f in req.from_traces
+        ]
+    if req.from_queue:
+        detail["from_queue"] = req.from_queue
+    if req.trace_ids:
+        detail["trace_ids"] = len(req.trace_ids)
+    if req.rows:
+        detail["inline_rows"] = len(req.rows)
+    if matched:
+        detail["matched"] = matched
+    if truncated:
+        detail["truncated"] = True
+    return detail

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.access.errors import ConflictError
@@ -30,19 +29,25 @@ from opsgate.errors import BadRequestError, NotFoundError, PermissionDeniedError
 from opsgate.feedback.datasets import importer, sources
 from opsgate.feedback.datasets.export import Export, ExportOptions, Renderer
 from opsgate.feedback.datasets.formats import FORMATS
-from opsgate.feedback.datasets.requests import DatasetCreate, DatasetRemove, RowSources
-from opsgate.feedback.datasets.rows import RowContent, unseal
-from opsgate.feedback.datasets.store import (
+from opsgate.feedback.datasets.model import (
     Change,
     DatasetInfo,
-    DatasetStore,
     ExportReport,
     StoredRow,
     VersionInfo,
     new_id,
 )
+from opsgate.feedback.datasets.requests import (
+    DatasetCreate,
+    DatasetRemove,
+    RowSources,
+    change_detail,
+    in_team,
+)
+from opsgate.feedback.datasets.rows import RowContent, unseal
+from opsgate.feedback.datasets.store import DatasetStore
 from opsgate.feedback.scores import ScoreStore
-from opsgate.feedback.selection import TraceFilter, check_conditions
+from opsgate.feedback.selection import check_conditions
 from opsgate.guard.redact import Redactor
 from opsgate.store.crypto import BodyCipher
 
@@ -298,7 +303,7 @@ class DatasetService:
                 await self.store.abandon(change)
                 result.version = info.version
                 return result
-            detail = _detail(req, result)
+            detail = change_detail(req, result.matched, result.truncated)
             await self.store.commit(change, kind, detail, result.added, 0, actor, self._clock())
         except BaseException:
             await asyncio.shield(self.store.abandon(change))
@@ -317,7 +322,7 @@ class DatasetService:
         now = self._clock()
         parts: list[sources.Picked] = []
         if req.from_traces:
-            scoped = [_scoped(info, flt, i) for i, flt in enumerate(req.from_traces)]
+            scoped = [in_team(flt, info.team_id, i) for i, flt in enumerate(req.from_traces)]
             parts.append(await sources.pick_traces(self._engine, scoped, req.limit, now))
         if req.from_queue:
             parts.append(await self._pick_queue(who, info, req.from_queue, req.limit))
@@ -426,37 +431,3 @@ class DatasetService:
         if report is None or report.dataset_id != info.id:
             raise NotFoundError(f"no export {export_id!r}", code="export_not_found")
         return report
-
-
-def _scoped(info: DatasetInfo, flt: TraceFilter, i: int) -> TraceFilter:
-    """The filter inside the dataset's team."""
-    if info.team_id is None:
-        return flt
-    if flt.team_id not in (None, info.team_id):
-        raise PermissionDeniedError(
-            f"from_traces[{i}].team_id {flt.team_id!r} is outside the dataset's team "
-            f"({info.team_id!r})",
-            code="outside_scope",
-            param=f"from_traces[{i}].team_id",
-        )
-    return flt.model_copy(update={"team_id": info.team_id})
-
-
-def _detail(req: RowSources, result: ChangeResult) -> dict[str, Any]:
-    """What the version records about where its rows came from."""
-    detail: dict[str, Any] = {}
-    if req.from_traces:
-        detail["from_traces"] = orjson.loads(
-            orjson.dumps([f.model_dump(exclude_defaults=True) for f in req.from_traces])
-        )
-    if req.from_queue:
-        detail["from_queue"] = req.from_queue
-    if req.trace_ids:
-        detail["trace_ids"] = len(req.trace_ids)
-    if req.rows:
-        detail["inline_rows"] = len(req.rows)
-    if result.matched:
-        detail["matched"] = result.matched
-    if result.truncated:
-        detail["truncated"] = True
-    return detail

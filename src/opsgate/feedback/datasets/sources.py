@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.errors import NotFoundError
+from opsgate.feedback.datasets.model import NewRow, new_id
 from opsgate.feedback.datasets.rows import RowContent, assistant, from_bodies, seal
-from opsgate.feedback.datasets.store import NewRow, new_id
 from opsgate.feedback.scores import Score, ScoreStore
 from opsgate.feedback.selection import Compiled, TraceFilter
 from opsgate.store.crypto import BodyCipher, DecryptionError, open_body

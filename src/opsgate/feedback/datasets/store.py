@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, update
@@ -19,6 +18,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opsgate.access.errors import ConflictError
+from opsgate.feedback.datasets.model import (
+    Change,
+    DatasetInfo,
+    ExportReport,
+    NewRow,
+    StoredRow,
+    VersionInfo,
+    new_id,
+)
 from opsgate.store.tables.datasets import (
     dataset_exports,
     dataset_rows,
@@ -34,95 +42,6 @@ d = datasets.c
 r = dataset_rows.c
 
 
-@dataclass(frozen=True, slots=True)
-class DatasetInfo:
-    id: str
-    name: str
-    team_id: str | None
-    description: str | None
-    version: int
-    created_at: float
-    created_by: str
-    updated_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class VersionInfo:
-    version: int
-    created_at: float
-    created_by: str
-    change: str
-    detail: dict[str, Any]
-    added: int
-    removed: int
-
-
-@dataclass(frozen=True, slots=True)
-class NewRow:
-    """A row ready to store: content sealed, facts in the clear."""
-
-    id: str
-    body: bytes
-    input_hash: str
-    has_output: bool
-    has_reference: bool
-    created_at: float
-    source_trace_id: str | None = None
-    end_user: str | None = None
-    model: str | None = None
-    scores: dict[str, Any] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRow:
-    id: str
-    dataset_id: str
-    added_in: int
-    seq: int
-    removed_in: int | None
-    source_trace_id: str | None
-    end_user: str | None
-    model: str | None
-    input_hash: str
-    has_output: bool
-    has_reference: bool
-    scores: dict[str, Any]
-    metadata: dict[str, Any]
-    body: bytes
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """A change in progress: the version it writes and the lease it holds."""
-
-    dataset_id: str
-    version: int
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class ExportReport:
-    id: str
-    dataset_id: str
-    version: int
-    format: str
-    redacted: bool
-    rows: int
-    duplicates: int
-    skipped: int
-    redactions: int
-    tokens: int
-    actor: str
-    started_at: float
-    completed_at: float | None
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(8)}"
-
-
 def _info(row: Any) -> DatasetInfo:
     return DatasetInfo(
         row.id,
@@ -136,7 +55,7 @@ def _info(row: Any) -> DatasetInfo:
     )
 
 
-def _stored(row: Any) -> StoredRow:
+def stored_row(row: Any) -> StoredRow:
     return StoredRow(
         row.id,
         row.dataset_id,
@@ -172,6 +91,10 @@ class DatasetBusyError(ConflictError):
 class DatasetStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
 
     # --- datasets ------------------------------------------------------------------------
 
@@ -445,7 +368,7 @@ class DatasetStore:
             stmt = stmt.where(tuple_(r.added_in, r.seq) > tuple_(*after))
         stmt = stmt.order_by(r.added_in, r.seq).limit(limit)
         async with self._engine.connect() as conn:
-            return [_stored(row) for row in await conn.execute(stmt)]
+            return [stored_row(row) for row in await conn.execute(stmt)]
 
     async def batches(self, dataset_id: str, version: int) -> AsyncIterator[list[StoredRow]]:
         """Every row of a version, `BATCH` at a time (one short read each)."""
@@ -485,7 +408,7 @@ class DatasetStore:
                     .where(in_version(dataset_id, version), r.input_hash.in_(hashes))
                     .order_by(r.input_hash, r.added_in, r.seq)
                 )
-                rows = [_stored(row) for row in await conn.execute(stmt)]
+                rows = [stored_row(row) for row in await conn.execute(stmt)]
             yield rows
             after = hashes[-1]
 
@@ -511,29 +434,6 @@ class DatasetStore:
         if row is None:
             return None
         return ExportReport(**{c.name: getattr(row, c.name) for c in dataset_exports.columns})
-
-    # --- personal data ---------------------------------------------------------------------
-
-    async def rows_of(self, end_user: str) -> list[StoredRow]:
-        async with self._engine.connect() as conn:
-            stmt = select(dataset_rows).where(r.end_user == end_user).order_by(r.id)
-            return [_stored(row) for row in await conn.execute(stmt)]
-
-    async def erase(self, end_user: str) -> int:
-        """Remove an end user's rows from every version (batches of short transactions)."""
-        total = 0
-        while True:
-            async with self._engine.begin() as conn:
-                ids = [
-                    row[0]
-                    for row in await conn.execute(
-                        select(r.id).where(r.end_user == end_user).limit(BATCH)
-                    )
-                ]
-                if not ids:
-                    return total
-                gone = await conn.execute(delete(dataset_rows).where(r.id.in_(ids)))
-                total += gone.rowcount
 
 
 def _same(column: Any, row: Any) -> Any:

@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from opsgate.feedback.review.model import QueueInfo
 from opsgate.feedback.review.rules import sampled
-from opsgate.feedback.review.store import QueueInfo, QueueStore
+from opsgate.feedback.review.store import QueueStore
 from opsgate.feedback.selection import Compiled, TraceFilter
 from opsgate.store.tables.feedback import scores
 from opsgate.store.tables.traces import traces

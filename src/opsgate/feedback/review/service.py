@@ -30,8 +30,9 @@ from opsgate.config.feedback import FeedbackConfig
 from opsgate.errors import BadRequestError, NotFoundError, PermissionDeniedError
 from opsgate.feedback.metrics import ScoreInput, parse_score
 from opsgate.feedback.review import fill
+from opsgate.feedback.review.model import Item, Progress, QueueInfo
 from opsgate.feedback.review.rules import QueueCreate, QueueUpdate
-from opsgate.feedback.review.store import Item, Progress, QueueInfo, QueueStore
+from opsgate.feedback.review.store import QueueStore
 from opsgate.feedback.scores import Score
 from opsgate.feedback.selection import check_conditions, resolve_time
 

@@ -10,7 +10,6 @@ candidate. A lease that runs out frees the item for the next claimer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
@@ -18,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opsgate.access.errors import ConflictError
+from opsgate.feedback.review.model import Action, Item, Progress, QueueInfo
 from opsgate.feedback.review.rules import QueueCreate
 from opsgate.feedback.selection import TraceFilter
 from opsgate.store.dialect import dialect_of
@@ -29,61 +29,6 @@ a = review_actions.c
 CANDIDATES = 8
 """Items looked at per claim attempt: racing claimers spread over them instead of queueing."""
 ATTEMPTS = 20
-
-
-@dataclass(frozen=True, slots=True)
-class QueueInfo:
-    id: str
-    name: str
-    team_id: str | None
-    description: str | None
-    filter: TraceFilter
-    sample: float
-    reviewers: tuple[str, ...]
-    metrics: tuple[str, ...]
-    lease_seconds: float
-    since: float
-    filled_until: float
-    scored_until: float
-    filled_at: float | None
-    created_at: float
-    created_by: str
-    updated_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    queue_id: str
-    trace_id: str
-    started_at: float
-    state: str
-    assigned_to: str | None
-    lease_until: float | None
-    done_by: str | None
-    done_at: float | None
-    enqueued_at: float
-
-    def held_by(self, reviewer: str, now: float) -> bool:
-        return self.assigned_to == reviewer and (self.lease_until or 0) >= now
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    total: int
-    done: int
-    pending: int
-    in_progress: int
-    """Pending items a reviewer holds a live lease on."""
-    labelled_by: dict[str, int] = field(default_factory=dict)
-    skipped_by: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Action:
-    id: int
-    trace_id: str
-    action: str
-    score_ids: tuple[str, ...]
 
 
 def _queue(row: Any) -> QueueInfo:

@@ -19,8 +19,8 @@ from starlette.routing import Route
 from opsgate.access.permissions import Permission
 from opsgate.errors import OpsgateError
 from opsgate.feedback.datasets.rows import RowContent, from_bodies
+from opsgate.feedback.review.model import Item, QueueInfo
 from opsgate.feedback.review.service import ReviewService, reviewer_id
-from opsgate.feedback.review.store import Item, QueueInfo
 from opsgate.trace import TraceRecord
 from opsgate.ui.registry import Page
 from opsgate.ui.review_form import controls, parse_labels

@@ -11,12 +11,13 @@ id); each layer overrides only the fields it sets.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import phonenumbers
+import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Check = Literal["injection", "pii", "secrets", "canary", "size", "sensitivity"]
+Check = Literal["injection", "pii", "secrets", "moderation", "canary", "size", "sensitivity"]
 Stage = Literal["input", "output"]
 Action = Literal["off", "flag", "block", "redact", "sanitize", "mask_in_logs", "route"]
 """`route` is what sensitivity does: the request may only go to private deployments."""
@@ -47,6 +48,21 @@ with a spaCy pipeline that has NER (`guard.presidio.nlp_model`). Never in the de
 
 SECRET_TYPES = ("API_KEY", "PRIVATE_KEY", "JWT", "SECRET")
 """Entity types the secrets detector reports; `SECRET` is the entropy fallback."""
+
+MODERATION_TYPES = ("PROFANITY", "DENIED")
+"""What the moderation check reports: the classifier's offensive words, and operator deny
+rules (`DENIED_<RULE>`, by rule name)."""
+
+
+def is_moderation(kind: str) -> bool:
+    return kind == "PROFANITY" or kind.startswith("DENIED")
+
+
+def re2_compile(pattern: str) -> Any:
+    """An RE2 program (linear-time matching); errors raise `re2.error`, never logged."""
+    options = re2.Options()
+    options.log_errors = False
+    return re2.compile(pattern, options)
 
 
 class _Strict(BaseModel):
@@ -80,6 +96,14 @@ class GuardPolicy(_Strict):
         default="off", description="PII in the answer that the caller did not send"
     )
     output_secrets: OutputAction = Field(default="off", description="secrets in the answer")
+    moderation: OutputAction = Field(
+        default="off",
+        description="offensive language (the classifier) and operator deny rules in the "
+        "request: off, flag, block (400), redact ([REDACTED_PROFANITY], never put back)",
+    )
+    output_moderation: OutputAction = Field(
+        default="off", description="the same in the answer, streams included"
+    )
     canary: bool = Field(
         default=False,
         description="put a random canary in the system prompt; an answer that repeats it "
@@ -162,6 +186,50 @@ class MonitorConfig(_Strict):
     max_keys: int = Field(default=10_000, ge=1, description="keys tracked at once (LRU)")
 
 
+class ContentRule(_Strict):
+    """One operator deny rule: words, phrases (case-insensitive, whole words) and regular
+    expressions (RE2 syntax: linear time, so no pattern can hang the gateway)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="reported as DENIED_<NAME>")
+    words: tuple[str, ...] = ()
+    phrases: tuple[str, ...] = ()
+    regex: tuple[str, ...] = ()
+
+    @field_validator("regex")
+    @classmethod
+    def _re2(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            try:
+                re2_compile(pattern)
+            except re2.error as exc:
+                why = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+                raise ValueError(f"regex {pattern!r} is not valid RE2 syntax: {why}") from None
+        return value
+
+
+class AllowList(_Strict):
+    """Words and phrases never reported (a town named Scunthorpe, a product called Hell)."""
+
+    words: tuple[str, ...] = ()
+    phrases: tuple[str, ...] = ()
+
+
+class ModerationConfig(_Strict):
+    """The `moderation` check: a local offensive-language classifier and operator rules."""
+
+    classifier: bool = Field(default=True, description="run the offensive-language classifier")
+    threshold: float = Field(
+        default=0.8, ge=0.0, le=1.0, description="classifier probability that flags a text"
+    )
+    min_word_weight: float = Field(
+        default=3.0,
+        description="a flagged text's words weighing at least this much are the findings "
+        "(redacted); when none does, the whole text is",
+    )
+    deny: tuple[ContentRule, ...] = ()
+    allow: AllowList = Field(default_factory=AllowList)
+
+
 class PresidioConfig(_Strict):
     """The Presidio backend (`pii_backend: presidio | both`; the `presidio` extra)."""
 
@@ -208,6 +276,7 @@ class GuardConfig(_Strict):
     presidio: PresidioConfig = Field(default_factory=PresidioConfig)
     sensitivity: SensitivityConfig = Field(default_factory=SensitivityConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    moderation: ModerationConfig = Field(default_factory=ModerationConfig)
 
     @field_validator("phone_region")
     @classmethod

@@ -17,6 +17,8 @@ PII = "pii_detected"
 SECRET = "secret_detected"
 OUTPUT_PII = "output_pii_detected"
 OUTPUT_SECRET = "output_secret_detected"
+MODERATION = "content_blocked"
+OUTPUT_MODERATION = "output_content_blocked"
 CANARY = "canary_leaked"
 SCAN_LIMIT = "guard_scan_limit_exceeded"
 
@@ -49,6 +51,15 @@ def output_blocked(check: str, types: Iterable[str]) -> BadRequestError:
         f"The answer was blocked: it contains {what} ({_names(types)}) that the request did "
         "not, which this key's policy does not allow to be returned.",
         code=OUTPUT_PII if check == "pii" else OUTPUT_SECRET,
+    )
+
+
+def moderation_blocked(types: Iterable[str], *, output: bool = False) -> BadRequestError:
+    where = "answer" if output else "request"
+    return BadRequestError(
+        f"The {where} was blocked by the content rules ({_names(types)}) of this key's policy.",
+        code=OUTPUT_MODERATION if output else MODERATION,
+        param=None if output else "messages",
     )
 
 

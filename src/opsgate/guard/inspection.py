@@ -19,7 +19,15 @@ from opsgate.guard.content import Path, Slot, budget, rewrite, slots, unmarked, 
 from opsgate.guard.pii import Detector
 from opsgate.guard.policy import scans_input
 from opsgate.guard.redact import Redaction
-from opsgate.guard.verdicts import SECRET_TYPES, Action, Check, Finding, Verdict, tally
+from opsgate.guard.verdicts import (
+    SECRET_TYPES,
+    Action,
+    Check,
+    Finding,
+    Verdict,
+    is_moderation,
+    tally,
+)
 from opsgate.types import JSONObject
 
 
@@ -89,19 +97,28 @@ def inspect(
             return result
     found = _find(chosen, tools.detector)
     _injection(policy, chosen, tools.injection, result)
-    pii, secret = _split(policy, found)
+    pii, secret, moderated = _split(policy, found)
     _sensitivity(policy, found, result)
-    result.seen = frozenset(f.value for _, fs in found for f in fs)
+    # the caller's own values pass the output check; offensive words they sent do not
+    result.seen = frozenset(f.value for _, fs in found for f in fs if not is_moderation(f.kind))
     checks: tuple[tuple[Check, list[Finding], Action], ...] = (
         ("pii", pii, policy.pii),
         ("secrets", secret, policy.secrets),
+        ("moderation", moderated, policy.moderation),
     )
     for check, hits, action in checks:
         if hits:
             result.verdicts.append(Verdict(check, "input", action, tally(hits)))
             if action == "block" and result.error is None:
-                result.error = errors.data_blocked(check, (f.kind for f in hits))
-            result.mask_bodies |= action in ("mask_in_logs", "redact")
+                kinds = (f.kind for f in hits)
+                moderation = check == "moderation"
+                result.error = (
+                    errors.moderation_blocked(kinds)
+                    if moderation
+                    else errors.data_blocked(check, kinds)
+                )
+            if check != "moderation":
+                result.mask_bodies |= action in ("mask_in_logs", "redact")
     if result.error is None:
         _rewrite(policy, messages, every, found, result)
     return result
@@ -117,11 +134,16 @@ def _find(
 
 def _split(
     policy: GuardPolicy, found: list[tuple[Slot, list[Finding]]]
-) -> tuple[list[Finding], list[Finding]]:
+) -> tuple[list[Finding], list[Finding], list[Finding]]:
     wanted = set(policy.pii_types) if policy.pii != "off" else set()
     pii = [f for _, fs in found for f in fs if f.kind in wanted]
     secret = [f for _, fs in found for f in fs if f.kind in SECRET_TYPES]
-    return pii, secret if policy.secrets != "off" else []
+    moderated = [f for _, fs in found for f in fs if is_moderation(f.kind)]
+    return (
+        pii,
+        secret if policy.secrets != "off" else [],
+        moderated if policy.moderation != "off" else [],
+    )
 
 
 def _sensitivity(
@@ -183,6 +205,7 @@ def _rewrite(
     """Redact and spotlight: the changed messages go in `result.messages`."""
     redact_pii = policy.pii == "redact"
     redact_secrets = policy.secrets == "redact"
+    redact_moderated = policy.moderation == "redact"
     wanted = set(policy.pii_types)
     redaction = Redaction()
     changes: dict[tuple[int, Path], str] = {}
@@ -190,7 +213,9 @@ def _rewrite(
         chosen = [
             f
             for f in findings
-            if (redact_secrets and f.kind in SECRET_TYPES) or (redact_pii and f.kind in wanted)
+            if (redact_secrets and f.kind in SECRET_TYPES)
+            or (redact_pii and f.kind in wanted)
+            or (redact_moderated and is_moderation(f.kind))
         ]
         if chosen:
             changes[(slot.index, slot.path)] = redaction.apply(slot.text, chosen)

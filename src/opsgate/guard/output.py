@@ -17,7 +17,7 @@ from opsgate.config.guard import GuardPolicy
 from opsgate.guard import errors
 from opsgate.guard.canary import leaked
 from opsgate.guard.pii import Detector
-from opsgate.guard.verdicts import SECRET_TYPES, Finding, Verdict
+from opsgate.guard.verdicts import SECRET_TYPES, Finding, Verdict, is_moderation
 
 HOLD = 64
 """Characters held back while streaming when PII/secrets are checked: longer than any phone
@@ -30,6 +30,7 @@ class OutputTally:
 
     pii: Counter[str] = field(default_factory=Counter)
     secrets: Counter[str] = field(default_factory=Counter)
+    moderation: Counter[str] = field(default_factory=Counter)
     canary: bool = False
 
     def verdicts(self, policy: GuardPolicy) -> list[Verdict]:
@@ -41,6 +42,9 @@ class OutputTally:
         if self.secrets:
             types = tuple(sorted(self.secrets.items()))
             out.append(Verdict("secrets", "output", policy.output_secrets, types))
+        if self.moderation:
+            types = tuple(sorted(self.moderation.items()))
+            out.append(Verdict("moderation", "output", policy.output_moderation, types))
         return out
 
 
@@ -88,20 +92,28 @@ class OutputScreen:
     def _act(self, text: str, findings: list[Finding]) -> str:
         if not findings:
             return text
-        pii = [f for f in findings if f.kind not in SECRET_TYPES]
+        policy = self.policy
+        moderated = [f for f in findings if is_moderation(f.kind)]
+        pii = [f for f in findings if f.kind not in SECRET_TYPES and not is_moderation(f.kind)]
         secrets = [f for f in findings if f.kind in SECRET_TYPES]
-        if self.policy.output_pii == "off":
+        if policy.output_pii == "off":
             pii = []
-        if self.policy.output_secrets == "off":
+        if policy.output_secrets == "off":
             secrets = []
+        if policy.output_moderation == "off":
+            moderated = []
         self.tally.pii.update(f.kind for f in pii)
         self.tally.secrets.update(f.kind for f in secrets)
-        if pii and self.policy.output_pii == "block":
+        self.tally.moderation.update(f.kind for f in moderated)
+        if pii and policy.output_pii == "block":
             raise errors.output_blocked("pii", (f.kind for f in pii))
-        if secrets and self.policy.output_secrets == "block":
+        if secrets and policy.output_secrets == "block":
             raise errors.output_blocked("secrets", (f.kind for f in secrets))
-        redact = [f for f in pii if self.policy.output_pii == "redact"]
-        redact += [f for f in secrets if self.policy.output_secrets == "redact"]
+        if moderated and policy.output_moderation == "block":
+            raise errors.moderation_blocked((f.kind for f in moderated), output=True)
+        redact = [f for f in pii if policy.output_pii == "redact"]
+        redact += [f for f in secrets if policy.output_secrets == "redact"]
+        redact += [f for f in moderated if policy.output_moderation == "redact"]
         return _redacted(text, sorted(redact, key=lambda f: f.start))
 
 

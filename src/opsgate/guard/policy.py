@@ -48,13 +48,19 @@ def scans_input(policy: GuardPolicy) -> bool:
         policy.injection != "off"
         or policy.pii != "off"
         or policy.secrets != "off"
+        or policy.moderation != "off"
         or bool(policy.sensitive_types)
         or checks_output(policy)
     )
 
 
 def checks_output(policy: GuardPolicy) -> bool:
-    return policy.output_pii != "off" or policy.output_secrets != "off" or policy.canary
+    return (
+        policy.output_pii != "off"
+        or policy.output_secrets != "off"
+        or policy.output_moderation != "off"
+        or policy.canary
+    )
 
 
 def pii_types_needed(policy: GuardPolicy) -> tuple[str, ...]:
@@ -68,6 +74,10 @@ def pii_types_needed(policy: GuardPolicy) -> tuple[str, ...]:
 
 def secrets_needed(policy: GuardPolicy) -> bool:
     return policy.secrets != "off" or policy.output_secrets != "off"
+
+
+def uses_moderation(config: GuardConfig) -> bool:
+    return any(p.moderation != "off" or p.output_moderation != "off" for p in config.policies())
 
 
 def uses_injection(config: GuardConfig) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 from opsgate.guard.content import Slot, budget, rewrite, slots
 from opsgate.guard.pii import Detector
-from opsgate.guard.verdicts import Finding
+from opsgate.guard.verdicts import Finding, is_moderation
 from opsgate.types import JSONObject
 
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z_]{1,23})_(\d{1,6})>")
@@ -57,7 +57,12 @@ class Redaction:
         last = 0
         for f in findings:
             parts.append(text[last : f.start])
-            parts.append(self.placeholder(f.kind, f.value))
+            # moderation findings are removed, not swapped: nothing puts them back
+            parts.append(
+                f"[REDACTED_{f.kind}]"
+                if is_moderation(f.kind)
+                else self.placeholder(f.kind, f.value)
+            )
             last = f.end
         parts.append(text[last:])
         return "".join(parts)

@@ -15,9 +15,16 @@ from opsgate.config.guard import GuardConfig, GuardPolicy
 from opsgate.config.loader import ConfigError
 from opsgate.guard.credentials import SecretsDetector
 from opsgate.guard.inspection import Scanner, Tools
+from opsgate.guard.moderation import Moderator, ProfanityModelError
 from opsgate.guard.monitor import Emit, GuardMonitor
 from opsgate.guard.pii import Detector
-from opsgate.guard.policy import Policies, pii_types_needed, secrets_needed, uses_injection
+from opsgate.guard.policy import (
+    Policies,
+    pii_types_needed,
+    secrets_needed,
+    uses_injection,
+    uses_moderation,
+)
 from opsgate.guard.redact import Redactor
 from opsgate.guard.verdicts import NER_TYPES, PII_TYPES
 
@@ -38,7 +45,7 @@ class GuardService:
     ) -> None:
         self.config = config
         self.policies = Policies(config)
-        self._detectors: dict[tuple[tuple[str, ...], bool], Detector] = {}
+        self._detectors: dict[tuple[tuple[str, ...], bool, bool], Detector] = {}
         self.injection: Scanner | None = None
         if uses_injection(config):
             same = previous is not None and previous.config.injection == config.injection
@@ -46,6 +53,10 @@ class GuardService:
                 self.injection = previous.injection  # a reload does not load the model again
             else:
                 self.injection = load_injection(config, source)
+        self.moderator: Moderator | None = None
+        """The moderation check (`guard.moderation`), built once when some policy uses it."""
+        if uses_moderation(config):
+            self.moderator = load_moderator(config, previous, source)
         self.presidio: PresidioEngine | None = None
         """The Presidio backend (`pii_backend: presidio | both`), loaded once like the model."""
         if config.pii_backend != "builtin":
@@ -63,12 +74,15 @@ class GuardService:
     def policy_for(self, principal: Principal | None) -> GuardPolicy:
         return self.policies.for_principal(principal)
 
-    def detector(self, types: tuple[str, ...], *, secrets: bool) -> Detector:
-        key = (types, secrets)
+    def detector(
+        self, types: tuple[str, ...], *, secrets: bool, moderation: bool = False
+    ) -> Detector:
+        key = (types, secrets, moderation)
         found = self._detectors.get(key)
         if found is None:
             threshold = self.config.entropy_threshold
             scanner = SecretsDetector(entropy_threshold=threshold) if secrets else None
+            moderator = self.moderator if moderation else None
             if self.presidio is not None:
                 from opsgate.guard.pii.presidio import PresidioDetector
 
@@ -78,25 +92,33 @@ class GuardService:
                     mode="both" if self.config.pii_backend == "both" else "presidio",
                     region=self.config.phone_region,
                     secrets=scanner,
+                    moderator=moderator,
                 )
             else:
-                found = Detector(types, region=self.config.phone_region, secrets=scanner)
+                found = Detector(
+                    types, region=self.config.phone_region, secrets=scanner, moderator=moderator
+                )
             self._detectors[key] = found
         return found
 
     def tools(self, policy: GuardPolicy) -> Tools:
         types = pii_types_needed(policy)
         with_secrets = secrets_needed(policy)
-        detector = self.detector(types, secrets=with_secrets) if types or with_secrets else None
+        moderation = policy.moderation != "off"
+        wanted = types or with_secrets or moderation
+        detector = (
+            self.detector(types, secrets=with_secrets, moderation=moderation) if wanted else None
+        )
         injection = self.injection if policy.injection != "off" else None  # loaded for others
         return Tools(detector, injection, self.config.max_scan_chars)
 
     def output_detector(self, policy: GuardPolicy) -> Detector | None:
         types = policy.pii_types if policy.output_pii != "off" else ()
         with_secrets = policy.output_secrets != "off"
-        if not types and not with_secrets:
+        moderation = policy.output_moderation != "off"
+        if not types and not with_secrets and not moderation:
             return None
-        return self.detector(tuple(types), secrets=with_secrets)
+        return self.detector(tuple(types), secrets=with_secrets, moderation=moderation)
 
     def mask_text(self, text: str) -> str:
         return self.masker.mask_text(text)
@@ -121,6 +143,19 @@ def load_injection(config: GuardConfig, source: str = "<config>") -> Scanner:
         )
     except (OSError, ValueError, ImportError) as exc:
         raise ConfigError(source, [f"guard.injection.model_path: {exc}"]) from exc
+
+
+def load_moderator(
+    config: GuardConfig, previous: GuardService | None = None, source: str = "<config>"
+) -> Moderator:
+    """The moderation check; a reload with the same settings keeps the loaded one."""
+    kept = previous.moderator if previous is not None else None
+    if kept is not None and kept.config == config.moderation:
+        return kept
+    try:
+        return Moderator(config.moderation)
+    except ProfanityModelError as exc:
+        raise ConfigError(source, [f"guard.moderation: {exc}"]) from exc
 
 
 def ner_types(config: GuardConfig) -> tuple[str, ...]:

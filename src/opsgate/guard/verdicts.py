@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsgate.config.guard import (
+    MODERATION_TYPES,
     NER_TYPES,
     PII_TYPES,
     SECRET_TYPES,
@@ -21,9 +22,11 @@ from opsgate.config.guard import (
     OutputAction,
     OversizeAction,
     Stage,
+    is_moderation,
 )
 
 __all__ = [
+    "MODERATION_TYPES",
     "NER_TYPES",
     "PII_TYPES",
     "SECRET_TYPES",
@@ -36,6 +39,7 @@ __all__ = [
     "OversizeAction",
     "Stage",
     "Verdict",
+    "is_moderation",
     "tally",
 ]
 

@@ -8,6 +8,7 @@ over the same digits).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from opsgate.guard.credentials import SecretsDetector
 from opsgate.guard.pii import recognizers as rec
@@ -31,8 +32,15 @@ _NEEDS_DIGIT = frozenset(
 )
 
 
+class Finder(Protocol):
+    """A check that reports spans of its own kinds (the moderation check)."""
+
+    def find(self, text: str) -> list[Finding]: ...
+
+
 class Detector:
-    """Finds the selected PII types (and, with `secrets`, secrets) in text."""
+    """Finds the selected PII types (and, with `secrets`, secrets; with `moderator`, offensive
+    language and operator deny rules) in text."""
 
     offload = False
     """True for a backend whose scan costs milliseconds (Presidio): the input and output
@@ -44,6 +52,7 @@ class Detector:
         *,
         region: str = "US",
         secrets: SecretsDetector | None = None,
+        moderator: Finder | None = None,
     ) -> None:
         wanted = set(types)
         if unknown := wanted - set(PII_TYPES):
@@ -64,10 +73,11 @@ class Detector:
         self._plain = [table[t] for t in self.types if t not in _NEEDS_DIGIT]
         self._numeric = [table[t] for t in self.types if t in _NEEDS_DIGIT]
         self.secrets = secrets
+        self.moderator = moderator
 
     @property
     def empty(self) -> bool:
-        return not self.types and self.secrets is None
+        return not self.types and self.secrets is None and self.moderator is None
 
     def find(self, text: str) -> list[Finding]:
         """Non-overlapping findings in `text`, in order."""
@@ -79,6 +89,8 @@ class Detector:
                 found.extend(recognizer(text))
         if self.secrets is not None:
             found.extend(self.secrets(text))
+        if self.moderator is not None:
+            found.extend(self.moderator.find(text))
         return resolve(found)
 
 

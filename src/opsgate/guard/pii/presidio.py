@@ -38,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     ) from exc
 
 from opsgate.guard.credentials import SecretsDetector
-from opsgate.guard.pii import Detector, resolve
+from opsgate.guard.pii import Detector, Finder, resolve
 from opsgate.guard.verdicts import NER_TYPES, PII_TYPES, Finding
 
 Mode = Literal["presidio", "both"]
@@ -273,6 +273,7 @@ class PresidioDetector(Detector):
         mode: Mode = "presidio",
         region: str = "US",
         secrets: SecretsDetector | None = None,
+        moderator: Finder | None = None,
     ) -> None:
         wanted = tuple(dict.fromkeys(types))
         if unknown := set(wanted) - set(PII_TYPES) - set(NER_TYPES):
@@ -282,7 +283,7 @@ class PresidioDetector(Detector):
         builtin = [
             t for t in wanted if t in PII_TYPES and (mode == "both" or t not in engine.covers)
         ]
-        super().__init__(builtin, region=region, secrets=secrets)
+        super().__init__(builtin, region=region, secrets=secrets, moderator=moderator)
         self.engine = engine
         self.presidio_types = tuple(t for t in wanted if t in engine.covers)
         self.types = tuple(t for t in (*PII_TYPES, *NER_TYPES) if t in wanted)

@@ -69,7 +69,7 @@ def score_values(score: Score) -> tuple[Any, ...]:
     return tuple(values)
 
 
-def score_from_row(row: Mapping[str, Any]) -> Score:
+def score_from_row(row: Mapping[Any, Any]) -> Score:
     return Score(**{name: row[name] for name in COLUMNS})
 
 

@@ -117,6 +117,7 @@ TRACE_ROUTES: list[tuple[str, str, frozenset[str], Body]] = [
     ("GET", "/admin/v1/traces/{trace}", TRACE_READERS, None),
     ("GET", "/admin/v1/traces/{trace}?include_bodies=true", BODY_READERS, None),
     ("GET", "/admin/v1/usage", READERS, None),
+    ("GET", "/admin/v1/feedback", TRACE_READERS, None),
 ]
 
 

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.compliance.helpers import bodies_config, find_everywhere, wait_traces
+from tests.compliance.helpers import bodies_config, find_everywhere, new_keys, wait_traces
 from tests.conftest import GatewayFactory
 from tests.fixtures.gateway import GatewayServer
 from tests.fixtures.upstream import FakeUpstream
@@ -52,7 +52,7 @@ def _scenario(gw: GatewayServer, url: str) -> None:
 
     base = f"{gw.base}/admin/v1/end-users"
     for user in ACCEPTED:
-        path = quote(user, safe="")
+        path = quote(user, safe="").replace(".", "%2E")  # ".." must not be a path step
         export = httpx.get(f"{base}/{path}/export", timeout=30)
         assert export.status_code == 200, (user, export.text)
         assert [t["end_user"] for t in export.json()["data"]["traces"]] == [user]
@@ -70,7 +70,12 @@ def test_end_user_ids_on_sqlite(
 
 
 def test_end_user_ids_on_postgresql(
-    pg_url: str, gateway: GatewayFactory, upstreams: dict[str, FakeUpstream], tmp_path: Path
+    pg_url: str,
+    gateway: GatewayFactory,
+    upstreams: dict[str, FakeUpstream],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("OPSGATE_ENCRYPTION_KEYS", new_keys("k1"))
     gw = gateway(bodies_config(upstreams["alpha"], tmp_path), {"OPSGATE_DATABASE_URL": pg_url})
     _scenario(gw, pg_url)

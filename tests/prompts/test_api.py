@@ -19,12 +19,17 @@ pytestmark = pytest.mark.integration
 BASE = "/admin/v1/prompts"
 
 
-def start(gateway: GatewayFactory, fake: FakeUpstream, **extra: Any) -> GatewayServer:
+def start(
+    gateway: GatewayFactory, fake: FakeUpstream, database_url: str | None = None, **extra: Any
+) -> GatewayServer:
+    """A gateway with models `gpt-4o-mini` and `m2` on `fake`; on `database_url` when given
+    (else the test's own SQLite file)."""
     dep = {"provider": "openai", "id": "a", "base_url": fake.url, "model": "up", "api_key": "k"}
     models = [
         {"name": name, "deployments": [{**dep, "id": name}]} for name in ("gpt-4o-mini", "m2")
     ]
-    return gateway({"models": models, "traces": {"flush_interval": 0.05}, **extra})
+    env = {"OPSGATE_DATABASE_URL": database_url} if database_url else None
+    return gateway({"models": models, "traces": {"flush_interval": 0.05}, **extra}, env)
 
 
 def http(gw: GatewayServer) -> httpx.Client:
@@ -45,9 +50,9 @@ def error(resp: httpx.Response) -> dict[str, Any]:
 
 
 def test_versions_labels_diff_history_rollback_and_audit(
-    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream]
+    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream], database_url: str
 ) -> None:
-    gw = start(gateway, upstreams["alpha"])
+    gw = start(gateway, upstreams["alpha"], database_url)
     with http(gw) as c:
         first = push(c, system_text(1), message="first", labels=["production"])
         assert first.status_code == 201, first.text
@@ -174,10 +179,10 @@ def test_bad_pushes_are_refused_and_nothing_is_stored(
 
 
 def test_bad_requests_naming_a_prompt_never_reach_the_upstream(
-    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream]
+    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream], database_url: str
 ) -> None:
     fake = upstreams["alpha"]
-    gw = start(gateway, fake)
+    gw = start(gateway, fake, database_url)
     loops = {
         "variables": {"xs": {"type": "array"}},
         "messages": [
@@ -276,8 +281,10 @@ def test_variables_are_text_and_the_upstream_gets_a_plain_request(
     )
 
 
-def test_etag_and_304(gateway: GatewayFactory, upstreams: dict[str, FakeUpstream]) -> None:
-    gw = start(gateway, upstreams["alpha"])
+def test_etag_and_304(
+    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream], database_url: str
+) -> None:
+    gw = start(gateway, upstreams["alpha"], database_url)
     with http(gw) as c:
         push(c, system_text(1), labels=["production"])
         push(c, system_text(2))

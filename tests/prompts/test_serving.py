@@ -34,10 +34,10 @@ def usage(gw: GatewayServer, **params: str) -> list[dict[str, Any]]:
 
 
 def test_sdk_streaming_and_not_through_a_rendered_prompt(
-    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream]
+    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream], database_url: str
 ) -> None:
     fake = upstreams["alpha"]
-    gw = start(gateway, fake)
+    gw = start(gateway, fake, database_url)
     with http(gw) as c:
         push(c, system_text(1), labels=["production"])
         push(c, system_text(2))
@@ -72,9 +72,9 @@ def test_sdk_streaming_and_not_through_a_rendered_prompt(
 
 
 def test_traces_and_usage_group_by_prompt_version(
-    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream]
+    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream], database_url: str
 ) -> None:
-    gw = start(gateway, upstreams["alpha"])
+    gw = start(gateway, upstreams["alpha"], database_url)
     with http(gw) as c:
         push(c, system_text(1), labels=["production"])
         push(c, system_text(2), labels=["staging"])

@@ -1,5 +1,5 @@
-"""The layer contract of DESIGN.md (pyproject `[tool.importlinter]`) holds on the tree, and it bites:
-a copy of the package with one deliberate upward import, or one import cycle, fails it."""
+"""The layer contract of DESIGN.md (pyproject `[tool.importlinter]`) holds on the tree, and it
+bites: a copy of the package with one deliberate upward import, or one import cycle, fails it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`ComplianceService`: the gateway's encryption, audit log, body reader, data subjects and retention.
+"""`ComplianceService`: the gateway's encryption, audit log, body reader, data subjects and
+retention.
 
 One object so the composition root (gateway.py) only creates it, hands its `seal` to the trace
 writer, and starts and stops it.

@@ -4,6 +4,7 @@ variables as untrusted text, and the cache keyed on the rendered prompt."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -181,3 +182,34 @@ def test_the_cache_keys_on_the_rendered_prompt(
         other = {"model": "prompt:triage", "variables": {"ticket": "b"}}
         assert c.post("/v1/chat/completions", json=other).headers["x-opsgate-cache"] == "miss"
     assert sum(1 for r in fake.requests if r.path.endswith("/chat/completions")) == 2
+
+
+def test_the_trace_stores_the_rendered_request(
+    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream]
+) -> None:
+    """Datasets, online scoring and OpenTelemetry read the stored request: it is what was sent
+    (rendered, one string per message, no gateway markers), not the bare reference."""
+    gw = start(
+        gateway,
+        upstreams["alpha"],
+        traces={"flush_interval": 0.05, "store_bodies": "full"},
+        guard={"default": {"injection": "flag"}},
+    )
+    with http(gw) as c:
+        push(c, triage(), labels=["production"])
+        resp = c.post(
+            "/v1/chat/completions",
+            json={"model": "prompt:triage", "variables": {"ticket": "jammed"}, "user": "u1"},
+        )
+        assert resp.status_code == 200, resp.text
+    record = wait_for_trace(gw, resp.headers["x-opsgate-trace-id"], include_bodies="true")
+    stored = json.loads(record["request_body"]["data"])
+    assert stored["model"] == "gpt-4o-mini" and stored["user"] == "u1"
+    assert stored["messages"] == [
+        {
+            "role": "system",
+            "content": "You triage tickets for free customers.\nAnswer with one queue name.",
+        },
+        {"role": "user", "content": "Ticket: jammed"},
+    ]
+    assert "variables" not in stored

@@ -18,12 +18,12 @@ the cache see exactly the rendered text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opsgate.chat import ChatRequest
 from opsgate.errors import BadRequestError
-from opsgate.guard.content import MARK
+from opsgate.guard.content import MARK, unmarked
 from opsgate.prompts.cache import Resolved
 from opsgate.prompts.errors import PromptParamFixedError, TemplateLimitError
 from opsgate.prompts.model import MODEL_PREFIX, PromptRef, check_label, check_name, parse_reference
@@ -57,10 +57,20 @@ class PromptUse:
     label: str | None
     model: str
     """The model the rendered request asks for (the prompt's, or an allowed override)."""
+    request: ChatRequest | None = field(default=None, compare=False)
+    """The rendered request, once rendering succeeded."""
 
     @property
     def text(self) -> str:
         return f"{self.name}@{self.version}"
+
+    def sent(self) -> ChatRequest | None:
+        """The rendered request as the upstream gets it (one string per message, no gateway
+        markers): what a trace stores as its request body, rather than the bare reference."""
+        if self.request is None:
+            return None
+        messages = unmarked(self.request.messages)
+        return replace(self.request, messages=join_parts(messages) or messages)
 
 
 def read_call(req: ChatRequest) -> PromptCall | None:

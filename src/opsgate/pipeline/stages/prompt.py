@@ -49,8 +49,7 @@ class RenderPrompt:
         request = apply(resolved, call.request, found, mark=mark)
         if principal is not None:
             check_model(principal, request.model)
-        if request.model != version.spec.model:
-            ctx.prompt = replace(ctx.prompt, model=request.model)
+        ctx.prompt = replace(ctx.prompt, model=request.model, request=request)
         ctx.response_headers[PROMPT_HEADER] = ctx.prompt.text
         return await call_next(ChatCall(ctx, request))
 

@@ -200,7 +200,8 @@ class Record:
         output = "".join(ctx.output) if ctx.output is not None else None
         stored: dict[str, Any] | None = None
         if req is not None and self.publisher.wants_output:  # stored, or captured by OTel
-            stored = _request_body(req)
+            sent = ctx.prompt.sent() if ctx.prompt is not None else None
+            stored = _request_body(sent or req)  # a prompt request stores what it sent
         detail = self._detail(ctx, req, body)
         masker = self.masker if self.mask_all or ctx.mask_bodies else None
         if masker is None or stored is None:

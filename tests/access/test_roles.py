@@ -99,6 +99,7 @@ PROMPT_ROUTES: list[tuple[str, str, frozenset[str], Body]] = [
     ("GET", _P + "/diff" + _TEAM_A + "&from=1&to=2", PROMPT_READERS, None),
     ("GET", _P + "/labels" + _TEAM_A, PROMPT_READERS, None),
     ("GET", _P + "/history" + _TEAM_A, PROMPT_READERS, None),
+    ("GET", _P + "/metrics" + _TEAM_A, READERS, None),
     (
         "POST",
         _P + "/render" + _TEAM_A,

@@ -117,7 +117,14 @@ def test_traces_and_usage_group_by_prompt_version(
     assert sum(r["requests"] for r in daily) == 4
     with http(gw) as c:
         listed = c.get("/admin/v1/traces", params={"prompt_version": "2"}).json()["data"]
+        metrics = c.get("/admin/v1/prompts/triage/metrics", params={"since": "1h"})
     assert [t["id"] for t in listed] == [ids[2]]
+    assert metrics.status_code == 200, metrics.text
+    assert [(m["version"], m["requests"], m["errors"]) for m in metrics.json()["data"]] == [
+        (1, 3, 0),
+        (2, 1, 0),
+    ]
+    assert all(m["latency_ms_p95"] is not None for m in metrics.json()["data"])
 
 
 def test_the_guard_scans_variables_as_untrusted_even_in_a_system_message(

@@ -1,5 +1,6 @@
 """Admin API of the prompt registry (`/admin/v1/prompts`): push a version, list, get, diff two
-versions, move a label, roll one back, a label's history, and render a version.
+versions, move a label, roll one back, a label's history, render a version, and the metrics of
+each version (usage rollups and feedback means).
 
 Thin handlers over `PromptService`. Every look-up is in the caller's team (`namespace`): an
 admin may name `team_id`, anyone else naming another team gets 404, as for an unknown prompt.
@@ -9,12 +10,14 @@ move writes a `prompts.label_move` audit entry (the service writes it, with the 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from opsgate.access.permissions import Permission, is_global
+from opsgate.access.scoping import scope_usage_query
 from opsgate.api.prompt_json import (
     info_json,
     label_json,
@@ -23,17 +26,21 @@ from opsgate.api.prompt_json import (
     version_summary,
 )
 from opsgate.api.responses import JSONResponse
-from opsgate.errors import BadRequestError
+from opsgate.api.trace_json import usage_json
+from opsgate.errors import BadRequestError, ServiceUnavailableError
 from opsgate.prompts.cache import Resolved
 from opsgate.prompts.diff import changed_fields, side_by_side, unified
 from opsgate.prompts.errors import PromptNotFoundError
+from opsgate.prompts.metrics import feedback_by_version
 from opsgate.prompts.model import PromptVersion, check_label, check_name
 from opsgate.prompts.request import render_messages
 from opsgate.prompts.service import PromptService, namespace
 from opsgate.prompts.spec import PromptPush
 from opsgate.prompts.variables import bind
+from opsgate.store.usage import UsageDimension, UsageQuery
 from opsgate.web.admin import AdminCall, admin_route
 from opsgate.web.audit import append_or_log
+from opsgate.web.queries import BUCKETS, parse_time
 
 P = Permission
 BASE = "/admin/v1/prompts"
@@ -257,6 +264,34 @@ async def render(call: AdminCall) -> Response:
     )
 
 
+async def metrics(call: AdminCall) -> Response:
+    """Per version: requests, tokens, cost, latency, errors and the mean of each feedback metric"""
+    team, name = _team(call), _name(call)
+    now = time.time()
+    since = parse_time(call.query.get("since") or "7d", now, "since")
+    until = parse_time(call.query.get("until") or "now", now, "until")
+    if since >= until:
+        raise BadRequestError("since must be before until", code="invalid_time", param="since")
+    if call.gateway.traces is None:
+        raise ServiceUnavailableError("traces are disabled in the config", code="traces_disabled")
+    if await _prompts(call).store.find(team, name) is None:
+        raise PromptNotFoundError(f"no prompt named {name!r}", param="name")
+    filters: dict[UsageDimension, str] = {"prompt_name": name, "team_id": team}
+    query = UsageQuery(since, until, BUCKETS["none"], ("prompt_version",), filters)
+    rows = await call.gateway.traces.usage(scope_usage_query(call.who, query))
+    feedback = await feedback_by_version(_prompts(call).engine, team, name, since, until)
+    data = []
+    for row in sorted(rows, key=lambda r: int(r.group.get("prompt_version") or 0)):
+        version = row.group.get("prompt_version") or None
+        entry = {**usage_json(row, "none"), "version": int(version) if version else None}
+        entry["feedback"] = [
+            {"metric": m.metric, "mean": m.mean, "count": m.count}
+            for m in feedback.get(version or "", [])
+        ]
+        data.append(entry)
+    return JSONResponse({"object": "list", "data": data, "since": since, "until": until})
+
+
 def _plain(message: dict[str, Any]) -> dict[str, Any]:
     """A rendered message as the upstream gets it (one string, no gateway markers)."""
     content = message["content"]
@@ -292,6 +327,14 @@ routes = [
         query=("team_id",),
     ),
     admin_route("GET", _N + "/history", history, P.PROMPTS_READ, query=("team_id", "label")),
+    admin_route(
+        "GET",
+        _N + "/metrics",
+        metrics,
+        P.PROMPTS_READ,
+        P.USAGE_READ,
+        query=("team_id", "since", "until"),
+    ),
     admin_route(
         "POST", _N + "/render", render, P.PROMPTS_READ, query=("team_id",), body=RenderBody
     ),

@@ -95,6 +95,8 @@ def test_an_application_scores_its_answer_and_admins_read_it(
     }  # fmt: skip
     assert row["scores"]["rating"]["mean"] == 2.0
     assert row["scores"]["issue"]["labels"] == {"wrong": 1}
+    by_status = fb.admin.ok("GET", "/admin/v1/usage", params={"group_by": "status"})
+    assert by_status["data"] and all("scores" not in r for r in by_status["data"])
 
 
 def test_scope_and_bad_input_are_refused_and_nothing_is_stored(

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +31,6 @@ from opsgate.access.principal import Principal
 from opsgate.access.scoping import score_scope
 from opsgate.config.feedback import FeedbackConfig
 from opsgate.errors import (
-    BadRequestError,
-    NotFoundError,
     PermissionDeniedError,
     ServiceUnavailableError,
 )
@@ -151,7 +149,7 @@ class FeedbackService:
         for item in inputs:
             _allowed(item, caller)
         scope = _scope(caller)
-        targets = await self._targets(inputs, caller, scope)
+        targets = await self.targets.resolve(inputs, scope)
         now = self._clock()
         scores = [
             self._score(item, target, caller, now)
@@ -171,75 +169,6 @@ class FeedbackService:
         """Accept scores from a part of the gateway (review queues, eval runs, online scoring),
         in `who`'s scope, with any source."""
         return await self.submit(inputs, Caller(principal=who, internal=True))
-
-    async def _targets(
-        self, inputs: Sequence[ScoreInput], caller: Caller, scope: Mapping[str, str]
-    ) -> list[Target]:
-        trace_ids = {i.trace_id for i in inputs if i.trace_id is not None}
-        found = await self.targets.traces(trace_ids) if trace_ids else {}
-        sessions: dict[str, Target | None] = {}
-        out = []
-        for item in inputs:
-            trace = None
-            if item.trace_id is not None:
-                trace = found.get(item.trace_id)
-                if trace is None or not _within(trace, scope):
-                    raise NotFoundError(
-                        f"no trace with id {item.trace_id!r}",
-                        code="trace_not_found",
-                        param=f"{item.param}trace_id",
-                    )
-            if item.level == "inference":
-                assert trace is not None
-                out.append(trace)
-                continue
-            out.append(await self._session_target(item, trace, scope, sessions))
-        return out
-
-    async def _session_target(
-        self,
-        item: ScoreInput,
-        trace: Target | None,
-        scope: Mapping[str, str],
-        cache: dict[str, Target | None],
-    ) -> Target:
-        session_id = item.session_id
-        if trace is not None:
-            if trace.session_id is None:
-                raise BadRequestError(
-                    f"trace {item.trace_id!r} has no session_id, so metric {item.metric!r} "
-                    "(level: session) cannot score its session",
-                    code="no_session",
-                    param=f"{item.param}trace_id",
-                )
-            if session_id is not None and session_id != trace.session_id:
-                raise BadRequestError(
-                    f"trace {item.trace_id!r} belongs to another session",
-                    code="session_mismatch",
-                    param=f"{item.param}session_id",
-                )
-            session_id = trace.session_id
-        assert session_id is not None
-        if session_id not in cache:
-            cache[session_id] = trace or await self.targets.session(session_id, scope)
-        latest = cache[session_id]
-        if latest is None:
-            raise NotFoundError(
-                f"no session with id {session_id!r}",
-                code="session_not_found",
-                param=f"{item.param}session_id",
-            )
-        return Target(
-            trace_id=None,
-            session_id=session_id,
-            started_at=latest.started_at,
-            model=latest.model,
-            deployment=latest.deployment,
-            key_id=latest.key_id,
-            team_id=latest.team_id,
-            user_id=latest.user_id,
-            end_user=latest.end_user,
-        )
 
     def _score(self, item: ScoreInput, target: Target, caller: Caller, now: float) -> Score:
         source: ScoreSource = item.source or ("end_user" if caller.token else "api")
@@ -353,10 +282,6 @@ def _scope(caller: Caller) -> dict[str, str]:
         return {"team_id": caller.token.team_id} if caller.token.team_id else {}
     assert caller.principal is not None
     return score_scope(caller.principal)
-
-
-def _within(target: Target, scope: Mapping[str, str]) -> bool:
-    return all(getattr(target, name) == value for name, value in scope.items())
 
 
 def _allowed(item: ScoreInput, caller: Caller) -> None:

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from opsgate.errors import BadRequestError, NotFoundError
+from opsgate.feedback.metrics import ScoreInput
 from opsgate.feedback.scores import Target
 from opsgate.store.tables.traces import traces
 from opsgate.trace import TraceRecord
@@ -167,6 +169,80 @@ class TargetFinder:
             await asyncio.sleep(_RETRY_STEP)
             waited += _RETRY_STEP
 
+    async def resolve(self, inputs: Sequence[ScoreInput], scope: Mapping[str, str]) -> list[Target]:
+        """What each score of a request is about, in order: its trace (one read for all the
+        request's ids not in memory), or for a session metric the session as of its latest
+        trace. 404 for an id unknown or outside `scope` (`score_scope`, or a token's team)."""
+        trace_ids = {i.trace_id for i in inputs if i.trace_id is not None}
+        found = await self.traces(trace_ids) if trace_ids else {}
+        sessions: dict[str, Target | None] = {}
+        out = []
+        for item in inputs:
+            trace = None
+            if item.trace_id is not None:
+                trace = found.get(item.trace_id)
+                if trace is None or not _within(trace, scope):
+                    raise NotFoundError(
+                        f"no trace with id {item.trace_id!r}",
+                        code="trace_not_found",
+                        param=f"{item.param}trace_id",
+                    )
+            if item.level == "inference":
+                assert trace is not None
+                out.append(trace)
+                continue
+            out.append(await self._session_target(item, trace, scope, sessions))
+        return out
+
+    async def _session_target(
+        self,
+        item: ScoreInput,
+        trace: Target | None,
+        scope: Mapping[str, str],
+        cache: dict[str, Target | None],
+    ) -> Target:
+        session_id = item.session_id
+        if trace is not None:
+            if trace.session_id is None:
+                raise BadRequestError(
+                    f"trace {item.trace_id!r} has no session_id, so metric {item.metric!r} "
+                    "(level: session) cannot score its session",
+                    code="no_session",
+                    param=f"{item.param}trace_id",
+                )
+            if session_id is not None and session_id != trace.session_id:
+                raise BadRequestError(
+                    f"trace {item.trace_id!r} belongs to another session",
+                    code="session_mismatch",
+                    param=f"{item.param}session_id",
+                )
+            session_id = trace.session_id
+        assert session_id is not None
+        if session_id not in cache:
+            cache[session_id] = trace or await self.session(session_id, scope)
+        latest = cache[session_id]
+        if latest is None:
+            raise NotFoundError(
+                f"no session with id {session_id!r}",
+                code="session_not_found",
+                param=f"{item.param}session_id",
+            )
+        return Target(
+            trace_id=None,
+            session_id=session_id,
+            started_at=latest.started_at,
+            model=latest.model,
+            deployment=latest.deployment,
+            key_id=latest.key_id,
+            team_id=latest.team_id,
+            user_id=latest.user_id,
+            end_user=latest.end_user,
+        )
+
     async def _read(self, stmt: Select[Any]) -> list[Target]:
         async with self._engine.connect() as conn:
             return [_from_row(row) for row in await conn.execute(stmt)]
+
+
+def _within(target: Target, scope: Mapping[str, str]) -> bool:
+    return all(getattr(target, name) == value for name, value in scope.items())

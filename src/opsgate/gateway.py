@@ -27,6 +27,7 @@ from opsgate.compliance.encryption import stores_bodies
 from opsgate.compliance.runtime import ComplianceService
 from opsgate.config.loader import load_config
 from opsgate.config.schema import Config
+from opsgate.evals.online import JUDGE_SOURCE, OnlineEvaluator
 from opsgate.evals.service import EvalService
 from opsgate.feedback.datasets.export import export_redactor
 from opsgate.feedback.datasets.holder import DatasetRows
@@ -45,6 +46,7 @@ from opsgate.pipeline.context import (
 )
 from opsgate.pipeline.deferred import Deferred
 from opsgate.pipeline.endpoints import RouteChat, RouteEmbedding
+from opsgate.pipeline.inprocess import PipelineClient
 from opsgate.pipeline.pipeline import Pipeline
 from opsgate.pipeline.publish import TracePublisher
 from opsgate.pipeline.stages.admit import Admit
@@ -215,6 +217,7 @@ class Gateway:
         self.compliance.register_builtins(self.writer, self.cache)
         self.feedback = self._feedback(config)
         self.evals = EvalService(self._engine)
+        self.online = self._online(config)
         self.review, self.datasets = self._review_and_datasets()
         self.metrics.watch_circuits(self._circuits)
         self.runtime = build_runtime(
@@ -246,6 +249,24 @@ class Gateway:
         self.compliance.retention.register(ScoreRetention(self._engine))
         return feedback
 
+    def _online(self, config: Config) -> OnlineEvaluator:
+        """Online scoring: judges call the current runtime's chat pipeline in process, as the
+        configured judge key (or the gateway itself); scores go to the feedback service."""
+
+        def judge_key() -> str | None:
+            key = self.runtime.config.evals.judge_key
+            return key.get_secret_value() if key else None
+
+        judge = PipelineClient(lambda: self.runtime.chat, source=JUDGE_SOURCE, key=judge_key)
+        return OnlineEvaluator(
+            config.evals,
+            config.feedback.metrics,
+            self.feedback,
+            judge=judge,
+            metrics=self.metrics.online,
+            source=self.source,
+        )
+
     def _review_and_datasets(self) -> tuple[ReviewService, DatasetService]:
         """Review queues label into the score store; datasets copy traces and scores into
         rows sealed with the body keys, and are erased with their end users."""
@@ -276,6 +297,7 @@ class Gateway:
             store_bodies=config.traces.store_bodies != "off",
             deferred=self.deferred,
             observers=[self.feedback.observe],
+            online=self.online,
         )
 
     def _circuits(self) -> dict[str, str]:
@@ -299,6 +321,7 @@ class Gateway:
         # Scores left unwritten by the last run sit beside this process's own trace journal.
         journal = self.writer.journal.path if self.writer is not None else None
         await self.feedback.start(journal.with_name(journal.name + ".scores") if journal else None)
+        await self.online.start()
         self.loop_lag.start()
 
     @staticmethod
@@ -331,6 +354,7 @@ class Gateway:
         """Validate the config file again and swap it in; on any error the old one stays."""
         async with self._reload_lock:
             config = await asyncio.to_thread(load_config, self.config_path)
+            self.online.reload(config.evals, config.feedback.metrics, self.source)
             self.compliance.reload(config, self.source)
             self.feedback.reload(config.feedback)
             runtime = build_runtime(
@@ -352,6 +376,7 @@ class Gateway:
     async def aclose(self) -> None:
         """Graceful shutdown: drain the trace queue, then release connections."""
         await self.loop_lag.aclose()
+        await self.online.aclose()  # its judges still have a whole pipeline to call
         if self._migrate_task is not None:
             self._migrate_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

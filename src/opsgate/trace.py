@@ -72,6 +72,14 @@ class TraceRecord:
     prompt_label: str | None = None
     """The label the request named (`production`), None when it named a version."""
     experiment_variant: str | None = None
+    logprob_mean: float | None = None
+    """The answer's mean token log-probability, when the upstream returned logprobs: a
+    confidence score (closer to 0 is surer)."""
+    logprob_min: float | None = None
+    """The least likely token's log-probability."""
+    malformed: str | None = None
+    """`truncated` (cut at finish_reason length) or `invalid_json` (not valid against the
+    request's `response_format`); None for an answer that is neither."""
     guard_verdicts: list[dict[str, Any]] = field(default_factory=list)
     request_body: bytes | None = None
     """Stored per policy (off by default); encrypted at rest once guardrails land."""

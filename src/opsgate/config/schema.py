@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from opsgate.config.cache import CacheConfig
 from opsgate.config.compliance import EncryptionConfig, RetentionConfig
+from opsgate.config.evals import EvalsConfig
 from opsgate.config.feedback import FeedbackConfig
 from opsgate.config.guard import GuardConfig
 
@@ -164,6 +165,7 @@ class Config(Strict):
     encryption: EncryptionConfig = Field(default_factory=EncryptionConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+    evals: EvalsConfig = Field(default_factory=EvalsConfig)
     settings: Settings = Field(default_factory=Settings)
 
     @model_validator(mode="after")
@@ -181,7 +183,29 @@ class Config(Strict):
         repeated = sorted({i for i in ids if ids.count(i) > 1})
         if repeated:
             raise ValueError(f"deployment ids must be unique; repeated: {', '.join(repeated)}")
+        self._check_online(known)
         return self
+
+    def _check_online(self, models: set[str]) -> None:
+        """Online rules name known models and write declared float or boolean metrics."""
+        declared = self.feedback.metrics
+        for i, rule in enumerate(self.evals.online):
+            where = f"evals.online[{i}]"
+            plain = not any(c in rule.model for c in "*?[") and ":" not in rule.model
+            if plain and rule.model not in models:
+                raise ValueError(f"{where}.model: unknown model {rule.model!r}")
+            for metric in rule.metrics:
+                found = declared.get(metric)
+                if found is None or found.type not in ("float", "boolean"):
+                    raise ValueError(
+                        f"{where}.scorers: metric {metric!r} must be declared in "
+                        "feedback.metrics as a float (the score, 0..1) or boolean (flagged)"
+                    )
+                if found.level != "inference":
+                    raise ValueError(f"{where}.scorers: metric {metric!r} must be level inference")
+                low, high = found.min, found.max
+                if (low is not None and low > 0) or (high is not None and high < 1):
+                    raise ValueError(f"{where}.scorers: float metric {metric!r} must allow 0..1")
 
     def group(self, name: str) -> ModelGroupConfig | None:
         return next((m for m in self.models if m.name == name), None)

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -62,6 +62,15 @@ class ClientOptions:
     backoff_s: float = 0.5
     max_backoff_s: float = 10.0
     headers: dict[str, str] = field(default_factory=dict)
+
+
+class ChatClient(Protocol):
+    """What judges call models through: the gateway over HTTP (`GatewayClient`, eval runs)
+    or its chat pipeline in process (online scoring, `pipeline/inprocess.py`)."""
+
+    async def chat(
+        self, model: str, messages: Sequence[Mapping[str, Any]], **params: Any
+    ) -> Completion | CallError: ...
 
 
 class GatewayClient:

@@ -1,7 +1,8 @@
-"""Where a finished trace goes: Prometheus, OpenTelemetry and the background writer.
+"""Where a finished trace goes: Prometheus, OpenTelemetry, the background writer and, when an
+online evaluation rule draws it, online scoring's queue.
 
-All three are in-memory hand-offs (counters, a span processor's queue, the writer's queue), so
-publishing never waits on I/O and never fails the request.
+All are in-memory hand-offs (counters, a span processor's queue, the writer's queue, the
+scoring queue), so publishing never waits on I/O and never fails the request.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsgate.evals.online import Draw, OnlineEvaluator
 from opsgate.pipeline.deferred import Deferred
 from opsgate.store.writer import TraceWriter
 from opsgate.telemetry.metrics import Metrics
@@ -42,6 +44,7 @@ class TracePublisher:
         store_bodies: bool = False,
         deferred: Deferred | None = None,
         observers: Sequence[Callable[[TraceRecord], None]] = (),
+        online: OnlineEvaluator | None = None,
     ) -> None:
         self.metrics = metrics
         self.tracer = tracer if tracer is not None and tracer.enabled else None
@@ -53,6 +56,9 @@ class TracePublisher:
         self.observers = tuple(observers)
         """In-memory hooks called with each published trace (feedback's index of recent
         traces); they must be cheap and must not block."""
+        self.online = online if online is not None and online.enabled else None
+        """Online scoring (`evals.online` rules): draws finished traces and scores the drawn
+        ones in the background."""
 
     @property
     def wants_output(self) -> bool:
@@ -60,7 +66,25 @@ class TracePublisher:
         captured by OpenTelemetry."""
         return self.store_bodies or (self.tracer is not None and self.tracer.capture_content)
 
-    def publish(self, trace: TraceRecord, detail: TraceDetail) -> None:
+    def samples(self, model: str) -> bool:
+        """Whether answers of `model` keep their text, for online scoring to draw from."""
+        return self.online is not None and self.online.watches(model)
+
+    def draw(self, trace: TraceRecord) -> Draw | None:
+        """The online rules that sample this finished trace (None: not sampled)."""
+        return self.online.draw(trace) if self.online is not None else None
+
+    def publish(
+        self,
+        trace: TraceRecord,
+        detail: TraceDetail,
+        *,
+        draw: Draw | None = None,
+        request: Mapping[str, Any] | None = None,
+        output: str | None = None,
+    ) -> None:
+        """Hand the trace on; a `draw` queues the answer (`request` as stored, `output`) for
+        online scoring, after the observers have seen the trace."""
         if self.metrics is not None:
             try:
                 self.metrics.observe(trace)
@@ -86,3 +110,8 @@ class TracePublisher:
                 observe(trace)
             except Exception:
                 log.exception("a trace observer failed for trace %s", trace.trace_id)
+        if draw is not None and self.online is not None:
+            try:
+                self.online.submit(trace, draw, request, output)
+            except Exception:
+                log.exception("online scoring could not take trace %s", trace.trace_id)

@@ -31,6 +31,7 @@ from prometheus_client import values as prom_values
 from prometheus_client.exposition import choose_encoder
 
 from opsgate.telemetry.feedback_metrics import FeedbackMetrics
+from opsgate.telemetry.online_metrics import OnlineMetrics
 from opsgate.telemetry.writer_metrics import WriterMetrics, WriterSnapshot
 from opsgate.trace import TraceRecord
 
@@ -174,8 +175,16 @@ class Metrics:
             buckets=LOOP_LAG_BUCKETS,
             registry=r,
         )
+        self.malformed = Counter(
+            "opsgate_malformed_completions",
+            "Answers flagged as malformed, by model and kind: truncated (finish_reason "
+            "length), invalid_json (not valid against the request's response_format).",
+            ["model", "kind"],
+            registry=r,
+        )
         self.writer = WriterMetrics(r)
         self.feedback = FeedbackMetrics(r)
+        self.online = OnlineMetrics(r)
 
     # -- per request ------------------------------------------------------------------------
 
@@ -209,6 +218,8 @@ class Metrics:
         for verdict in trace.guard_verdicts:
             check, stage = _label(verdict.get("check")), _label(verdict.get("stage"))
             self.guard_verdicts.labels(check, stage, _label(verdict.get("action"))).inc()
+        if trace.malformed is not None:
+            self.malformed.labels(model, trace.malformed).inc()
 
     def _observe_attempts(self, trace: TraceRecord, model: str) -> None:
         attempts = [s for s in trace.spans if s.name == "upstream_attempt"]

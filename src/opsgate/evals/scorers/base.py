@@ -64,6 +64,8 @@ class Scorer(ABC):
 
     kind: ClassVar[str]
     needs: tuple[str, ...] = ("output",)
+    calls_models: ClassVar[bool] = False
+    """It asks a model (a judge): it costs money, so online scoring caps it per hour."""
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or self.kind

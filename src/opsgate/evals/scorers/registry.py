@@ -4,7 +4,9 @@ A plugin package exposes an entry point in the `opsgate.scorers` group pointing 
 `register(register_scorer)`; it is called once, the first time a scorer is built. A factory
 takes the spec's parameters and the shared `ScorerResources` and returns a `Scorer`.
 
-A spec is a type name (`exact`) or a mapping `{type: ..., name: ..., <parameters>}`.
+A spec is a type name (`exact`) or a mapping `{type: ..., name: ..., <parameters>}`. A judge
+template's name that is not a registered type (`faithfulness`, `relevance@1`) is shorthand for
+`{type: judge, template: faithfulness}`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from typing import Any
 
 from opsgate.cache.embed import Embedder, EmbedderUnavailableError, build_embedder
 from opsgate.config.cache import EmbedderConfig
-from opsgate.evals.client import GatewayClient
+from opsgate.evals.client import ChatClient
 from opsgate.evals.scorers import rules
 from opsgate.evals.scorers.base import Scorer
 from opsgate.evals.scorers.errors import ScorerConfigError
-from opsgate.evals.scorers.judge import Judge, Pairwise
+from opsgate.evals.scorers.judge import TEMPLATES, Judge, Pairwise
 from opsgate.evals.scorers.similarity import EmbeddingSimilarity
 from opsgate.evals.scorers.support import Hallucination
 
@@ -33,7 +35,7 @@ class ScorerResources:
     """What scorers share: the gateway client judges call through, the default judge model,
     and embedders (built once per type)."""
 
-    client: GatewayClient | None = None
+    client: ChatClient | None = None
     judge_model: str | None = None
     embedders: dict[str, Embedder] = field(default_factory=dict)
 
@@ -48,7 +50,7 @@ class ScorerResources:
                 ) from None
         return self.embedders[kind]
 
-    def judge_client(self) -> GatewayClient:
+    def judge_client(self) -> ChatClient:
         if self.client is None:
             raise ScorerConfigError("judge scorers need the gateway (a URL and a key)")
         return self.client
@@ -115,6 +117,9 @@ class ScorerRegistry:
             raise ScorerConfigError(f"a scorer is a type name or a mapping, not {spec!r}")
         params: dict[str, Any] = {"type": spec} if isinstance(spec, str) else dict(spec)
         kind = params.pop("type", None)
+        if isinstance(kind, str) and kind not in self._factories and _judge_shorthand(kind):
+            params = {"template": kind, **params}
+            kind = "judge"
         factory = self._factories.get(kind) if isinstance(kind, str) else None
         if factory is None:
             known = ", ".join(sorted(self._factories))
@@ -123,6 +128,13 @@ class ScorerRegistry:
             return factory(params, resources or ScorerResources())
         except TypeError as exc:
             raise ScorerConfigError(f"{kind}: bad parameters: {exc}") from None
+
+
+def _judge_shorthand(kind: str) -> bool:
+    """A scoring (not pairwise) template's name, with or without `@version`."""
+    name = kind.split("@", 1)[0]
+    versions = TEMPLATES.get(name, {})
+    return bool(versions) and not any(t.pairwise for t in versions.values())
 
 
 REGISTRY = ScorerRegistry()

@@ -2,7 +2,9 @@
 the stream, or the error) is done, and hands it to the publisher.
 
 It is also where the caller's own labels (end user, session, metadata: `opsgate.identity`) are
-read and validated, once, onto `ctx.labels`: every later stage reads them there.
+read and validated, once, onto `ctx.labels`: every later stage reads them there; where the
+answer's confidence and malformed flags are taken (`opsgate.evals.completions`); and where
+online scoring draws the finished trace (`TracePublisher.draw`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import orjson
 
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest
 from opsgate.errors import OpsgateError
+from opsgate.evals.completions import TRUNCATED, CompletionCheck
+from opsgate.evals.online import Draw
 from opsgate.identity import caller_labels
 from opsgate.pipeline.context import RequestContext
 from opsgate.pipeline.pipeline import Next
@@ -58,12 +62,15 @@ class Record:
         ctx: RequestContext = call.ctx
         req: ChatRequest | EmbeddingRequest = call.request
         trace = self._open(ctx, req)
+        check: CompletionCheck | None = None
         try:
             ctx.labels = labels = caller_labels(ctx.headers, req.params)
             trace.metadata, trace.session_id = labels.metadata, labels.session_id
             trace.end_user = labels.end_user
-            if self.publisher.wants_output and isinstance(req, ChatRequest):
-                ctx.output = []
+            if isinstance(req, ChatRequest):
+                check = CompletionCheck.of(req)
+                if self.publisher.wants_output or self.publisher.samples(req.model):
+                    ctx.output = []
             result = await call_next(call)
         except OpsgateError as exc:
             self._close(trace, ctx, req, error=exc)
@@ -72,9 +79,11 @@ class Record:
             self._close(trace, ctx, req, disconnected=True)
             raise
         if isinstance(req, ChatRequest) and req.stream and not isinstance(result, ChatResponse):
-            return self._watch(result, trace, ctx, req)
+            return self._watch(result, trace, ctx, req, check)
         body = result.body if isinstance(result, ChatResponse) else result
-        self._close(trace, ctx, req, body=body)
+        if check is not None:
+            check.response(body)
+        self._close(trace, ctx, req, body=body, check=check)
         return result
 
     def rejected(self, ctx: RequestContext, error: OpsgateError, model: Any = None) -> None:
@@ -106,6 +115,7 @@ class Record:
         trace: TraceRecord,
         ctx: RequestContext,
         req: ChatRequest,
+        check: CompletionCheck | None,
     ) -> AsyncIterator[ChatChunk]:
         error: OpsgateError | None = None
         disconnected = False
@@ -118,6 +128,8 @@ class Record:
                 for choice in chunk.body.get("choices") or ():
                     if choice.get("finish_reason"):
                         last["finish_reason"] = choice["finish_reason"]
+                if check is not None:
+                    check.chunk(chunk.body)
                 yield chunk
         except OpsgateError as exc:
             error = exc
@@ -137,6 +149,7 @@ class Record:
                 body=summary if last else None,
                 error=error,
                 disconnected=disconnected,
+                check=check,
             )
 
     def _close(
@@ -148,6 +161,7 @@ class Record:
         body: dict[str, Any] | None = None,
         error: OpsgateError | None = None,
         disconnected: bool = False,
+        check: CompletionCheck | None = None,
     ) -> None:
         dep = ctx.route.deployment
         if ctx.prompt is not None:
@@ -175,6 +189,10 @@ class Record:
             trace.model_served = body.get("model")
             choices = body.get("choices") or ()
             trace.finish_reason = choices[0].get("finish_reason") if choices else None
+            if trace.finish_reason == "length":
+                trace.malformed = TRUNCATED
+            if check is not None and error is None and not disconnected:
+                check.apply(trace)
         if disconnected and error is None:
             trace.status, trace.http_status = "error", _DISCONNECTED
             trace.error_type, trace.error_message = "client_disconnected", "client went away"
@@ -198,18 +216,19 @@ class Record:
             trace.status, trace.http_status = "error", error.status
             trace.error_type, trace.error_message = error.code, error.message
         output = "".join(ctx.output) if ctx.output is not None else None
+        draw = self.publisher.draw(trace) if req is not None else None
         stored: dict[str, Any] | None = None
-        if req is not None and self.publisher.wants_output:  # stored, or captured by OTel
+        if req is not None and (self.publisher.wants_output or draw is not None):
             sent = ctx.prompt.sent() if ctx.prompt is not None else None
-            stored = _request_body(sent or req)  # a prompt request stores what it sent
+            stored = _request_body(sent or req)  # stored, captured by OTel, or scored online
         detail = self._detail(ctx, req, body)
         masker = self.masker if self.mask_all or ctx.mask_bodies else None
         if masker is None or stored is None:
-            self._publish(trace, detail, Bodies(stored, output))
+            self._publish(trace, detail, Bodies(stored, output), draw)
             return
         plain = Bodies(stored, output)
         self.publisher.deferred.submit(
-            lambda: plain.masked(masker), lambda bodies: self._publish(trace, detail, bodies)
+            lambda: plain.masked(masker), lambda bodies: self._publish(trace, detail, bodies, draw)
         )
 
     def _detail(
@@ -229,18 +248,29 @@ class Record:
             server_url=(dep.config.base_url if dep is not None else None),
         )
 
-    def _publish(self, trace: TraceRecord, detail: TraceDetail | None, bodies: Bodies) -> None:
+    def _publish(
+        self,
+        trace: TraceRecord,
+        detail: TraceDetail | None,
+        bodies: Bodies,
+        draw: Draw | None = None,
+    ) -> None:
         if self.publisher.store_bodies and bodies.request is not None:
             trace.request_body = orjson.dumps(bodies.request)
             if bodies.output is not None:
                 trace.response_body = bodies.output.encode()
         if detail is None:
-            self.publisher.publish(trace, _NO_DETAIL)
+            detail = _NO_DETAIL
+        else:
+            messages = bodies.request.get("messages") if bodies.request else None
+            detail.messages = messages if trace.endpoint == "chat" else None
+            detail.output = bodies.output
+        if draw is None:
+            self.publisher.publish(trace, detail)
             return
-        messages = bodies.request.get("messages") if bodies.request else None
-        detail.messages = messages if trace.endpoint == "chat" else None
-        detail.output = bodies.output
-        self.publisher.publish(trace, detail)
+        self.publisher.publish(
+            trace, detail, draw=draw, request=bodies.request, output=bodies.output
+        )
 
 
 @dataclass(frozen=True, slots=True)

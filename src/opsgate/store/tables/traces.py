@@ -81,6 +81,9 @@ traces = Table(
     Column("prompt_name", String),
     Column("prompt_label", String),
     Column("experiment_variant", String),
+    Column("logprob_mean", Double),  # the answer's confidence (v0011_evals)
+    Column("logprob_min", Double),
+    Column("malformed", String),  # truncated | invalid_json
     Column("guard_verdicts", json_type(), nullable=False),
     Column("request_body", LargeBinary),
     Column("response_body", LargeBinary),
@@ -96,6 +99,7 @@ traces = Table(
     Index(None, "status", "started_at"),
     Index(None, "cache", "started_at"),
     Index(None, "prompt_name", "started_at"),
+    Index(None, "malformed", "started_at"),
 )
 
 spans = Table(

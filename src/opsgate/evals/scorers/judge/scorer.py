@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from opsgate.evals.client import CallError, Completion, GatewayClient
+from opsgate.evals.client import CallError, ChatClient, Completion
 from opsgate.evals.scorers.base import Sample, Scorer, ScoreResult
 from opsgate.evals.scorers.errors import ScorerConfigError
 from opsgate.evals.scorers.judge.parse import UnparseableAnswer, Verdict, parse_score, parse_winner
@@ -33,7 +33,7 @@ class JudgeCall:
     """One judgement through the gateway: render, call, parse, and retry once if unreadable."""
 
     def __init__(
-        self, client: GatewayClient, model: str, tpl: JudgeTemplate, params: Mapping[str, Any]
+        self, client: ChatClient, model: str, tpl: JudgeTemplate, params: Mapping[str, Any]
     ) -> None:
         self.client, self.model, self.template = client, model, tpl
         self.params = {"temperature": 0, **params}
@@ -76,10 +76,11 @@ class Judge(Scorer):
     `toxicity`, `rubric`), normalised to [0, 1]."""
 
     kind = "judge"
+    calls_models = True
 
     def __init__(
         self,
-        client: GatewayClient,
+        client: ChatClient,
         name: str | None = None,
         *,
         template: str,
@@ -116,11 +117,12 @@ class Pairwise(Scorer):
     an order-dependent judge)."""
 
     kind = "pairwise"
+    calls_models = True
     needs = ("input", "output", "expected")
 
     def __init__(
         self,
-        client: GatewayClient,
+        client: ChatClient,
         name: str | None = None,
         *,
         model: str,

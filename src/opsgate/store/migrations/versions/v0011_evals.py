@@ -1,4 +1,5 @@
-"""Evals: `eval_runs` and `eval_results` (store/tables/evals.py).
+"""Evals: `eval_runs` and `eval_results` (store/tables/evals.py); the answer's confidence
+(`logprob_mean`, `logprob_min`) and malformed flag (`malformed`) on `traces`.
 
 Revision ID: v0011_evals
 Revises: v0010_datasets
@@ -69,8 +70,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_id", "target", "row_index", name="pk_eval_results"),
     )
     op.create_index("ix_eval_results_trace_id", "eval_results", ["trace_id"])
+    # Plain ADD COLUMN (no batch rebuild of `traces`: that would cascade into `spans`).
+    op.add_column("traces", sa.Column("logprob_mean", sa.Double(), nullable=True))
+    op.add_column("traces", sa.Column("logprob_min", sa.Double(), nullable=True))
+    op.add_column("traces", sa.Column("malformed", sa.String(), nullable=True))
+    op.create_index("ix_traces_malformed_started_at", "traces", ["malformed", "started_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_traces_malformed_started_at", table_name="traces")
+    for name in ("malformed", "logprob_min", "logprob_mean"):
+        op.execute(f"ALTER TABLE traces DROP COLUMN {name}")
     op.drop_table("eval_results")
     op.drop_table("eval_runs")

@@ -69,9 +69,7 @@ class MetricConfig(_Strict):
     )
     min: float | None = Field(default=None, description="float: lowest allowed value")
     max: float | None = Field(default=None, description="float: highest allowed value")
-    values: tuple[str, ...] | None = Field(
-        default=None, description="category: the allowed values"
-    )
+    values: tuple[str, ...] | None = Field(default=None, description="category: the allowed values")
     description: str | None = None
 
     @model_validator(mode="after")

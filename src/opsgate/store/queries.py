@@ -27,6 +27,8 @@ STATUSES = ("ok", "error")
 CACHE_HITS = ("hit-exact", "hit-semantic")
 CACHE_FILTERS = ("hit", *CACHE_HITS, "miss", "bypass")
 """`hit` matches either kind of hit."""
+MALFORMED = ("truncated", "invalid_json")
+"""The values of a trace's `malformed` flag (evals/completions.py)."""
 
 EQUALITY_FILTERS: tuple[tuple[str, str], ...] = (
     ("model", "model_requested"),
@@ -39,6 +41,7 @@ EQUALITY_FILTERS: tuple[tuple[str, str], ...] = (
     ("prompt_name", "prompt_name"),
     ("prompt_version", "prompt_version"),
     ("prompt_label", "prompt_label"),
+    ("malformed", "malformed"),
 )
 """(`TraceQuery` field, `traces` column) pairs matched exactly."""
 
@@ -106,6 +109,8 @@ class TraceQuery:
     prompt_version: str | None = None
     """A version number, as text (the trace column's type)."""
     prompt_label: str | None = None
+    malformed: str | None = None
+    """One of `MALFORMED`: answers flagged truncated or invalid_json."""
     cache: str | None = None
     """One of `CACHE_FILTERS`."""
     min_duration_ms: float | None = None
@@ -120,6 +125,8 @@ class TraceQuery:
             raise InvalidQueryError("limit", f"limit must be between 1 and {MAX_LIMIT}")
         if self.status is not None and self.status not in STATUSES:
             raise InvalidQueryError("status", f"status must be one of {', '.join(STATUSES)}")
+        if self.malformed is not None and self.malformed not in MALFORMED:
+            raise InvalidQueryError("malformed", f"malformed must be one of {', '.join(MALFORMED)}")
         if self.cache is not None and self.cache not in CACHE_FILTERS:
             raise InvalidQueryError("cache", f"cache must be one of {', '.join(CACHE_FILTERS)}")
         if self.cursor is not None:

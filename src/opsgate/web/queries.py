@@ -33,7 +33,15 @@ _EQUALITY_PARAMS = (
     "prompt_label",
 )
 _RANGE_PARAMS = ("since", "until")
-_TRACE_ONLY = ("session_id", "cache", "min_duration_ms", "metadata", "limit", "cursor")
+_TRACE_ONLY = (
+    "session_id",
+    "cache",
+    "malformed",
+    "min_duration_ms",
+    "metadata",
+    "limit",
+    "cursor",
+)
 TRACE_PARAMS = frozenset((*_EQUALITY_PARAMS, *_RANGE_PARAMS, *_TRACE_ONLY))
 USAGE_PARAMS = frozenset((*_EQUALITY_PARAMS, *_RANGE_PARAMS, "group_by", "bucket"))
 BUCKETS = {"minute": 60, "hour": 3600, "day": 86_400, "none": 60 * 10**9}
@@ -169,6 +177,7 @@ def trace_query(params: QueryParams, now: float) -> TraceQuery:
             prompt_name=_single(params, "prompt_name"),
             prompt_version=_single(params, "prompt_version"),
             prompt_label=_single(params, "prompt_label"),
+            malformed=_single(params, "malformed"),
             cache=_single(params, "cache"),
             min_duration_ms=_number(params, "min_duration_ms", float),
             metadata=_metadata(params),

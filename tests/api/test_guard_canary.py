@@ -7,13 +7,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from opsgate.alerts import SIGNATURE_HEADER, verify
 from tests.api.test_guard_pii import _close_clients, client, trace  # noqa: F401
 from tests.api.test_openai_compat import oa, one_model
 from tests.conftest import GatewayFactory
@@ -119,3 +123,60 @@ def test_clean_answers_pass_and_are_cached_without_the_canary(
     assert (
         "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "hello from echo"
     )
+
+
+class _Hook(BaseHTTPRequestHandler):
+    """A loopback webhook: keeps each delivery (signature header, raw body) on its server."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.server.received.append((self.headers.get(SIGNATURE_HEADER), body))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[HTTPServer]:
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    server.received = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_a_leaked_canary_raises_a_critical_alert_at_the_webhook(
+    gateway: GatewayFactory, fresh_echo: EchoUpstream, webhook: HTTPServer
+) -> None:
+    url = f"http://127.0.0.1:{webhook.server_address[1]}/hook"
+    config = {
+        **one_model(oa("a", fresh_echo)),
+        "guard": {"default": {"canary": True}},
+        "traces": {"flush_interval": 0.05},
+        "alerts": {"webhooks": [{"url": url, "secret": "s3cret"}], "retry_base": 0.01},
+    }
+    gw = gateway(config)
+    fresh_echo.script(Reply(text=ECHO))
+    with pytest.raises(openai.BadRequestError) as info:
+        client(gw).chat.completions.create(model="m", messages=MSG)
+    trace_id = info.value.response.headers["x-opsgate-trace-id"]
+    deadline = time.monotonic() + 10
+    received: list[Any] = webhook.received  # type: ignore[attr-defined]
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [(signature, body)] = received
+    assert verify("s3cret", body, signature), "signed with the webhook's secret"
+    alert = json.loads(body)
+    assert alert["kind"] == "guard.canary_leak" and alert["severity"] == "critical"
+    assert alert["data"]["trace_id"] == trace_id
+    # a second leak within the cooldown is blocked too, but alerts no one again
+    fresh_echo.script(Reply(text=ECHO))
+    with pytest.raises(openai.BadRequestError):
+        client(gw).chat.completions.create(model="m", messages=MSG)
+    time.sleep(0.3)
+    assert len(received) == 1

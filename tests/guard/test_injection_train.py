@@ -214,7 +214,11 @@ def test_some_benign_prompts_get_an_attacks_system_prompt() -> None:
     benign = [Example(f"b{i}", f"Question {i} about gardening?", 0, "q", "none") for i in range(80)]
     paired = with_system_prompts([*attacks, *benign])
     assert paired[:3] == attacks
-    given = [ex for ex in paired[3:] if ex.system_prompt]
+    bare = paired[83:]  # each attack also without its system prompt, in its own group
+    assert [(ex.id, ex.system_prompt, ex.group) for ex in bare] == [
+        (f"{ex.id}:bare", None, ex.group) for ex in attacks
+    ]
+    given = [ex for ex in paired[3:83] if ex.system_prompt]
     assert 80 / PAIRED_SHARE / 2 <= len(given) <= 80 / PAIRED_SHARE * 2
     assert {ex.system_prompt for ex in given} <= {ex.system_prompt for ex in attacks}
     assert with_system_prompts(benign) == benign  # no attack has one: nothing to give

@@ -100,3 +100,20 @@ def test_alerts_reach_the_alert_channel() -> None:
         return [e.alert.kind for e in events]
 
     assert asyncio.run(run()) == ["guard.injection_spike"]
+
+
+def test_a_canary_leak_alerts_at_once_then_waits_for_the_cooldown() -> None:
+    clock = Clock()
+    monitor, sent = make(clock)  # cooldown 300 s
+    monitor.leaked("k", "t1")
+    monitor.leaked("k", "t2")
+    monitor.leaked("other", "t3")
+    assert [(a.kind, a.severity, a.labels["key_id"], a.data["trace_id"]) for a in sent] == [
+        ("guard.canary_leak", "critical", "k", "t1"),
+        ("guard.canary_leak", "critical", "other", "t3"),
+    ]
+    clock.now += 299
+    monitor.leaked("k", "t4")
+    clock.now += 2
+    monitor.leaked("k", "t5")
+    assert [a.data["trace_id"] for a in sent] == ["t1", "t3", "t5"]

@@ -1,4 +1,5 @@
-"""Compliance monitoring: spike alerts when a key's blocked-injection or PII rate jumps.
+"""Compliance monitoring: spike alerts when a key's blocked-injection or PII rate jumps, and a
+breach alert when an answer leaks the system prompt (its canary).
 
 Each guarded request of a key is counted in a sliding window (ten time buckets, so memory per
 key is constant); when the share of requests blocked as injection, or carrying PII, passes its
@@ -60,6 +61,33 @@ class GuardMonitor:
             self._check(key, window, "injection", window.injections, self.config.injection_rate)
         if window.pii[slot]:
             self._check(key, window, "pii", window.pii, self.config.pii_rate)
+
+    def leaked(self, key: str, trace_id: str) -> None:
+        """An answer to `key` repeated the request's canary: the system prompt leaked (a
+        prompt-extraction attack got through to the model). One critical alert per key and
+        `cooldown`, naming the first trace; the answer itself was already blocked."""
+        if not self.config.enabled:
+            return
+        now = self._clock()
+        window = self._window(key)
+        last = window.alerted.get("canary")
+        if last is not None and now - last < self.config.cooldown:
+            return
+        window.alerted["canary"] = now
+        if self.emit is not None:
+            self.emit(
+                Alert(
+                    kind="guard.canary_leak",
+                    message=(
+                        f"Key {key}: an answer repeated the system prompt's canary, so the "
+                        f"prompt leaked to the model's output (trace {trace_id}; the answer "
+                        "was blocked)."
+                    ),
+                    severity="critical",
+                    labels={"key_id": key, "check": "canary"},
+                    data={"trace_id": trace_id},
+                )
+            )
 
     def rates(self, key: str) -> tuple[int, float, float]:
         """(requests, injection rate, PII rate) of `key` over the window, for tests and debug."""

@@ -221,6 +221,9 @@ class OutputGuard:
     ) -> None:
         verdicts = tally.verdicts(policy)
         ctx.guard_verdicts.extend(verdicts)
+        if tally.canary:  # a breach whoever the caller: with no keys configured, "-"
+            key = ctx.principal.key_id if ctx.principal is not None else "-"
+            self.service.monitor.leaked(key, ctx.trace_id)
         if verdicts:
             ctx.mask_bodies = True  # the stored answer must not keep what was caught
         _add_span(ctx, "guard_output", "go", started, t0, verdicts)

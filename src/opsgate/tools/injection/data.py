@@ -192,7 +192,9 @@ def with_system_prompts(examples: Sequence[Example], seed: int = SEED) -> list[E
     """Benign prompts sent under the system prompts the attacks were sent under: one in
     `PAIRED_SHARE` gets one (chosen by CRC-32 of its id). Without them every row with a system
     prompt would be an attack, and the context features (`guard.injection.context`) would
-    learn that a system prompt alone means an attack."""
+    learn that a system prompt alone means an attack. Each attack sent under a system prompt
+    is also kept without it (`<id>:bare`, same group): a caller may not pass the system
+    prompt, and the n-grams must catch what they can on their own."""
     pool = sorted({ex.system_prompt for ex in examples if ex.system_prompt and ex.label})
     if not pool:
         return list(examples)
@@ -202,7 +204,12 @@ def with_system_prompts(examples: Sequence[Example], seed: int = SEED) -> list[E
         if not ex.label and not ex.untrusted and not ex.system_prompt and pick % PAIRED_SHARE == 0:
             ex = replace(ex, system_prompt=pool[(pick // PAIRED_SHARE) % len(pool)])
         paired.append(ex)
-    return paired
+    bare = [
+        replace(ex, id=f"{ex.id}:bare", system_prompt=None)
+        for ex in examples
+        if ex.label and ex.system_prompt
+    ]
+    return paired + bare
 
 
 def _order(key: str, seed: int) -> int:

@@ -16,7 +16,7 @@ import yaml
 from tests.cli.test_cli import run
 from tests.prompts.helpers import system_text
 from tests.ui.test_browser import _login, _page, browser, shot
-from tests.ui.test_prompts_pages import MASTER, World, start_world, traffic
+from tests.ui.test_prompts_pages import MASTER, World, start_world, stored, traffic
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -92,6 +92,7 @@ def test_push_diff_playground_promote_and_metrics(
 
     traffic(world, world.member, 3, model="prompt:triage")
     traffic(world, world.member, 2, model="prompt:triage@1")
+    stored(world, 5)
     page.goto(f"{world.server.base}/ui/prompts/triage?team_id=ml&range=1h")
     # The master key's playground run is traced to the master (no team), not to team ml.
     expect(page.locator("#version-2 .metric-requests")).to_have_text("3")

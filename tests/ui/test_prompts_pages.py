@@ -93,10 +93,22 @@ def traffic(world: World, key: str, count: int, **extra: Any) -> None:
             )
 
 
+def stored(world: World, count: int) -> None:
+    """Wait (10 s at most) until team ml's prompt traffic is in the usage rollups."""
+    deadline = time.monotonic() + 10
+    params = {"prompt_name": "triage", "team_id": "ml", "since": "1h"}
+    with world.admin() as admin:
+        while True:
+            rows = admin.get("/admin/v1/usage", params=params).json()["data"]
+            if sum(r["requests"] for r in rows) >= count or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+
+
 def test_list_detail_metrics_diff_and_history(world: World, clients: Clients) -> None:
     traffic(world, world.member, 3, model="prompt:triage")
     traffic(world, world.member, 2, model="prompt:triage@2")
-    time.sleep(0.5)
+    stored(world, 5)
     http, _ = clients.logged_in(MASTER)
     listed = http.get("/ui/prompts")
     assert (

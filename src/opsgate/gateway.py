@@ -16,7 +16,7 @@ from typing import Any
 from opsgate.access.admission import AdmissionService
 from opsgate.access.budgets.cost import WorstCase
 from opsgate.access.budgets.model import BudgetLedger
-from opsgate.access.control import AccessService
+from opsgate.access.control import DEFAULT_REDIS_PREFIX, REDIS_PREFIX_ENV, AccessService
 from opsgate.access.principal import Principal
 from opsgate.alerts.store import AlertEventStore
 from opsgate.cache.build import build_cache
@@ -29,6 +29,7 @@ from opsgate.config.loader import load_config
 from opsgate.config.schema import Config
 from opsgate.evals.online import JUDGE_SOURCE, OnlineEvaluator
 from opsgate.evals.service import EvalService
+from opsgate.experiments.service import ExperimentService
 from opsgate.feedback.datasets.export import export_redactor
 from opsgate.feedback.datasets.holder import DatasetRows
 from opsgate.feedback.datasets.service import DatasetService
@@ -52,6 +53,7 @@ from opsgate.pipeline.publish import TracePublisher
 from opsgate.pipeline.stages.admit import Admit
 from opsgate.pipeline.stages.authenticate import Authenticate
 from opsgate.pipeline.stages.cache import Cache
+from opsgate.pipeline.stages.experiment import ApplyVariant, AssignVariant
 from opsgate.pipeline.stages.feedback import FeedbackToken
 from opsgate.pipeline.stages.guard import EmbeddingSensitivity, InputGuard, OutputGuard
 from opsgate.pipeline.stages.prompt import JoinPrompt, RenderPrompt
@@ -100,6 +102,7 @@ def build_runtime(
     cache: CacheService | None = None,
     prompts: PromptService | None = None,
     feedback: FeedbackService | None = None,
+    experiments: ExperimentService | None = None,
 ) -> Runtime:
     router = build_router(
         config, http, source=source, previous=previous.router if previous else None
@@ -135,11 +138,17 @@ def build_runtime(
     # the input guard and the cache (the rendered prompt is scanned and cached); its variables
     # reach the guard as untrusted parts, joined again right after it: docs/prompts.md.
     render, join = ([RenderPrompt(prompts, guard)], [JoinPrompt()]) if prompts else ([], [])
+    # The experiment's variant is chosen before the prompt is rendered (a prompt variant names
+    # its version, rendered once) and applied right after it (its model and parameters reach
+    # admission): docs/experiments.md.
+    assign, apply = ([AssignVariant(experiments)], [ApplyVariant()]) if experiments else ([], [])
     chat: Pipeline[ChatCall, ChatResult] = Pipeline(
         [
             chat_record,
             auth,
+            *assign,
             *render,
+            *apply,
             *admitting,
             InputGuard(guard),
             *join,
@@ -219,6 +228,15 @@ class Gateway:
         self.evals = EvalService(self._engine)
         self.online = self._online(config)
         self.review, self.datasets = self._review_and_datasets()
+        self.experiments = ExperimentService(
+            self._engine,
+            lambda: self.runtime.config,
+            prompts=self.prompts,
+            audit=self.audit,
+            emit=self.admission.alerts.emit,
+            redis_url=config.settings.redis_url,
+            redis_prefix=os.environ.get(REDIS_PREFIX_ENV) or DEFAULT_REDIS_PREFIX,
+        )
         self.metrics.watch_circuits(self._circuits)
         self.runtime = build_runtime(
             config,
@@ -230,6 +248,7 @@ class Gateway:
             cache=self.cache,
             prompts=self.prompts,
             feedback=self.feedback,
+            experiments=self.experiments,
         )
         self._reload_lock = asyncio.Lock()
 
@@ -314,6 +333,7 @@ class Gateway:
             self._migrate_task = asyncio.create_task(self._migrate_later())
         await self.access.start()
         await self.prompts.start()
+        await self.experiments.start()
         await self.admission.start(self.access.store)
         self.compliance.start()
         if self.writer is not None:
@@ -368,8 +388,10 @@ class Gateway:
                 cache=self.cache,
                 prompts=self.prompts,
                 feedback=self.feedback,
+                experiments=self.experiments,
             )
             self.runtime = runtime
+            await self.experiments.reload()
             log.info("config reloaded from %s", self.source)
             return runtime
 
@@ -394,6 +416,7 @@ class Gateway:
             await self.writer.stop()
             await self.writer.store.aclose()
         await self.access.aclose()
+        await self.experiments.aclose()
         await self.prompts.aclose()
         if self._engine is not None:
             await dispose_engine(self._engine)

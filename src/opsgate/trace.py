@@ -71,7 +71,10 @@ class TraceRecord:
     prompt_name: str | None = None
     prompt_label: str | None = None
     """The label the request named (`production`), None when it named a version."""
-    experiment_variant: str | None = None
+    experiment: str | None = None
+    """The experiment the request was in, when one assigned it a variant."""
+    variant: str | None = None
+    """The experiment's variant served."""
     logprob_mean: float | None = None
     """The answer's mean token log-probability, when the upstream returned logprobs: a
     confidence score (closer to 0 is surer)."""

@@ -60,6 +60,10 @@ TABLES = {
     "prompt_changes",
     "usage_hour_prompts",
     "usage_day_prompts",
+    "experiments",
+    "experiment_events",
+    "experiment_assignments",
+    "experiment_changes",
     VERSION_TABLE,
 }
 

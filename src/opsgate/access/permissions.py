@@ -56,6 +56,11 @@ class Permission(enum.StrEnum):
     """List and show eval runs, their results and comparisons."""
     EVALS_RUN = "evals:run"
     """Start, cancel and resume eval runs (their calls use the caller's own key)."""
+    EXPERIMENTS_READ = "experiments:read"
+    """List and show experiments with their statistics and decision log."""
+    EXPERIMENTS_MANAGE = "experiments:manage"
+    """Create, pause, resume, stop and promote experiments (promoting a prompt variant to
+    `production` also needs `prompts:promote`)."""
 
 
 P = Permission
@@ -86,6 +91,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.DATASETS_MANAGE,
             P.EVALS_READ,
             P.EVALS_RUN,
+            P.EXPERIMENTS_READ,
+            P.EXPERIMENTS_MANAGE,
         }
     ),
     Role.MEMBER: frozenset(
@@ -98,6 +105,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.TRACES_REVIEW,
             P.EVALS_READ,
             P.EVALS_RUN,
+            P.EXPERIMENTS_READ,
         }
     ),
     Role.VIEWER: frozenset(
@@ -109,6 +117,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.DEPLOYMENTS_READ,
             P.PROMPTS_READ,
             P.EVALS_READ,
+            P.EXPERIMENTS_READ,
         }
     ),
     Role.SERVICE: frozenset({P.MODELS_CALL}),

@@ -24,6 +24,7 @@ from opsgate.api.admin import cache as admin_cache
 from opsgate.api.admin import compliance as admin_compliance
 from opsgate.api.admin import datasets as admin_datasets
 from opsgate.api.admin import evals as admin_evals
+from opsgate.api.admin import experiments as admin_experiments
 from opsgate.api.admin import feedback as admin_feedback
 from opsgate.api.admin import prompts as admin_prompts
 from opsgate.api.admin import review as admin_review
@@ -66,6 +67,7 @@ routes: list[BaseRoute] = [
     *admin_compliance.routes,
     *admin_alerts.routes,
     *admin_prompts.routes,
+    *admin_experiments.routes,
     *prompt_routes.routes,
 ]
 

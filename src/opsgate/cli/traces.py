@@ -159,7 +159,8 @@ _SHOWN = (
     ("cache", "cache"),
     ("finish reason", "finish_reason"),
     ("prompt version", "prompt_version"),
-    ("experiment variant", "experiment_variant"),
+    ("experiment", "experiment"),
+    ("variant", "variant"),
     ("error", "error_message"),
 )
 

@@ -13,6 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from opsgate.config.cache import CacheConfig
 from opsgate.config.compliance import EncryptionConfig, RetentionConfig
 from opsgate.config.evals import EvalsConfig
+from opsgate.config.experiments import (
+    ExperimentConfig,
+    ExperimentError,
+    check_experiment,
+    check_experiments,
+)
 from opsgate.config.feedback import FeedbackConfig
 from opsgate.config.guard import GuardConfig
 
@@ -166,6 +172,7 @@ class Config(Strict):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     evals: EvalsConfig = Field(default_factory=EvalsConfig)
+    experiments: list[ExperimentConfig] = Field(default_factory=list, max_length=256)
     settings: Settings = Field(default_factory=Settings)
 
     @model_validator(mode="after")
@@ -184,7 +191,21 @@ class Config(Strict):
         if repeated:
             raise ValueError(f"deployment ids must be unique; repeated: {', '.join(repeated)}")
         self._check_online(known)
+        self._check_experiments(known)
         return self
+
+    def _check_experiments(self, models: set[str]) -> None:
+        """Experiments name declared metrics and known models, and overlap only inside an
+        exclusion group (config/experiments.py)."""
+        try:
+            for i, exp in enumerate(self.experiments):
+                try:
+                    check_experiment(exp, metrics=self.feedback.metrics, models=models)
+                except ExperimentError as exc:
+                    raise ExperimentError(f"experiments[{i}].{exc.field}", str(exc)) from None
+            check_experiments(self.experiments)
+        except ExperimentError as exc:
+            raise ValueError(f"{exc.field}: {exc}") from None
 
     def _check_online(self, models: set[str]) -> None:
         """Online rules name known models and write declared float or boolean metrics."""

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from opsgate.access.principal import Principal
+from opsgate.experiments.registry import Assignment
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Usage
 from opsgate.errors import BadRequestError
 from opsgate.guard.verdicts import Verdict
@@ -64,6 +65,8 @@ class RequestContext:
     """Stored bodies of this request get PII replaced by placeholders (guard policy)."""
     prompt: PromptUse | None = None
     """Set by RenderPrompt: the prompt version the request rendered, for the trace."""
+    experiment: Assignment | None = None
+    """Set by AssignVariant: the experiment and variant the request is served, for the trace."""
 
     def __post_init__(self) -> None:
         self.route = RouteState(trace_id=self.trace_id)

@@ -236,7 +236,8 @@ class GenAITracer:
             "opsgate.key_id": trace.key_id,
             "opsgate.team_id": trace.team_id,
             "opsgate.prompt_version": trace.prompt_version,
-            "opsgate.experiment_variant": trace.experiment_variant,
+            "opsgate.experiment": trace.experiment,
+            "opsgate.variant": trace.variant,
         }
         attrs.update({k: v for k, v in optional.items() if v})
         attrs.update(_param_attributes(params or {}))

@@ -167,9 +167,14 @@ class Record:
         if ctx.prompt is not None:
             trace.prompt_name, trace.prompt_label = ctx.prompt.name, ctx.prompt.label
             trace.prompt_version = str(ctx.prompt.version)
+        if ctx.experiment is not None:
+            trace.experiment = ctx.experiment.experiment.name
+            trace.variant = ctx.experiment.variant.name
         if dep is not None:
             trace.deployment, trace.provider = dep.id, dep.config.provider
             asked = ctx.prompt.model if ctx.prompt is not None else req.model
+            if ctx.experiment is not None and ctx.experiment.variant.model is not None:
+                asked = ctx.experiment.variant.model
             trace.fallback = dep.group != asked
         elif ctx.route.attempts:  # every attempt failed: blame the last deployment tried
             trace.deployment = ctx.route.attempts[-1].deployment

@@ -80,7 +80,8 @@ traces = Table(
     Column("prompt_version", String),
     Column("prompt_name", String),
     Column("prompt_label", String),
-    Column("experiment_variant", String),
+    Column("experiment", String),  # the experiment and variant served (v0012_experiments)
+    Column("variant", String),
     Column("logprob_mean", Double),  # the answer's confidence (v0011_evals)
     Column("logprob_min", Double),
     Column("malformed", String),  # truncated | invalid_json
@@ -99,6 +100,7 @@ traces = Table(
     Index(None, "status", "started_at"),
     Index(None, "cache", "started_at"),
     Index(None, "prompt_name", "started_at"),
+    Index(None, "experiment", "started_at"),
     Index(None, "malformed", "started_at"),
 )
 

@@ -40,6 +40,7 @@ BENCHES = (
     "feedback",
     "datasets",
     "prompts",
+    "online",
 )
 
 
@@ -59,7 +60,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "run's rows/s through the gateway and the hallucination detector's latency; feedback: "
         "POST /v1/feedback scores/s and latency (SQLite, PostgreSQL), chat with feedback on/off; "
         "datasets: building datasets from --rows scored traces, a 100k-row export's memory; "
-        "prompts: prompt resolution and rendering, prompt requests' throughput against plain",
+        "prompts: prompt resolution and rendering, prompt requests' throughput against plain; "
+        "online: c=32 throughput with online scoring of 5% of answers against none",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
     parser.add_argument("--seconds", type=int, default=2, help="seconds per round (whole)")
@@ -222,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.evals import main_evals
 
         main_evals(args, note, console, progress)
+    if args.which == "online":
+        from bench.online import main_online
+
+        main_online(args, note, console, progress)
     if args.which == "feedback":
         from bench.feedback import main_feedback
 

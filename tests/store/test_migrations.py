@@ -64,12 +64,23 @@ TABLES = {
     "experiment_events",
     "experiment_assignments",
     "experiment_changes",
+    "rag_knowledge_bases",
+    "rag_documents",
+    "rag_document_acl",
+    "rag_chunks",
     VERSION_TABLE,
 }
+FTS_PREFIX = "rag_chunks_fts"
+"""SQLite's FTS5 table over the chunks and its shadow tables: dialect DDL in v0013_rag, outside
+the shared metadata."""
 
 
 def _tables(conn: Connection) -> set[str]:
-    return set(inspect(conn).get_table_names())
+    return {t for t in inspect(conn).get_table_names() if not t.startswith(FTS_PREFIX)}
+
+
+def _compared(name: str | None, kind: str, _parent: object) -> bool:
+    return not (kind == "table" and name is not None and name.startswith(FTS_PREFIX))
 
 
 NEWEST = max(p.stem for p in (Path(migrations.__file__).parent / "versions").glob("v[0-9]*.py"))
@@ -78,7 +89,8 @@ NEWEST = max(p.stem for p in (Path(migrations.__file__).parent / "versions").glo
 
 def _diff(conn: Connection) -> list[object]:
     context = MigrationContext.configure(
-        conn, opts={"version_table": VERSION_TABLE, "compare_type": True}
+        conn,
+        opts={"version_table": VERSION_TABLE, "compare_type": True, "include_name": _compared},
     )
     return list(compare_metadata(context, metadata))
 

@@ -21,6 +21,7 @@ from opsgate.config.experiments import (
 )
 from opsgate.config.feedback import FeedbackConfig
 from opsgate.config.guard import GuardConfig
+from opsgate.config.rag import RagConfig
 
 Strategy = Literal["weighted", "least-latency", "least-busy", "lowest-cost"]
 
@@ -172,6 +173,7 @@ class Config(Strict):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     evals: EvalsConfig = Field(default_factory=EvalsConfig)
+    rag: RagConfig = Field(default_factory=RagConfig)
     experiments: list[ExperimentConfig] = Field(default_factory=list, max_length=256)
     settings: Settings = Field(default_factory=Settings)
 

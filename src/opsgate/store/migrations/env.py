@@ -21,6 +21,7 @@ import opsgate.store.tables.datasets
 import opsgate.store.tables.evals
 import opsgate.store.tables.feedback
 import opsgate.store.tables.prompts
+import opsgate.store.tables.rag
 import opsgate.store.tables.review  # noqa: F401
 from opsgate.store.db import dispose_engine, make_engine
 from opsgate.store.migrate import VERSION_TABLE

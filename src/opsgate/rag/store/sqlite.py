@@ -1,0 +1,143 @@
+"""The embedded store: SQLite tables, FTS5 (BM25) for full text, usearch HNSW for vectors.
+
+usearch over sqlite-vec: sqlite-vec's `vec0` searches by brute force, which at 100k chunks of
+384 dimensions costs more than the whole retrieval budget (docs/rag.md has the measurement);
+usearch is already a dependency (the semantic cache) and keeps an HNSW index on disk.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import bindparam, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from opsgate.cache.embed.base import Vectors
+from opsgate.cache.embed.hashing import STOP_WORDS
+from opsgate.rag.model import Filters, Hit, KnowledgeBase, Reader
+from opsgate.rag.store.ann import AnnIndexes, decode_vectors
+from opsgate.rag.store.base import StoreUnavailableError
+from opsgate.rag.store.sql import HIT_COLUMNS, HIT_FROM, SqlStore, access_sql, filter_sql, hit_of
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+TAG_CLAUSE = "EXISTS (SELECT 1 FROM json_each(d.tags) t WHERE t.value = :{name})"
+MAX_QUERY_TERMS = 64
+OVERSAMPLE = 4
+
+
+def fts_query(query: str) -> str:
+    """Any of the query's words (stop words dropped unless nothing else is left), quoted so
+    FTS5 syntax in a query is only text."""
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
+    kept = [w for w in words if w not in STOP_WORDS] or words
+    return " OR ".join(f'"{w}"' for w in kept[:MAX_QUERY_TERMS])
+
+
+class SqliteStore(SqlStore):
+    kind = "sqlite"
+
+    def __init__(self, engine: AsyncEngine, index_folder: Path | None) -> None:
+        super().__init__(engine)
+        self.ann = AnnIndexes(engine, index_folder)
+
+    async def start(self) -> None:
+        async with self.engine.connect() as conn:
+            found = (
+                await conn.execute(
+                    text("SELECT 1 FROM sqlite_master WHERE name = 'rag_chunks_fts'")
+                )
+            ).first()
+        if found is None:
+            raise StoreUnavailableError(
+                "the database has no knowledge-base tables yet (migration v0013_rag)"
+            )
+
+    async def aclose(self) -> None:
+        await self.ann.save()
+
+    async def flush(self) -> None:
+        await self.ann.save()
+
+    async def _replaced(self, base: KnowledgeBase, gone: Any, added: Any, rows: Any) -> None:
+        self.ann.forget(base, list(gone))
+
+    async def _base_dropped(self, base: KnowledgeBase) -> None:
+        self.ann.drop(base)
+
+    async def text_search(
+        self, base: KnowledgeBase, query: str, k: int, reader: Reader, filters: Filters
+    ) -> list[Hit]:
+        match = fts_query(query)
+        if not match:
+            return []
+        params: dict[str, Any] = {"q": match, "kb": base.id, "k": k}
+        where = f"{access_sql(reader, params)} AND {filter_sql(filters, params, TAG_CLAUSE)}"
+        sql = (
+            f"SELECT {HIT_COLUMNS}, bm25(rag_chunks_fts, 0.5, 1.0) AS rank "
+            f"FROM rag_chunks_fts JOIN {_FTS_FROM} "
+            f"WHERE rag_chunks_fts MATCH :q AND c.kb_id = :kb AND {where} "
+            "ORDER BY rank LIMIT :k"
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(text(sql), params)).mappings().all()
+        return [hit_of(r, -float(r["rank"]), "bm25", i) for i, r in enumerate(rows, start=1)]
+
+    async def vector_search(
+        self, base: KnowledgeBase, vector: Vectors, k: int, reader: Reader, filters: Filters
+    ) -> list[Hit]:
+        index = await self.ann.index_for(base)
+        if index is None:
+            return await self._exact(base, vector, k, reader, filters)
+        want = max(k * OVERSAMPLE, 32)
+        for _ in range(3):
+            found = index.search(vector, want)
+            if not found:
+                return []
+            hits = await self._visible(base, dict(found), reader, filters)
+            if len(hits) >= k or len(found) < want:
+                return hits[:k]
+            want *= 8  # the ACL or a filter hid most candidates: look further
+        return await self._exact(base, vector, k, reader, filters)
+
+    async def _visible(
+        self, base: KnowledgeBase, found: dict[int, float], reader: Reader, filters: Filters
+    ) -> list[Hit]:
+        params: dict[str, Any] = {"kb": base.id, "ids": list(found)}
+        where = f"{access_sql(reader, params)} AND {filter_sql(filters, params, TAG_CLAUSE)}"
+        sql = text(
+            f"SELECT {HIT_COLUMNS} FROM {HIT_FROM} WHERE c.id IN :ids AND c.kb_id = :kb AND {where}"
+        ).bindparams(bindparam("ids", expanding=True))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(sql, params)).mappings().all()
+        rows = sorted(rows, key=lambda r: -found[int(r["chunk_id"])])
+        return [
+            hit_of(r, found[int(r["chunk_id"])], "vector", i) for i, r in enumerate(rows, start=1)
+        ]
+
+    async def _exact(
+        self, base: KnowledgeBase, vector: Vectors, k: int, reader: Reader, filters: Filters
+    ) -> list[Hit]:
+        params: dict[str, Any] = {"kb": base.id}
+        where = f"{access_sql(reader, params)} AND {filter_sql(filters, params, TAG_CLAUSE)}"
+        sql = f"SELECT {HIT_COLUMNS} FROM {HIT_FROM} WHERE c.kb_id = :kb AND {where}"
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(text(sql), params)).mappings().all()
+        if not rows:
+            return []
+        matrix = decode_vectors([r["vector"] for r in rows], base.dim)
+        scores = matrix @ vector.reshape(-1).astype(np.float32)
+        top = np.argsort(-scores)[:k]
+        return [
+            hit_of(rows[i], float(scores[i]), "vector", rank)
+            for rank, i in enumerate(top.tolist(), start=1)
+        ]
+
+
+_FTS_FROM = (
+    "rag_chunks c ON c.id = rag_chunks_fts.rowid "
+    "JOIN rag_documents d ON d.id = c.document_id "
+    "JOIN rag_knowledge_bases kb ON kb.id = c.kb_id"
+)

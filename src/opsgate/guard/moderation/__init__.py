@@ -4,5 +4,6 @@ docs/guard.md, "Moderation and input rules"."""
 
 from opsgate.guard.moderation.check import Moderator
 from opsgate.guard.moderation.profanity import ProfanityModel, ProfanityModelError
+from opsgate.guard.moderation.topics import TopicModelError
 
-__all__ = ["Moderator", "ProfanityModel", "ProfanityModelError"]
+__all__ = ["Moderator", "ProfanityModel", "ProfanityModelError", "TopicModelError"]

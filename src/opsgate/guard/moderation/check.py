@@ -14,6 +14,7 @@ from typing import Any
 
 from opsgate.config.guard import ContentRule, ModerationConfig, re2_compile
 from opsgate.guard.moderation.profanity import ProfanityModel
+from opsgate.guard.moderation.topics import TopicBans
 from opsgate.guard.verdicts import Finding
 
 MAX_RULE_MATCHES = 1_000
@@ -39,13 +40,14 @@ def _compile(rule: ContentRule) -> _Rule:
 
 
 class Moderator:
-    """`find(text)`: findings of kind `PROFANITY` and `DENIED_<RULE>`."""
-
-    offload = False
+    """`find(text)`: findings of kind `PROFANITY`, `DENIED_<RULE>` and `TOPIC_<NAME>`."""
 
     def __init__(self, config: ModerationConfig, model: ProfanityModel | None = None) -> None:
         self.config = config
         self.model = model if model is not None or not config.classifier else ProfanityModel.load()
+        self.topics = TopicBans(config.topics, config.embedder_path) if config.topics else None
+        self.offload = self.topics is not None
+        """Topic bans embed every sentence (milliseconds): the checks then leave the loop."""
         self._rules = [_compile(rule) for rule in config.deny]
         allowed = _literal(config.allow.words, config.allow.phrases)
         self._allow = re2_compile(allowed) if allowed else None
@@ -71,6 +73,8 @@ class Moderator:
                     start = text.index(stripped)
                     spans = [(start, start + len(stripped))]
                 found += [Finding("PROFANITY", a, b, text[a:b], probability) for a, b in spans]
+        if self.topics is not None:
+            found += self.topics.find(text)
         found.sort(key=lambda f: (f.start, -f.end))
         return found
 

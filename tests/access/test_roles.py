@@ -15,6 +15,7 @@ import pytest
 
 from tests.access.conftest import GatewayStarter
 from tests.access.helpers import ROLES, Client, World, seed
+from tests.experiments.test_roles import EXPERIMENT_ROUTES
 from tests.feedback.test_review_roles import LOOP_ROUTES
 
 pytestmark = pytest.mark.integration
@@ -222,5 +223,6 @@ def test_the_matrix_covers_every_admin_route(access_gateway: GatewayStarter, tmp
             template = template.replace(old, new)
         tested.add((method, template))
     tested |= {(method, path) for method, path, _ in LOOP_ROUTES}  # tests/feedback, own matrix
+    tested |= {(method, path) for method, path, _ in EXPERIMENT_ROUTES}  # tests/experiments
     missing = served - tested
     assert not missing, f"admin routes without a row in the role table: {sorted(missing)}"

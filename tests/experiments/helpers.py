@@ -34,6 +34,8 @@ def start(
     alpha: FakeUpstream,
     beta: FakeUpstream,
     database_url: str | None = None,
+    *,
+    env: dict[str, str] | None = None,
     **extra: Any,
 ) -> GatewayServer:
     """Models `gpt-4o-mini` on `alpha` and `m2` on `beta`; feedback metrics declared."""
@@ -48,7 +50,7 @@ def start(
         "feedback": {"metrics": METRICS, "flush_interval": 0.05},
         **extra,
     }
-    env = {"OPSGATE_DATABASE_URL": database_url} if database_url else None
+    env = {**(env or {}), **({"OPSGATE_DATABASE_URL": database_url} if database_url else {})}
     return gateway(config, env)
 
 
@@ -67,7 +69,11 @@ def ask(client: openai.OpenAI, user: str, model: str = "gpt-4o-mini") -> tuple[s
     )
     raw.parse()
     h = raw.headers
-    return h["x-opsgate-trace-id"], h.get("x-opsgate-experiment", ""), h.get("x-opsgate-variant", "")
+    return (
+        h["x-opsgate-trace-id"],
+        h.get("x-opsgate-experiment", ""),
+        h.get("x-opsgate-variant", ""),
+    )
 
 
 def score(c: httpx.Client, trace_id: str, value: Any, metric: str = "thumbs") -> None:
@@ -75,9 +81,7 @@ def score(c: httpx.Client, trace_id: str, value: Any, metric: str = "thumbs") ->
     assert resp.status_code in (200, 201, 202), resp.text
 
 
-def report_until(
-    c: httpx.Client, name: str, ready: Any, *, within: float = 20.0
-) -> dict[str, Any]:
+def report_until(c: httpx.Client, name: str, ready: Any, *, within: float = 20.0) -> dict[str, Any]:
     """`GET /admin/v1/experiments/{name}` until `ready(report)` holds (traces and scores are
     written in the background)."""
     deadline = time.monotonic() + within

@@ -61,8 +61,12 @@ def test_sticky_variants_headers_traces_and_joined_feedback(
             score(c, trace_id, True)
         want = {"a": per_variant["a"], "b": per_variant["b"]}
         report = report_until(
-            c, "exp1", lambda r: {k: v["units"] for k, v in variants(r).items()} == want
-            and variants(r)["a"]["scored_units"] == want["a"]
+            c,
+            "exp1",
+            lambda r: (
+                {k: v["units"] for k, v in variants(r).items()} == want
+                and variants(r)["a"]["scored_units"] == want["a"]
+            ),
         )
         rows = variants(report)
         assert rows["a"]["requests"] == 3 * want["a"] and rows["a"]["mean"] == 0.0
@@ -70,8 +74,6 @@ def test_sticky_variants_headers_traces_and_joined_feedback(
         # late feedback counts: scoring the rest of b's traces now adds its units
         for trace_id in traces["b"][len(traces["b"]) // 2 :]:
             score(c, trace_id, True)
-        report = report_until(
-            c, "exp1", lambda r: variants(r)["b"]["scored_units"] == want["b"]
-        )
+        report = report_until(c, "exp1", lambda r: variants(r)["b"]["scored_units"] == want["b"])
         assert variants(report)["b"]["scored_units"] == want["b"]
         assert report["stats"]["variants"][1]["difference"]["estimate"] == 1.0

@@ -18,6 +18,7 @@ from opsgate.cli.client import call
 from opsgate.cli.compliance import register as register_compliance_commands
 from opsgate.cli.datasets import register as register_dataset_commands
 from opsgate.cli.evals import register as register_eval_commands
+from opsgate.cli.experiments import register as register_experiment_commands
 from opsgate.cli.feedback import register as register_feedback_commands
 from opsgate.cli.guard import register as register_guard_commands
 from opsgate.cli.prompts import register as register_prompt_commands
@@ -141,6 +142,7 @@ register_eval_commands(app)  # eval hallucination, eval run
 register_feedback_commands(app)  # feedback send, list
 register_review_commands(app)  # review queues, create, show, fill, delete
 register_dataset_commands(app)  # datasets create, list, show, add, remove, export, import
+register_experiment_commands(app)  # experiments create, list, show, pause, resume, stop, promote
 register_wait_command(app)  # wait
 
 

@@ -225,9 +225,14 @@ class Gateway:
             self.metrics.watch_writer(self.writer.stats)
         self.compliance.register_builtins(self.writer, self.cache)
         self.feedback = self._feedback(config)
-        self.evals = EvalService(self._engine)
         self.online = self._online(config)
         self.review, self.datasets = self._review_and_datasets()
+        self.evals = EvalService(
+            self._engine,
+            datasets=self.datasets,
+            cipher=lambda: self.compliance.cipher,
+            audit=self.audit,
+        )
         self.experiments = ExperimentService(
             self._engine,
             lambda: self.runtime.config,

@@ -13,6 +13,7 @@ from opsgate.config import parse_config
 from opsgate.config.evals import EvalsConfig, scorer_metric
 from opsgate.config.feedback import FeedbackConfig, MetricConfig
 from opsgate.config.loader import ConfigError
+from opsgate.evals.client import GatewayClient
 from opsgate.evals.online import (
     HourlyCap,
     OnlineEvaluator,
@@ -22,7 +23,13 @@ from opsgate.evals.online import (
     sample_from,
 )
 from opsgate.evals.online.evaluator import flagged
-from opsgate.evals.scorers import ScoreResult
+from opsgate.evals.scorers import (
+    Judge,
+    ScorerConfigError,
+    ScoreResult,
+    ScorerResources,
+    build_scorer,
+)
 from opsgate.feedback.service import FeedbackService
 from opsgate.store import dispose_engine, make_engine
 from opsgate.trace import TraceRecord
@@ -211,3 +218,15 @@ async def test_a_full_queue_drops_and_counts(tmp_path: Path) -> None:
         assert not online.submit(record, draw, None, "a") and online.stats.abandoned == 3
     finally:
         await dispose_engine(engine)
+
+
+def test_a_judge_template_name_is_a_scorer() -> None:
+    client = GatewayClient("http://127.0.0.1:9/v1", "key")  # never called here
+    resources = ScorerResources(client=client, judge_model="judge")
+    judge = build_scorer("relevance@1", resources)
+    assert isinstance(judge, Judge) and judge.name == "relevance" and judge.calls_models
+    named = build_scorer({"type": "faithfulness", "name": "grounded"}, resources)
+    assert named.name == "grounded" and named.version == "faithfulness@1"  # type: ignore[attr-defined]
+    with pytest.raises(ScorerConfigError, match="unknown scorer type 'pairwise@1'"):
+        build_scorer("pairwise@1", resources)
+    assert not build_scorer("hallucination").calls_models

@@ -3,8 +3,10 @@
 `run` executes the eval file here, calling the gateway's OpenAI-compatible API with a service
 key (`--key` or `$OPSGATE_API_KEY`), so every call is routed, traced, costed and budgeted, and
 stores runs and results in the gateway's database (`--db`, default `$OPSGATE_DATABASE_URL`,
-else the default SQLite file). Exit codes: 0 passed, 1 a `--fail-under` gate failed, 2 bad
-input, 3 the run stopped early (cancelled, interrupted, over budget; resume with `--resume`).
+else the default SQLite file). A stored dataset (`dataset: {name, version}`) is read from that
+database too, opened with `$OPSGATE_ENCRYPTION_KEYS`, and the read is audited. Exit codes:
+0 passed, 1 a `--fail-under` gate failed, 2 bad input, 3 the run stopped early (cancelled,
+interrupted, over budget; resume with `--resume`).
 """
 
 from __future__ import annotations
@@ -20,28 +22,37 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from opsgate.audit import AuditLog
 from opsgate.cli.client import DEFAULT_URL
 from opsgate.config.schema import Settings
 from opsgate.errors import OpsgateError
 from opsgate.evals.client import ClientOptions, GatewayClient
 from opsgate.evals.runs import (
     Comparison,
+    DatasetReader,
+    DatasetSource,
     EvalRunner,
     EvalSpec,
     EvalStore,
     GateResult,
     RunInfo,
+    any_team,
     check,
     compare,
     junit,
     load_spec,
     open_dataset,
+    open_stored,
     parse_spec,
     parse_thresholds,
+    pinned,
 )
 from opsgate.evals.runs.record import FeedbackSink
 from opsgate.evals.scorers import ScorerResources, build_scorer
+from opsgate.feedback.datasets.service import READ_ROWS
+from opsgate.feedback.datasets.store import DatasetStore
 from opsgate.store import dispose_engine, make_engine
 from opsgate.store.crypto import BodyCipher, load_keyring
 from opsgate.store.migrate import upgrade
@@ -145,7 +156,8 @@ async def _execute(
         if unknown := sorted(set(spec.record_scores) - names):
             raise _fail(f"record_scores names no scorer: {', '.join(unknown)}")
         sink = FeedbackSink(client, spec.record_scores) if spec.record_scores else None
-        runner = EvalRunner(spec, open_dataset(spec.dataset), scorers, client, store,
+        spec, dataset = await _dataset(spec, engine, cipher)
+        runner = EvalRunner(spec, dataset, scorers, client, store,
                             cipher=cipher, sink=sink, on_result=bar)  # fmt: skip
         if resume is not None:
             found = await store.get(resume)
@@ -161,6 +173,20 @@ async def _execute(
             await scorer.aclose()
         await client.aclose()
         await dispose_engine(engine)
+
+
+async def _dataset(
+    spec: EvalSpec, engine: AsyncEngine, cipher: BodyCipher | None
+) -> tuple[EvalSpec, DatasetSource]:
+    """The run's rows: a file, or a stored dataset (its version pinned in the spec, the read
+    audited as `cli`)."""
+    if spec.dataset.name is None:
+        return spec, open_dataset(spec.dataset)
+    store = DatasetStore(engine)
+    stored = await open_stored(spec.dataset, DatasetReader(store, cipher, any_team(store)))
+    detail = {"version": stored.version, "eval": spec.name}
+    await AuditLog(engine).append("cli", READ_ROWS, f"dataset:{stored.info.id}", detail)
+    return spec.model_copy(update={"dataset": pinned(spec.dataset, stored)}), stored
 
 
 async def _stored_spec(db: str, run_id: str) -> EvalSpec:

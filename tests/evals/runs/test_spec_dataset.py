@@ -73,7 +73,7 @@ def test_limit_and_missing_files(tmp_path: Path) -> None:
     assert len(list(open_dataset(spec.dataset).rows())) == 4
     with pytest.raises(EvalSpecError, match="does not exist"):
         open_dataset(parse_spec({**BASE, "dataset": str(tmp_path / "none.jsonl")}).dataset)
-    with pytest.raises(EvalSpecError, match="not wired into eval runs yet"):
+    with pytest.raises(EvalSpecError, match="needs the database"):
         open_dataset(parse_spec({**BASE, "dataset": {"name": "support", "version": 2}}).dataset)
 
 

@@ -6,7 +6,9 @@ Thin handlers over `EvalService`. A run's calls are made with the caller's own k
 budgeted as the caller's traffic. Runs are scoped like traces: an admin sees every run, a team
 admin or viewer their team's, anyone else their own; a run outside the caller's scope is a 404,
 as for an unknown id. The dataset comes inline (`dataset: {rows: [...]}`, at most the 1 MiB
-body): the API never reads files on the server.
+body), or is a stored dataset the caller may see (`dataset: {name, version}`: reading its rows
+needs `datasets:read` and `traces:read_bodies`, as reading them through the datasets API does);
+the API never reads files on the server.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from typing import Any
 from starlette.responses import Response
 
 from opsgate.access.errors import ConflictError
-from opsgate.access.permissions import Permission
+from opsgate.access.permissions import Permission, require
 from opsgate.api.responses import JSONResponse
 from opsgate.errors import BadRequestError, NotFoundError
-from opsgate.evals.runs import RunInfo, parse_spec
+from opsgate.evals.runs import EvalSpec, RunInfo, parse_spec
 from opsgate.evals.service import EvalService
 from opsgate.web.admin import MAX_BODY, AdminCall, admin_route
 from opsgate.web.body import read_json
@@ -48,6 +50,13 @@ def _base_url(call: AdminCall) -> str:
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{server[1]}/v1"
     return str(call.request.base_url).rstrip("/") + "/v1"
+
+
+def _check_dataset(call: AdminCall, spec: EvalSpec) -> None:
+    """A stored dataset's rows are prompts and answers: 403 without the right to read them."""
+    if spec.dataset.name is not None:
+        require(call.who, P.DATASETS_READ)
+        require(call.who, P.TRACES_READ_BODIES)
 
 
 def _check_targets(call: AdminCall, models: list[str]) -> None:
@@ -79,8 +88,9 @@ def _json(call: AdminCall, run: RunInfo) -> dict[str, Any]:
 async def start(call: AdminCall) -> Response:
     """Start an eval run: a spec with inline rows; 201 with the run (status `running`)"""
     spec = parse_spec(await read_json(call.request, MAX_BODY), "body")
+    _check_dataset(call, spec)
     _check_targets(call, [t.model for t in spec.targets if t.model is not None])
-    run = await _evals(call).start(spec, call.who, _key(call), _base_url(call))
+    run = await _evals(call).start(spec, call.who, _key(call), _base_url(call), call.actor)
     return JSONResponse(_json(call, run), 201)
 
 
@@ -144,8 +154,11 @@ async def resume(call: AdminCall) -> Response:
     if run.status in ("running", "completed") or _evals(call).running(run.id):
         raise ConflictError(f"eval run {run.id} is {run.status}", code="not_resumable")
     spec = parse_spec(run.spec, f"run {run.id}")
-    return JSONResponse(_json(call, await _evals(call).resume(run, spec, _key(call),
-                                                              _base_url(call))))  # fmt: skip
+    _check_dataset(call, spec)
+    resumed = await _evals(call).resume(
+        run, spec, call.who, _key(call), _base_url(call), call.actor
+    )
+    return JSONResponse(_json(call, resumed))
 
 
 routes = [

@@ -1,9 +1,9 @@
 """Dataset rows for an eval run, streamed one at a time (a 100k-row file keeps memory flat).
 
-Sources: a JSONL file (the CLI) and inline rows (the admin API). Stored datasets (`dataset:
-{name: support, version: 3}`, the feedback part's `DatasetStore`) plug in behind
-`DatasetSource` once that part exposes row reading to evals; until then `open_dataset` refuses
-them with a clear 400 (the seam is `open_dataset`).
+Sources: a JSONL file (the CLI) and inline rows (the admin API), opened by `open_dataset`;
+stored datasets (`dataset: {name: support, version: 3}`, the feedback part's datasets) need
+the database and are opened by `runs/stored.py` `open_stored`. A source yields its rows from
+a plain or an async iterator; `each_row` reads either.
 
 A row that cannot be used (not JSON, no input) is still yielded, with `error` set: the run
 marks it failed with the reason and goes on.
@@ -12,7 +12,7 @@ marks it failed with the reason and goes on.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,9 +36,19 @@ class DatasetRow:
 class DatasetSource(Protocol):
     ref: str
 
-    def rows(self) -> Iterator[DatasetRow]:
+    def rows(self) -> Iterator[DatasetRow] | AsyncIterator[DatasetRow]:
         """The rows in order, each with its 0-based `index` (the key a run resumes by)."""
         ...
+
+
+async def each_row(source: DatasetSource) -> AsyncIterator[DatasetRow]:
+    rows = source.rows()
+    if isinstance(rows, AsyncIterator):
+        async for row in rows:
+            yield row
+    else:
+        for row in rows:
+            yield row
 
 
 def _text(value: Any) -> str | None:
@@ -129,7 +139,8 @@ class InlineDataset:
 
 
 def open_dataset(spec: DatasetSpec, *, files: bool = True) -> DatasetSource:
-    """The rows of a dataset spec; `files=False` (the admin API) refuses server files."""
+    """The rows of a file or inline spec; `files=False` (the admin API) refuses server files.
+    A stored dataset (`name`) is opened with `open_stored` (it needs the database)."""
     if spec.rows is not None:
         return InlineDataset(spec.rows, spec.fields, spec.limit)
     if spec.file is not None and not files:
@@ -141,7 +152,4 @@ def open_dataset(spec: DatasetSpec, *, files: bool = True) -> DatasetSource:
         if not path.is_file():
             raise EvalSpecError(f"dataset file {path} does not exist")
         return JsonlDataset(path, spec.fields, spec.limit)
-    raise EvalSpecError(
-        f"stored datasets ({spec.ref}) are not wired into eval runs yet: export the dataset "
-        "to JSONL (`opsgate datasets export`) and give `dataset: {file: ...}`"
-    )
+    raise EvalSpecError(f"stored dataset {spec.ref} needs the database: use open_stored")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from opsgate.evals.client import CallError, Completion, GatewayClient
-from opsgate.evals.runs.dataset import DatasetRow, DatasetSource
+from opsgate.evals.runs.dataset import DatasetRow, DatasetSource, each_row
 from opsgate.evals.runs.spec import EvalSpec, EvalSpecError, TargetSpec
 from opsgate.evals.runs.store import EvalStore, ResultRow, RunInfo
 from opsgate.evals.runs.summary import summarise
@@ -114,7 +114,7 @@ class EvalRunner:
         pending: set[asyncio.Task[None]] = set()
         limit = self.spec.concurrency
         try:
-            for row in self.dataset.rows():
+            async for row in each_row(self.dataset):
                 for target in self.spec.targets:
                     if (target.label, row.index) in done:
                         continue

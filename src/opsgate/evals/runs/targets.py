@@ -1,9 +1,10 @@
 """What a target sends for a row: a chat request body for the gateway's OpenAI-compatible API.
 
 A model target sends the row's `messages` (or its input as one user turn, after the spec's
-system message). A prompt target names the version as `model: prompt:<name>@<version|label>`
-with the row's `variables` (else `{"input": ...}`); the gateway renders it, so the trace records
-the prompt version, and any row `messages` follow the rendered ones.
+system message), and the row's `tools` when it has them. A prompt target names the version as
+`model: prompt:<name>@<version|label>` with the row's `variables` (else `{"input": ...}`); the
+gateway renders it, so the trace records the prompt version, and any row `messages` follow
+the rendered ones.
 """
 
 from __future__ import annotations
@@ -31,4 +32,7 @@ def request_body(spec: EvalSpec, target: TargetSpec, row: DatasetRow) -> dict[st
         messages = [{"role": "user", "content": row.input or ""}]
         if spec.system:
             messages.insert(0, {"role": "system", "content": spec.system})
-    return {**params, "model": target.model, "messages": messages}
+    body = {**params, "model": target.model, "messages": messages}
+    if isinstance(row.row.get("tools"), list) and row.row["tools"]:
+        body["tools"] = row.row["tools"]
+    return body

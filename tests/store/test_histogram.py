@@ -15,11 +15,10 @@ from opsgate.store.histogram import (
     RELATIVE_ERROR,
     ZERO_BIN,
     Sketch,
+    batch_of,
     bin_of,
     decode,
     percentiles,
-    percentiles_of,
-    sketches,
     value_of,
 )
 
@@ -73,8 +72,9 @@ def test_every_bin_reads_back_within_the_error() -> None:
 
 def test_empty_sketches_have_no_percentiles() -> None:
     assert percentiles(Sketch(), (0.5, 0.99)) == [None, None]
-    both = percentiles_of([Sketch(), Sketch.of([5.0])], (0.5,))
-    assert both == [[None], [5.0]]
+    both = batch_of([Sketch(), Sketch.of([5.0])])
+    assert both.percentiles((0.5,)) == [[None], [5.0]]
+    assert both.sketches() == [Sketch(), Sketch.of([5.0])]
 
 
 @given(st.lists(st.floats(0.0, 5e6, allow_nan=False), min_size=1, max_size=300))
@@ -103,11 +103,12 @@ def test_merging_sketches_equals_sketching_the_union(parts: list[list[float]]) -
     # the stored text, joined as the SQL read joins rows, decodes to the same sketch
     joined = ",".join(t for t in (Sketch.of(p).encode() for p in parts) if t)
     low, high = (union.min_ms, union.max_ms) if union.bins else (None, None)
-    assert sketches([joined], [low], [high]) == [union] or not union.bins
+    assert decode([joined], [low], [high]).sketches() == [union]
 
 
 def test_a_bin_named_twice_is_summed() -> None:
-    groups, bins, counts = decode(["5000000000002,5000000000003,7000000000001", None, ""])
-    assert groups.tolist() == [0, 0] and bins.tolist() == [5, 7] and counts.tolist() == [5, 1]
+    texts = ["5000000000002,5000000000003,7000000000001", None, ""]
+    batch = decode(texts, [1.0, None, None], [2.0, None, None])
+    assert batch.sketches() == [Sketch((5, 7), (5, 1), 1.0, 2.0), Sketch(), Sketch()]
     with pytest.raises(ValueError, match="malformed"):
-        decode(["5000000000002,,"])
+        decode(["5000000000002,,"], [1.0], [1.0])

@@ -15,7 +15,7 @@ from sqlalchemy import Column, MetaData, Table, inspect, text
 from sqlalchemy.engine import Connection
 
 from opsgate.store import MemoryTraceStore, SqlTraceStore, UsageQuery, dispose_engine, make_engine
-from opsgate.store.histogram import RELATIVE_ERROR, bin_of
+from opsgate.store.histogram import COMPACT_AT, RELATIVE_ERROR, bin_of
 from opsgate.store.migrate import alembic_config
 from opsgate.store.usage import plan
 from opsgate.trace import TraceRecord
@@ -179,3 +179,27 @@ async def test_v0007_converts_old_histogram_rows_and_back(empty_backend: Backend
                 assert got == [(*OLD_COUNTS.values(), 0, 0)], name
     finally:
         await dispose_engine(engine)
+
+
+async def test_stored_sketches_are_appended_then_compacted(sql_store: SqlTraceStore) -> None:
+    """A day row takes each batch's few bins by appending them until its text is long, then
+    merges bin by bin: the text stays bounded and the answer is the same."""
+    records = _traces(3000, seed=21)
+    for record in records:  # one key and team in one day: one usage_day_keys row
+        record.started_at = T0 + (record.started_at - T0) % 3600
+        record.key_id, record.team_id = "k", "t"
+    memory = MemoryTraceStore()
+    appended = 0
+    for start in range(0, len(records), 20):
+        batch = records[start : start + 20]
+        appended += len({bin_of(r.duration_ms) for r in batch})
+        await sql_store.write_batch(batch)
+        await memory.write_batch(batch)
+    async with sql_store.engine.connect() as conn:
+        (stored,) = (await conn.execute(text("SELECT latency_sketch FROM usage_day_keys"))).one()
+    entries = stored.count(",") + 1
+    assert appended > 2 * COMPACT_AT // 17  # never merging would have kept them all
+    assert entries < appended and len(stored) < COMPACT_AT + 20 * 17
+    query = UsageQuery(T0, T0 + DAY, DAY, ("key_id",))
+    (got,), (want,) = await sql_store.usage(query), await memory.usage(query)
+    assert got.latency == want.latency and got.latency.count == 3000

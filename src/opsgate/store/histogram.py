@@ -13,7 +13,7 @@ Stored form: text of comma-separated integers `bin * SCALE + count`, one per non
 `store.batch.merge_sketch_sql`). A reader tolerates a bin named twice (it sums them), so a
 backfill may concatenate texts with a comma; the next upsert compacts them.
 
-`percentiles` (and its batch form `percentiles_of`) is the only place an estimate is made:
+`Batch.percentiles` (and `percentiles`, for one sketch) is the only place an estimate is made:
 the usage API, the overview and the models page all read it through `UsageRow`.
 """
 
@@ -122,11 +122,71 @@ def encode_bins(counts: dict[int, int]) -> str:
 
 
 _NONE = np.zeros(0, np.int64)
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
 
 
-def decode(texts: Sequence[str | None]) -> tuple[npt.NDArray[np.int64], ...]:
-    """Parse stored texts (one per group; each may be several rows' joined by commas) into
-    (group index, bin, count) arrays with one entry per group and bin, ascending."""
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Many sketches side by side in flat arrays: sketch `i` holds `bins[starts[i]:starts[i+1]]`
+    (ascending) with their `counts`, and `low[i]`, `high[i]`. A rollup may return thousands
+    of buckets: they are decoded and estimated without a Python loop over their bins."""
+
+    starts: Ints
+    bins: Ints
+    counts: Ints
+    low: Floats
+    high: Floats
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def sketches(self) -> list[Sketch]:
+        bins, counts, cuts = self.bins.tolist(), self.counts.tolist(), self.starts.tolist()
+        return [
+            Sketch(tuple(bins[a:b]), tuple(counts[a:b]), low, high) if a < b else Sketch()
+            for a, b, low, high in zip(
+                cuts[:-1], cuts[1:], self.low.tolist(), self.high.tolist(), strict=True
+            )
+        ]
+
+    def percentiles(self, qs: Sequence[float]) -> list[list[float | None]]:
+        """The one estimate every page and API reads (see `percentiles`), per sketch."""
+        cumulative = np.concatenate(([0], np.cumsum(self.counts)))
+        before = cumulative[self.starts[:-1]]
+        totals = cumulative[self.starts[1:]] - before
+        low, high = self.low, self.high
+        out = np.full((len(self), len(qs)), np.nan)
+        has = totals > 0
+        last = max(len(self.bins) - 1, 0)
+        for column, q in enumerate(qs):
+            rank = np.floor(min(max(q, 0.0), 1.0) * (totals - 1))
+            # the first bin whose running count passes `rank` holds the sample at that rank
+            at = np.minimum(np.searchsorted(cumulative[1:], before + rank, side="right"), last)
+            estimate = value_of(self.bins[at]) if len(self.bins) else np.zeros(len(self))
+            with np.errstate(invalid="ignore"):  # empty sketches: inf bounds, masked below
+                estimate = np.where(rank >= totals - 1, high, np.clip(estimate, low, high))
+            estimate = np.where(rank <= 0, low, estimate)  # the ends are known exactly
+            out[:, column] = np.where(has, estimate, np.nan)
+        return [[None if math.isnan(v) else float(v) for v in row] for row in out.tolist()]
+
+
+def batch_of(rows: Sequence[Sketch]) -> Batch:
+    lengths = [len(s.bins) for s in rows]
+    return Batch(
+        np.concatenate(([0], np.cumsum(lengths, dtype=np.int64))).astype(np.int64),
+        np.array([b for s in rows for b in s.bins], dtype=np.int64),
+        np.array([c for s in rows for c in s.counts], dtype=np.int64),
+        np.array([s.min_ms for s in rows], dtype=np.float64),
+        np.array([s.max_ms for s in rows], dtype=np.float64),
+    )
+
+
+def decode(
+    texts: Sequence[str | None], mins: Sequence[float | None], maxes: Sequence[float | None]
+) -> Batch:
+    """A `Batch` from stored texts (one per group; each may be several rows' texts joined by
+    commas, a bin named in more than one: their counts add) and their min/max columns."""
     lengths = np.array([t.count(",") + 1 if t else 0 for t in texts], dtype=np.int64)
     joined = ",".join(t for t in texts if t)
     try:
@@ -139,64 +199,42 @@ def decode(texts: Sequence[str | None]) -> tuple[npt.NDArray[np.int64], ...]:
     keys = groups * (TOP_BIN + 1) + entries // SCALE
     unique, inverse = np.unique(keys, return_inverse=True)
     counts = np.bincount(inverse, weights=entries % SCALE).astype(np.int64)
-    return unique // (TOP_BIN + 1), unique % (TOP_BIN + 1), counts
-
-
-def sketches(
-    texts: Sequence[str | None], mins: Sequence[float | None], maxes: Sequence[float | None]
-) -> list[Sketch]:
-    """`Sketch`es from stored (or SQL-concatenated) texts and their min/max columns."""
-    groups, bins, counts = decode(texts)
-    cuts = np.searchsorted(groups, np.arange(len(texts) + 1))
-    out = []
-    for i, (low, high) in enumerate(zip(mins, maxes, strict=True)):
-        a, b = int(cuts[i]), int(cuts[i + 1])
-        out.append(
-            Sketch(
-                tuple(bins[a:b].tolist()),
-                tuple(counts[a:b].tolist()),
-                math.inf if low is None or a == b else float(low),
-                -math.inf if high is None or a == b else float(high),
-            )
-        )
-    return out
-
-
-def percentiles_of(rows: Sequence[Sketch], qs: Sequence[float]) -> list[list[float | None]]:
-    """`percentiles` for many sketches at once (a rollup may return thousands of buckets)."""
-    lengths = np.array([len(s.bins) for s in rows], dtype=np.int64)
-    bins = np.fromiter((b for s in rows for b in s.bins), np.int64, int(lengths.sum()))
-    counts = np.fromiter((c for s in rows for c in s.counts), np.int64, int(lengths.sum()))
-    starts = np.concatenate(([0], np.cumsum(lengths)))
-    cumulative = np.concatenate(([0], np.cumsum(counts)))
-    before = cumulative[starts[:-1]]
-    totals = cumulative[starts[1:]] - before
-    low = np.array([s.min_ms for s in rows], dtype=np.float64)
-    high = np.array([s.max_ms for s in rows], dtype=np.float64)
-    out = np.full((len(rows), len(qs)), np.nan)
-    has = totals > 0
-    for column, q in enumerate(qs):
-        rank = np.floor(min(max(q, 0.0), 1.0) * (totals - 1))
-        # the first bin whose running count passes `rank` holds the sample at that rank
-        at = np.searchsorted(cumulative[1:], before + rank, side="right")
-        at = np.minimum(at, max(len(bins) - 1, 0))
-        estimate = value_of(bins[at]) if len(bins) else np.zeros(len(rows))
-        estimate = np.where(rank >= totals - 1, high, np.clip(estimate, low, high))
-        estimate = np.where(rank <= 0, low, estimate)  # the ends are known exactly
-        out[:, column] = np.where(has, estimate, np.nan)
-    return [[None if math.isnan(v) else float(v) for v in row] for row in out.tolist()]
+    starts = np.searchsorted(unique // (TOP_BIN + 1), np.arange(len(texts) + 1))
+    empty = starts[1:] == starts[:-1]
+    low = np.array([math.inf if v is None else v for v in mins], dtype=np.float64)
+    high = np.array([-math.inf if v is None else v for v in maxes], dtype=np.float64)
+    return Batch(
+        starts.astype(np.int64),
+        unique % (TOP_BIN + 1),
+        counts,
+        np.where(empty, math.inf, low),
+        np.where(empty, -math.inf, high),
+    )
 
 
 def percentiles(sketch: Sketch, qs: Sequence[float]) -> list[float | None]:
     """The `qs` quantiles (each in [0, 1]) of the sketched latencies: the value at rank
     `floor(q * (n - 1))` of the sorted samples, within `RELATIVE_ERROR` of it and clamped to
     the recorded [min, max] (the first and last rank are min and max themselves); None when
-    the sketch is empty."""
-    return percentiles_of([sketch], qs)[0]
+    the sketch is empty. (`Batch.percentiles` does the same for many at once.)"""
+    return batch_of([sketch]).percentiles(qs)[0]
+
+
+COMPACT_AT = 8192
+"""A stored text shorter than this (about 480 entries) takes new entries by appending them;
+a longer one is merged bin by bin. Merging parses the whole text, and a day row's grows to
+hundreds of bins while a batch adds a few: appending until the text is this long, then
+merging, costs a fraction of merging every time, and a reader sums repeated bins (`decode`)."""
 
 
 def merge_sql(dialect: str, old: str, new: str) -> str:
-    """SQL for the sketch text with the counts of two texts (`old`, `new`: column references)
-    added bin by bin: the upsert of a usage row. Built-in functions only (SQLite's JSON1,
-    PostgreSQL arrays: `store.dialect`), so it runs wherever the tables do."""
-    return f"coalesce(({dialect_of(dialect).merge_sketch(old, new, SCALE)}), '')"
+    """SQL for a usage row's sketch text on upsert: `new` appended to `old` while short (see
+    `COMPACT_AT`), else the counts of both added bin by bin (`old`, `new`: column references).
+    Built-in functions only (SQLite's JSON1, PostgreSQL arrays: `store.dialect`), so it runs
+    wherever the tables do."""
+    merged = dialect_of(dialect).merge_sketch(old, new, SCALE)
+    return (
+        f"CASE WHEN length({old}) + length({new}) < {COMPACT_AT} "
+        f"THEN CASE WHEN {old} = '' THEN {new} ELSE {old} || ',' || {new} END "
+        f"ELSE coalesce(({merged}), '') END"
+    )

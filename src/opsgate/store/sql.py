@@ -33,7 +33,7 @@ from opsgate.store.batch import execute_async, follow_ups, trace_inserts
 from opsgate.store.codec import span_from_row, trace_from_row
 from opsgate.store.dialect import dialect_of
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
-from opsgate.store.histogram import sketches
+from opsgate.store.histogram import decode
 from opsgate.store.queries import SUMMARY_COLUMNS, TracePage, TraceQuery, page, where
 from opsgate.store.tables.traces import spans, traces
 from opsgate.store.usage import VALUES, UsageQuery, UsageRow, plan, usage_rows
@@ -192,7 +192,7 @@ class SqlTraceStore:
             (int(row[0]), dict(zip(query.group_by, map(str, row[1:dims]), strict=True)))
             for row in result
         ]
-        latencies = sketches(
+        latencies = decode(
             [r[end + 2] for r in result], [r[end] for r in result], [r[end + 1] for r in result]
         )
         return usage_rows(keys, [row[dims:end] for row in result], latencies)
@@ -209,7 +209,7 @@ def _total(column: ColumnElement[Any]) -> ColumnElement[Any]:
 
 def _latency(table: Any, dialect: str) -> list[ColumnElement[Any]]:
     """Least, greatest, and every row's sketch text joined by commas (merged in Python:
-    `histogram.sketches` sums a bin named more than once)."""
+    `histogram.decode` sums a bin named more than once)."""
     sketch = table.c.latency_sketch
     joined = dialect_of(dialect).joined_text(sketch, ",")
     return [

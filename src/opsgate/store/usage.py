@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import Table
 
 from opsgate.store.codec import clean_text
-from opsgate.store.histogram import Sketch, bin_of, encode_bins, percentiles_of
+from opsgate.store.histogram import Batch, Sketch, batch_of, bin_of, encode_bins
 from opsgate.store.tables.traces import (
     LATENCY,
     USAGE_COUNTERS,
@@ -381,14 +381,15 @@ def combine(rows: Sequence[UsageRow], bucket: int = 0) -> UsageRow | None:
         return None
     summed = [sum(column) for column in zip(*(row.values() for row in rows), strict=True)]
     merged = rows[0].latency.merge(*(row.latency for row in rows[1:]))
-    return usage_rows([(bucket, {})], [summed], [merged])[0]
+    return usage_rows([(bucket, {})], [summed], batch_of([merged]))[0]
 
 
 def usage_row(
     bucket: int, group: dict[str, str], totals: Mapping[str, float], latency: Sketch = EMPTY
 ) -> UsageRow:
     """Turn summed totals (and their latency sketch) into a `UsageRow`."""
-    return usage_rows([(bucket, group)], [[totals[name] for name in VALUES]], [latency])[0]
+    values = [[totals[name] for name in VALUES]]
+    return usage_rows([(bucket, group)], values, batch_of([latency]))[0]
 
 
 _AT = {name: index for index, name in enumerate(VALUES)}
@@ -398,16 +399,18 @@ PERCENTILES = (0.50, 0.95, 0.99)
 def usage_rows(
     keys: Sequence[tuple[int, dict[str, str]]],
     values: Sequence[Sequence[Any]],
-    latencies: Sequence[Sketch],
+    latencies: Batch,
 ) -> list[UsageRow]:
     """Turn summed totals (in `VALUES` order) and merged sketches into `UsageRow`s, percentiles
     for all rows at once (shared by every backend, so they answer alike)."""
     if not keys:
         return []
-    estimates = percentiles_of(latencies, PERCENTILES)
+    estimates = latencies.percentiles(PERCENTILES)
     return [
         _row(bucket, group, row, sketch, p)
-        for (bucket, group), row, sketch, p in zip(keys, values, latencies, estimates, strict=True)
+        for (bucket, group), row, sketch, p in zip(
+            keys, values, latencies.sketches(), estimates, strict=True
+        )
     ]
 
 
@@ -462,5 +465,5 @@ def rollup(buckets: Mapping[UsageKey, Totals], query: UsageQuery) -> list[UsageR
             for (bucket, values), _ in ordered
         ],
         [[totals.sums[name] for name in VALUES] for _, totals in ordered],
-        [totals.sketch() for _, totals in ordered],
+        batch_of([totals.sketch() for _, totals in ordered]),
     )

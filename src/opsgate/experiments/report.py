@@ -4,6 +4,7 @@ admin API, the CLI (over the API) and the dashboard all show this one shape."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -111,7 +112,7 @@ def series_json(points: Sequence[tuple[float, Assessment]]) -> list[dict[str, An
 
 
 def allocation_json(exp: Experiment, events: Sequence[Event]) -> list[dict[str, Any]]:
-    """A bandit's weights over time (the fixed split as one point for a fixed experiment)."""
+    """The weights over time: the first split, each bandit re-allocation, and now."""
     names = [v.name for v in exp.spec.variants]
     points = [{"at": exp.created_at, "weights": dict(zip(names, exp.spec.weights(), strict=True))}]
     points += [
@@ -119,7 +120,8 @@ def allocation_json(exp: Experiment, events: Sequence[Event]) -> list[dict[str, 
         for e in events
         if e.kind == "allocation"
     ]
-    return points
+    now = max(time.time(), points[-1]["at"])
+    return [*points, {"at": now, "weights": points[-1]["weights"]}]  # the weights hold till now
 
 
 def log_json(events: Sequence[Event]) -> list[dict[str, Any]]:

@@ -316,6 +316,13 @@ class ExperimentService:
             return []
         return await observe(self.engine, exp.spec, metric)
 
+    def _bounds(self, exp: Experiment) -> list[float | None]:
+        """Where the metric's values lie: [0, 1] for boolean, the declared min and max else."""
+        metric = self.config().feedback.metrics.get(exp.spec.metric.name)
+        if metric is None or metric.type == "boolean":
+            return [0.0, 1.0]
+        return [metric.min, metric.max]
+
     def _kind(self, exp: Experiment) -> tuple[bool, bool]:
         metric = self.config().feedback.metrics.get(exp.spec.metric.name)
         boolean = metric is not None and metric.type == "boolean"
@@ -433,7 +440,8 @@ class ExperimentService:
             **experiment_json(exp),
             "stats": stats_json(at(None)),
             "series": series_json(points),
-            "allocation": allocation_json(exp, events),
+            "allocations": allocation_json(exp, events),
+            "metric_bounds": self._bounds(exp),
             "log": log_json(events),
         }
 

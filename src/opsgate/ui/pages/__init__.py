@@ -14,6 +14,7 @@ BUILTIN: tuple[str, ...] = (
     "datasets",
     "keys",
     "prompts",
+    "experiments",
     "models",
 )
 

@@ -12,6 +12,7 @@ BUILTIN: tuple[str, ...] = (
     "traces",
     "review",
     "datasets",
+    "evals",
     "keys",
     "prompts",
     "experiments",

@@ -14,8 +14,9 @@ from starlette.routing import Route
 from opsgate.access.permissions import Permission
 from opsgate.access.scoping import scope_usage_query
 from opsgate.errors import BadRequestError
+from opsgate.feedback.scores import RollupRow
 from opsgate.store.usage import UsageDimension, UsageQuery, combine
-from opsgate.ui import satisfaction
+from opsgate.ui import hallucination, satisfaction
 from opsgate.ui.registry import Page
 from opsgate.ui.usage_charts import (
     DEFAULT_WINDOW,
@@ -125,6 +126,24 @@ async def satisfaction_panel(visit: Visit) -> Response:
     )
 
 
+@view(P.USAGE_READ)
+async def hallucination_panel(visit: Visit) -> Response:
+    """The hallucination rate per model from online scores, loaded after the page."""
+    chosen = _selection(visit)
+    filters = {str(name): value for name, value in chosen.filters.items()}
+    config = visit.gateway.runtime.config
+    shown = hallucination.metrics(config.evals, config.feedback.metrics)
+    rows: list[RollupRow] = []
+    if shown:
+        query = hallucination.query(visit.principal, chosen.since, chosen.until, filters)
+        rows = await visit.gateway.feedback.store.rollup(query)
+    layout = "_fragment.html" if visit.request.headers.get("hx-request") else "base.html"
+    panel = hallucination.panel(rows, shown, time.time())
+    return visit.render(
+        "hallucination.html", {"layout": layout, "panel": panel, "window": chosen.window}
+    )
+
+
 PAGE = Page(
     "overview",
     "Overview",
@@ -134,6 +153,7 @@ PAGE = Page(
         Route("/overview", overview, methods=["GET"]),
         Route("/overview/end-users", top_end_users, methods=["GET"]),
         Route("/overview/satisfaction", satisfaction_panel, methods=["GET"]),
+        Route("/overview/hallucination", hallucination_panel, methods=["GET"]),
     ),
     order=10,
 )

@@ -167,7 +167,11 @@ def test_a_new_page_is_one_registration() -> None:
 
 
 def test_number_formats() -> None:
-    assert usd(12_345_678) == "$12.35" and usd(4_200) == "$0.0042" and usd(None) == "\u2013"
+    assert usd(None) == "\u2013" and usd(0) == "$0.00"
+    # exact to the micro-dollar: a cheap request is never $0.0000, a total never rounded
+    assert usd(30) == "$0.000030" and usd(4_200) == "$0.004200" and usd(9_999) == "$0.009999"
+    assert usd(12_350_000) == "$12.35" and usd(12_345_678) == "$12.345678"
+    assert usd(1_234_500_000) == "$1,234.50" and usd(30.4) == "$0.000030"
     assert ms(12.34) == "12.3 ms" and ms(1234) == "1,234 ms" and ms(12_345) == "12.3 s"
     assert ms(float("nan")) == "\u2013" and num(1234) == "1,234" and num(1.5) == "1.50"
     assert pct(0.1234) == "12.3%" and pct(None) == "\u2013"

@@ -26,13 +26,29 @@ NONE = "\u2013"
 """What a cell shows for a missing value (an en dash)."""
 
 
+CENT = Decimal("0.01")
+MICRO = Decimal("0.000001")
+
+
 def usd(micros: int | float | None) -> str:
-    """Money for people: `$12.35`, `$0.0042` (four places under a dollar, never a float sum)."""
+    """Money for people, exact to the micro-dollar costs are counted in: `$12.35`,
+    `$12.345678`, `$0.000030` (under a cent: six places, so a cheap request never reads
+    `$0.0000`). Every cost the dashboard prints goes through here; an average (a float) is
+    rounded to the micro-dollar."""
     if micros is None:
         return NONE
-    value = micros_to_usd(int(micros))
-    places = Decimal("0.01") if abs(value) >= 1 else Decimal("0.0001")
-    return f"${value.quantize(places):,}"
+    value = micros_to_usd(round(micros))
+    if value == 0:
+        return "$0.00"
+    if abs(value) < CENT:
+        return f"${value.quantize(MICRO)}"
+    exact = value.quantize(MICRO).normalize()
+    return f"${exact.quantize(CENT) if exact == exact.quantize(CENT) else exact:,}"
+
+
+def plural(count: int, word: str) -> str:
+    """`1 span`, `2 spans`, `0 spans`."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def ms(value: float | None) -> str:
@@ -78,7 +94,7 @@ def make_environment(directory: Path = TEMPLATES) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(usd=usd, ms=ms, num=num, pct=pct, when=when, when_ms=when_ms)
+    env.filters.update(usd=usd, ms=ms, num=num, pct=pct, when=when, when_ms=when_ms, plural=plural)
     return env
 
 

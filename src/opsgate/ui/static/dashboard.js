@@ -12,10 +12,19 @@
     return el ? JSON.parse(el.textContent) : null;
   }
 
+  // Dollars as the server's `usd` filter prints them (ui/render.py): six places under a cent
+  // ($0.000030), otherwise at least two and up to six, never rounded away.
+  function usd(v) {
+    if (Math.abs(v) < 0.01) return "$" + v.toFixed(6);
+    var text = v.toFixed(6).replace(/0+$/, "");
+    var places = Math.max(2, (text.split(".")[1] || "").length);
+    return "$" + v.toLocaleString("en-US", { minimumFractionDigits: places, maximumFractionDigits: places });
+  }
+
   function formatValue(unit) {
     return function (u, v) {
       if (v == null) return "–";
-      if (unit === "USD") return "$" + v.toFixed(v >= 1 ? 2 : 4);
+      if (unit === "USD") return usd(v);
       if (unit === "%") return v.toFixed(1) + "%";
       if (unit === "ms") return v >= 1000 ? (v / 1000).toFixed(2) + " s" : v.toFixed(0) + " ms";
       return Math.abs(v) >= 1000 ? Math.round(v).toLocaleString() : String(+v.toFixed(2));

@@ -118,8 +118,8 @@ async def test_key_by_id_reads_key_and_team_in_one_query(controls: Any) -> None:
     found = await store.key_by_id(key_id)
     assert len(statements) == 1 and "teams" in statements[0]
     assert found is not None
-    key, team = found
-    assert (key.id, key.team_id, key.user_id) == (key_id, "t", "u")
+    key, team, team_name = found
+    assert (key.id, key.team_id, key.user_id, team_name) == (key_id, "t", "u", "T")
     assert team is not None and team.limits.rpm == 60
     assert team.budget is not None and team.budget.max_usd == Decimal(100)
     assert found == await store.key_by_hash(key.key_hash)
@@ -130,7 +130,7 @@ async def test_key_by_id_reads_key_and_team_in_one_query(controls: Any) -> None:
     await admin.revoke_key(MASTER, lone.id)
     await admin.delete_team(MASTER, "gone")
     orphan = await store.key_by_id(lone.id)
-    assert orphan is not None and orphan[0].team_id == "gone" and orphan[1] is None
+    assert orphan is not None and orphan[0].team_id == "gone" and orphan[1:] == (None, None)
 
 
 async def test_hot_path_reads_the_database_once_per_key(controls: Any) -> None:

@@ -126,8 +126,8 @@ class AccessService:
         found = await self.store.key_by_id(key_id)
         if found is None:
             return None
-        key, team = found
-        return key.principal(team) if key.status(self.clock()) == "active" else None
+        key, team, team_name = found
+        return key.principal(team, team_name) if key.status(self.clock()) == "active" else None
 
     async def _load(self, key_hash: str) -> Entry:
         """One database read per hash at a time, however many requests miss together."""
@@ -144,8 +144,8 @@ class AccessService:
         if found is None:
             self.cache.put(key_hash, None, generation)
             return Entry(None, None, 0.0)
-        key, team = found
-        principal = key.principal(team)
+        key, team, team_name = found
+        principal = key.principal(team, team_name)
         self.cache.put(key_hash, (key, principal), generation)
         return Entry(key, principal, 0.0)
 

@@ -77,6 +77,10 @@ class Principal:
     end_user: Scope = field(default_factory=Scope)
     """Applied to each end user (the `user` field) calling through this key."""
     metadata: dict[str, str] = field(default_factory=dict)
+    alias: str | None = None
+    """The key's alias and its team's name: labels for people (the dashboard's header), never
+    part of an access decision."""
+    team_name: str | None = None
     is_master: bool = False
 
     def may_use(self, model: str) -> bool:

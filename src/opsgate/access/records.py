@@ -101,7 +101,7 @@ class KeyRecord:
             return "expired"
         return "active"
 
-    def principal(self, team: Scope | None) -> Principal:
+    def principal(self, team: Scope | None, team_name: str | None = None) -> Principal:
         """The caller this key stands for; `team` is its team's policy (None without a team)."""
         return Principal(
             key_id=self.id,
@@ -113,4 +113,6 @@ class KeyRecord:
             team=team or Scope(),
             end_user=self.end_user,
             metadata=dict(self.metadata),
+            alias=self.alias,
+            team_name=team_name,
         )

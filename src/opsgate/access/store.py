@@ -31,6 +31,8 @@ from opsgate.store.tables.access import access_version, api_keys, teams, users
 
 _DOWN = (OSError, TimeoutError, SQLAlchemyError)
 _NOUNS = {"teams": "team", "users": "user", "api_keys": "key"}
+KeyAndTeam = tuple[KeyRecord, Scope | None, str | None]
+"""A key, its team's policy and its team's name (None when it has no team, or it is gone)."""
 
 
 def _scope(limits: Any, budget: Any) -> Scope:
@@ -178,17 +180,15 @@ class AccessStore:
         async with self._read() as conn:
             return bool(await conn.scalar(select(exists().select_from(api_keys))))
 
-    async def key_by_hash(self, key_hash: str) -> tuple[KeyRecord, Scope | None] | None:
-        """The key with this hash and its team's policy, or None."""
+    async def key_by_hash(self, key_hash: str) -> KeyAndTeam | None:
+        """The key with this hash, its team's policy and name, or None."""
         return await self._key_and_team(api_keys.c.key_hash == key_hash)
 
-    async def key_by_id(self, key_id: str) -> tuple[KeyRecord, Scope | None] | None:
-        """The key with this id and its team's policy (None: no such team), or None."""
+    async def key_by_id(self, key_id: str) -> KeyAndTeam | None:
+        """The key with this id, its team's policy and name (None: no such team), or None."""
         return await self._key_and_team(api_keys.c.id == key_id)
 
-    async def _key_and_team(
-        self, where: ColumnElement[bool]
-    ) -> tuple[KeyRecord, Scope | None] | None:
+    async def _key_and_team(self, where: ColumnElement[bool]) -> KeyAndTeam | None:
         """One key and its team's policy in one round trip (an outer join: a key whose team
         is gone still answers, with None for the team)."""
         stmt = (
@@ -197,6 +197,7 @@ class AccessStore:
                 teams.c.id.label("team_row_id"),
                 teams.c.limits.label("team_limits"),
                 teams.c.budget.label("team_budget"),
+                teams.c.name.label("team_name"),
             )
             .select_from(api_keys.outerjoin(teams, teams.c.id == api_keys.c.team_id))
             .where(where)
@@ -207,7 +208,7 @@ class AccessStore:
             return None
         m = row._mapping
         team = _scope(m["team_limits"], m["team_budget"]) if m["team_row_id"] else None
-        return key_from_row(row), team
+        return key_from_row(row), team, m["team_name"]
 
     # --- keys ----------------------------------------------------------------------------------
 

@@ -111,11 +111,16 @@ class Visit:
 
 
 def scope_label(principal: Principal) -> str:
-    """Which rows this principal sees, in words: `everything`, `team ml`, `user ada` ..."""
+    """Which rows this principal sees, in words: `everything`, `team ML platform`, `user ada`,
+    `this key` (the header names the key and its team already)."""
     rule = scope_filter(principal)
     if not rule:
         return "everything"
-    return ", ".join(f"{name.removesuffix('_id')} {value}" for name, value in rule.items())
+    if "team_id" in rule:
+        return f"team {principal.team_name or rule['team_id']}"
+    if "user_id" in rule:
+        return f"user {rule['user_id']}"
+    return "this key"
 
 
 Handler = Callable[[Visit], Awaitable[Response]]

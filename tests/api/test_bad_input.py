@@ -60,6 +60,7 @@ def check_error(resp: httpx.Response, status: int, code: str, param: str | None 
         ({"model": "m", "messages": MSG, "temperature": "hot"}, 400, "invalid_type", "temperature"),
         ({"model": "m", "messages": MSG, "temperature": 3}, 400, "invalid_value", "temperature"),
         ({"model": "m", "messages": MSG, "max_tokens": 0}, 400, "invalid_value", "max_tokens"),
+        ({"model": "m", "messages": MSG, "max_tokens": 2**31}, 400, "invalid_value", "max_tokens"),
         ({"model": "m", "messages": MSG, "n": True}, 400, "invalid_type", "n"),
         ({"model": "m", "messages": MSG, "stream": "yes"}, 400, "invalid_type", "stream"),
         ({"model": "m", "messages": MSG, "stop": [1]}, 400, "invalid_type", "stop"),
@@ -157,3 +158,14 @@ def test_master_key_required_when_set(
     )
     denied = httpx.post(f"{gw.base}/admin/v1/config/reload")
     check_error(denied, 401, "missing_api_key")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(1e30, "1e+30"), (100.5, "100.5"), (2**40, "1,099,511,627,776")]
+)
+def test_a_count_out_of_range_says_the_range(gw_url: str, value: float, shown: str) -> None:
+    """`max_tokens: 1e30` used to say only "expected an integer, but got float"."""
+    resp = post(gw_url, {"model": "m", "messages": MSG, "max_tokens": value})
+    check_error(resp, 400, "invalid_type" if isinstance(value, float) else "invalid_value")
+    message = resp.json()["error"]["message"]
+    assert "an integer from 1 to 2,147,483,647" in message and shown in message, message

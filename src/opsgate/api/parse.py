@@ -47,15 +47,27 @@ def _check_number(body: JSONObject, name: str, low: float, high: float) -> None:
         )
 
 
-def _check_int(body: JSONObject, name: str, low: int) -> None:
+MAX_INT = 2**31 - 1
+"""The largest count a request may name (what upstream APIs accept as a 32-bit integer)."""
+
+
+def _check_int(body: JSONObject, name: str, low: int, high: int = MAX_INT) -> None:
     value = body.get(name)
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(name, "an integer", value)
-    if value < low:
+    allowed = f"an integer from {low:,} to {high:,}"
+    if isinstance(value, float):  # 1e30, 100.5: JSON numbers with a point or exponent
         raise BadRequestError(
-            f"'{name}' must be at least {low}; got {value}.", param=name, code="invalid_value"
+            f"Invalid type for '{name}': expected {allowed}, but got {value!r} (a number "
+            "with a fraction or an exponent).",
+            param=name,
+            code="invalid_type",
+        )
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(name, allowed, value)
+    if not low <= value <= high:
+        raise BadRequestError(
+            f"'{name}' must be {allowed}; got {value:,}.", param=name, code="invalid_value"
         )
 
 

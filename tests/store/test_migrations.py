@@ -68,6 +68,10 @@ TABLES = {
     "rag_documents",
     "rag_document_acl",
     "rag_chunks",
+    "drift_samples",
+    "drift_monitors",
+    "drift_results",
+    "drift_proposals",
     VERSION_TABLE,
 }
 FTS_PREFIX = "rag_chunks_fts"

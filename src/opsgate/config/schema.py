@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from opsgate.config.cache import CacheConfig
 from opsgate.config.compliance import EncryptionConfig, RetentionConfig
+from opsgate.config.drift import DriftConfig
 from opsgate.config.evals import EvalsConfig
 from opsgate.config.experiments import (
     ExperimentConfig,
@@ -173,6 +174,7 @@ class Config(Strict):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     evals: EvalsConfig = Field(default_factory=EvalsConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
     rag: RagConfig = Field(default_factory=RagConfig)
     experiments: list[ExperimentConfig] = Field(default_factory=list, max_length=256)
     settings: Settings = Field(default_factory=Settings)
@@ -193,6 +195,7 @@ class Config(Strict):
         if repeated:
             raise ValueError(f"deployment ids must be unique; repeated: {', '.join(repeated)}")
         self._check_online(known)
+        self._check_drift()
         self._check_experiments(known)
         return self
 
@@ -208,6 +211,18 @@ class Config(Strict):
             check_experiments(self.experiments)
         except ExperimentError as exc:
             raise ValueError(f"{exc.field}: {exc}") from None
+
+    def _check_drift(self) -> None:
+        """Quality monitors watch declared float or boolean metrics."""
+        for i, monitor in enumerate(self.drift.monitors):
+            found = self.feedback.metrics.get(monitor.metric) if monitor.metric else None
+            if monitor.kind == "quality" and (
+                found is None or found.type not in ("float", "boolean")
+            ):
+                raise ValueError(
+                    f"drift.monitors[{i}].metric: {monitor.metric!r} must be declared in "
+                    "feedback.metrics as a float or boolean"
+                )
 
     def _check_online(self, models: set[str]) -> None:
         """Online rules name known models and write declared float or boolean metrics."""

@@ -30,6 +30,7 @@ from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client import values as prom_values
 from prometheus_client.exposition import choose_encoder
 
+from opsgate.telemetry.drift_metrics import DriftMetrics
 from opsgate.telemetry.feedback_metrics import FeedbackMetrics
 from opsgate.telemetry.online_metrics import OnlineMetrics
 from opsgate.telemetry.writer_metrics import WriterMetrics, WriterSnapshot
@@ -185,6 +186,7 @@ class Metrics:
         self.writer = WriterMetrics(r)
         self.feedback = FeedbackMetrics(r)
         self.online = OnlineMetrics(r)
+        self.drift = DriftMetrics(r)
 
     # -- per request ------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import opsgate.store.tables.access
 import opsgate.store.tables.alerts
 import opsgate.store.tables.audit
 import opsgate.store.tables.datasets
+import opsgate.store.tables.drift
 import opsgate.store.tables.evals
 import opsgate.store.tables.feedback
 import opsgate.store.tables.prompts

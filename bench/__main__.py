@@ -41,6 +41,7 @@ BENCHES = (
     "datasets",
     "prompts",
     "online",
+    "experiments",
 )
 
 
@@ -61,6 +62,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "POST /v1/feedback scores/s and latency (SQLite, PostgreSQL), chat with feedback on/off; "
         "datasets: building datasets from --rows scored traces, a 100k-row export's memory; "
         "prompts: prompt resolution and rendering, prompt requests' throughput against plain; "
+        "experiments: A/A, power and bandit simulations of the statistics, a real-gateway "
+        "A/B with simulated users and feedback, stickiness across reload and replicas; "
         "online: c=32 throughput with online scoring of 5% of answers against none",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
@@ -212,6 +215,14 @@ def main(argv: list[str] | None = None) -> int:
         from bench.guard import main_guard
 
         main_guard(args, note, console, progress)
+    if args.which == "experiments":
+        from bench.experiments import experiments_grids, experiments_markdown, run_experiments
+        from bench.report import print_grids
+
+        studied = run_experiments(progress)
+        print_grids(experiments_grids(studied), console)
+        if not args.no_docs:
+            update_section("experiments", experiments_markdown(studied, note))
     if args.which == "prompts":
         from bench.prompts import prompts_grids, prompts_markdown, run_prompts
         from bench.report import print_grids

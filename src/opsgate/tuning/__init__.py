@@ -1,1 +1,0 @@
-"""Fine-tuning: training data from datasets, LoRA adapters, their evaluation (issue 20)."""

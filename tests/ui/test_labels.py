@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
-from opsgate.ui.render import usd
+from opsgate.store.histogram import RELATIVE_ERROR
+from opsgate.ui.render import ms, usd
 from tests.ui.conftest import MASTER, Seeded
 from tests.ui.helpers import Clients, text_of
 
@@ -64,3 +66,31 @@ def test_a_members_header_names_the_key_and_team(seeded: Seeded, clients: Client
     top = text_of(admin.get("/ui/traces"))
     who = top[top.index('<div class="who">') : top.index("</div>", top.index('"who"'))]
     assert "sees everything" in " ".join(re.sub(r"<[^>]+>", " ", who).split())
+
+
+def test_latency_percentiles_agree_across_pages_and_the_api(
+    seeded: Seeded, clients: Clients
+) -> None:
+    """The usage API, the overview and the models page read one estimate (the issue saw three
+    answers, p95 above the maximum): within 1% of the traces' own, inside their min and max."""
+    http, _ = clients.logged_in(MASTER)
+    traces = [t for t in _traces(seeded) if t["deployment"] == "sim-a"]
+    with seeded.admin() as admin:
+        usage = admin.get("/admin/v1/usage", params={"since": "1d", "group_by": "deployment"})
+        (row,) = [r for r in usage.json()["data"] if r["group"]["deployment"] == "sim-a"]
+        (total,) = admin.get("/admin/v1/usage", params={"since": "1d"}).json()["data"]
+    durations = sorted(float(t["duration_ms"]) for t in traces)  # type: ignore[arg-type]
+    assert (row["latency_ms_min"], row["latency_ms_max"]) == pytest.approx(
+        (durations[0], durations[-1]), abs=1e-3
+    )
+    for q in ("p50", "p95", "p99"):
+        true = float(np.quantile(durations, int(q[1:]) / 100, method="lower"))
+        assert row[f"latency_ms_{q}"] == pytest.approx(true, rel=RELATIVE_ERROR, abs=1e-3)
+        assert row["latency_ms_min"] <= row[f"latency_ms_{q}"] <= row["latency_ms_max"]
+    models = text_of(http.get("/ui/models?range=24h"))
+    shown = " / ".join(ms(row[f"latency_ms_{q}"]) for q in ("p50", "p95", "p99"))
+    assert shown in models, shown
+    overview = text_of(http.get("/ui/overview?range=24h"))
+    headline = f'{ms(total["latency_ms_p50"])}</span><span class="sub">'
+    headline += f"{ms(total['latency_ms_p95'])} · {ms(total['latency_ms_p99'])}"
+    assert headline in overview

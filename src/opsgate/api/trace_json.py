@@ -90,6 +90,8 @@ def usage_json(row: UsageRow, bucket: str) -> dict[str, Any]:
         "latency_ms_p50": _ms(row.latency_ms_p50),
         "latency_ms_p95": _ms(row.latency_ms_p95),
         "latency_ms_p99": _ms(row.latency_ms_p99),
+        "latency_ms_min": _ms(row.latency_ms_min),
+        "latency_ms_max": _ms(row.latency_ms_max),
         "ttft_ms_avg": _ms(row.ttft_ms_avg),
         "cache_hits": row.cache_hits,
         "cache_hit_rate": _rate(row.cache_hits, row.requests),

@@ -20,4 +20,4 @@ if ! "$bin/python" -c "import torch" >/dev/null 2>&1; then
     exit 0
   fi
 fi
-"$bin/pip" install -q -e '.[embed,guard-ml,presidio]' && echo "ml extras: installed"
+"$bin/pip" install -q -e '.[embed,guard-ml,presidio,tune]' && echo "ml extras: installed"

@@ -58,9 +58,13 @@ from opsgate.pipeline.stages.feedback import FeedbackToken
 from opsgate.pipeline.stages.guard import EmbeddingSensitivity, InputGuard, OutputGuard
 from opsgate.pipeline.stages.prompt import JoinPrompt, RenderPrompt
 from opsgate.pipeline.stages.record import Record
+from opsgate.pipeline.stages.retrieval import Retrieve
 from opsgate.pipeline.stages.settle import Settle, SettleEmbedding
 from opsgate.prompts.service import PromptService
 from opsgate.providers.transport import HTTPClient
+from opsgate.rag.build import KnowledgeData, build_store
+from opsgate.rag.grounding import GroundingScorer
+from opsgate.rag.service import KnowledgeService
 from opsgate.routing.build import build_router
 from opsgate.routing.deployment import ModelGroup
 from opsgate.routing.router import Router, RouteState
@@ -103,6 +107,8 @@ def build_runtime(
     prompts: PromptService | None = None,
     feedback: FeedbackService | None = None,
     experiments: ExperimentService | None = None,
+    knowledge: KnowledgeService | None = None,
+    grounding: GroundingScorer | None = None,
 ) -> Runtime:
     router = build_router(
         config, http, source=source, previous=previous.router if previous else None
@@ -142,6 +148,14 @@ def build_runtime(
     # its version, rendered once) and applied right after it (its model and parameters reach
     # admission): docs/experiments.md.
     assign, apply = ([AssignVariant(experiments)], [ApplyVariant()]) if experiments else ([], [])
+    # Retrieval sits after the input guard (which judges what the caller wrote; retrieved
+    # chunks are scanned as untrusted by the stage itself) and before the cache (the key
+    # includes the passages sent): docs/rag.md.
+    retrieve = (
+        [Retrieve(knowledge, config.rag, guard, grounding)]
+        if knowledge is not None and config.rag.enabled
+        else []
+    )
     chat: Pipeline[ChatCall, ChatResult] = Pipeline(
         [
             chat_record,
@@ -152,6 +166,7 @@ def build_runtime(
             *admitting,
             InputGuard(guard),
             *join,
+            *retrieve,
             caching,
             OutputGuard(guard),
             Settle(),
@@ -227,6 +242,7 @@ class Gateway:
         self.feedback = self._feedback(config)
         self.online = self._online(config)
         self.review, self.datasets = self._review_and_datasets()
+        self.knowledge, self.grounding = self._knowledge(config)
         self.evals = EvalService(
             self._engine,
             datasets=self.datasets,
@@ -254,6 +270,8 @@ class Gateway:
             prompts=self.prompts,
             feedback=self.feedback,
             experiments=self.experiments,
+            knowledge=self.knowledge,
+            grounding=self.grounding,
         )
         self._reload_lock = asyncio.Lock()
 
@@ -313,6 +331,17 @@ class Gateway:
         self.compliance.register(holder, tables=["dataset_rows"])
         return review, datasets
 
+    def _knowledge(self, config: Config) -> tuple[KnowledgeService, GroundingScorer]:
+        """Knowledge bases on the gateway's database (SQLite: FTS5 + usearch; PostgreSQL:
+        pgvector), erased with the end users they were ingested for; grounding scores go to
+        the feedback service."""
+        store = build_store(self.database_url, self._engine, config.rag)
+        knowledge = KnowledgeService(
+            store, config.rag, embed_call=router_embed(lambda: self.runtime.router)
+        )
+        self.compliance.register(KnowledgeData(store), tables=["rag_documents"])
+        return knowledge, GroundingScorer(self.feedback, config.rag.grounding.metric)
+
     def _publisher(self, config: Config) -> TracePublisher:
         return TracePublisher(
             self.metrics,
@@ -347,6 +376,7 @@ class Gateway:
         journal = self.writer.journal.path if self.writer is not None else None
         await self.feedback.start(journal.with_name(journal.name + ".scores") if journal else None)
         await self.online.start()
+        await self.knowledge.start()
         self.loop_lag.start()
 
     @staticmethod
@@ -382,6 +412,7 @@ class Gateway:
             self.online.reload(config.evals, config.feedback.metrics, self.source)
             self.compliance.reload(config, self.source)
             self.feedback.reload(config.feedback)
+            self.knowledge.reload(config.rag)
             runtime = build_runtime(
                 config,
                 self.http,
@@ -394,6 +425,8 @@ class Gateway:
                 prompts=self.prompts,
                 feedback=self.feedback,
                 experiments=self.experiments,
+                knowledge=self.knowledge,
+                grounding=self.grounding,
             )
             self.runtime = runtime
             await self.experiments.reload()
@@ -413,6 +446,8 @@ class Gateway:
         await self.admission.aclose()
         if self.cache is not None:
             await self.cache.aclose()
+        await self.grounding.aclose()  # its last scores reach the feedback writer
+        await self.knowledge.aclose()
         await self.compliance.aclose()
         await self.deferred.drain()  # traces still being masked reach the writer first
         await self.evals.aclose()  # runs stop (cancelled, resumable) while the API is up

@@ -7,17 +7,20 @@ tests/rag/pgserver.py); the machine's own PostgreSQL has no pgvector and is neve
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from opsgate.access.principal import MASTER, Principal, Role
 from opsgate.config.rag import RagConfig
 from opsgate.rag.service import KnowledgeService
+from opsgate.rag.store.pgvector import PgVectorStore
 from opsgate.rag.store.sqlite import SqliteStore
 from opsgate.store.db import dispose_engine, make_engine
 from opsgate.store.migrate import upgrade
+from tests.rag.pgserver import pg_database, pg_server
 
 TEAM_A = Principal(key_id="key-a", role=Role.TEAM_ADMIN, team_id="team-a", user_id="alice")
 TEAM_B = Principal(key_id="key-b", role=Role.TEAM_ADMIN, team_id="team-b", user_id="bob")
@@ -38,10 +41,40 @@ async def sqlite_service(tmp_path: Path, config: RagConfig) -> AsyncIterator[Kno
         await dispose_engine(engine)
 
 
-@pytest.fixture(params=["sqlite"])
+async def pgvector_service(url: str, config: RagConfig) -> AsyncIterator[KnowledgeService]:
+    await upgrade(url)
+    engine = make_engine(url)
+    service = KnowledgeService(PgVectorStore(engine), config)
+    await service.start()
+    assert service.unavailable is None, service.unavailable
+    try:
+        yield service
+    finally:
+        await service.aclose()
+        await dispose_engine(engine)
+
+
+@pytest.fixture(scope="session")
+def pgvector_server() -> Iterator[Any]:
+    with pg_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pgvector_url(pgvector_server: Any) -> Iterator[str]:
+    with pg_database(pgvector_server) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "pgvector"])
 async def service(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[KnowledgeService]:
     config = RagConfig(chunk_tokens=64, chunk_overlap=8)
-    async for found in sqlite_service(tmp_path, config):
+    if request.param == "sqlite":
+        async for found in sqlite_service(tmp_path, config):
+            yield found
+        return
+    url = request.getfixturevalue("pgvector_url")
+    async for found in pgvector_service(url, config):
         yield found

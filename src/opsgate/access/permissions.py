@@ -61,6 +61,11 @@ class Permission(enum.StrEnum):
     EXPERIMENTS_MANAGE = "experiments:manage"
     """Create, pause, resume, stop and promote experiments (promoting a prompt variant to
     `production` also needs `prompts:promote`)."""
+    KNOWLEDGE_READ = "knowledge_bases:read"
+    """List knowledge bases and their documents, and search them (as the ACL lets the caller
+    see them)."""
+    KNOWLEDGE_MANAGE = "knowledge_bases:manage"
+    """Create and delete knowledge bases of one's team, ingest and delete documents."""
 
 
 P = Permission
@@ -93,6 +98,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.EVALS_RUN,
             P.EXPERIMENTS_READ,
             P.EXPERIMENTS_MANAGE,
+            P.KNOWLEDGE_READ,
+            P.KNOWLEDGE_MANAGE,
         }
     ),
     Role.MEMBER: frozenset(
@@ -106,6 +113,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.EVALS_READ,
             P.EVALS_RUN,
             P.EXPERIMENTS_READ,
+            P.KNOWLEDGE_READ,
         }
     ),
     Role.VIEWER: frozenset(
@@ -118,9 +126,10 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.PROMPTS_READ,
             P.EVALS_READ,
             P.EXPERIMENTS_READ,
+            P.KNOWLEDGE_READ,
         }
     ),
-    Role.SERVICE: frozenset({P.MODELS_CALL}),
+    Role.SERVICE: frozenset({P.MODELS_CALL, P.KNOWLEDGE_READ}),
 }
 """What each role may do. The scope rule below limits *where*; this table limits *what*."""
 

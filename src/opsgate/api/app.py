@@ -26,6 +26,7 @@ from opsgate.api.admin import datasets as admin_datasets
 from opsgate.api.admin import evals as admin_evals
 from opsgate.api.admin import experiments as admin_experiments
 from opsgate.api.admin import feedback as admin_feedback
+from opsgate.api.admin import knowledge as admin_knowledge
 from opsgate.api.admin import prompts as admin_prompts
 from opsgate.api.admin import review as admin_review
 from opsgate.api.admin import runtime as admin_runtime
@@ -68,6 +69,7 @@ routes: list[BaseRoute] = [
     *admin_alerts.routes,
     *admin_prompts.routes,
     *admin_experiments.routes,
+    *admin_knowledge.routes,
     *prompt_routes.routes,
 ]
 

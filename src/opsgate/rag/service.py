@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from opsgate.access.errors import ConflictError
 from opsgate.access.principal import Principal
 from opsgate.cache.embed import EmbedCall, Embedder, build_embedder
+from opsgate.config.guard import GuardConfig
 from opsgate.config.rag import RagConfig
 from opsgate.errors import BadRequestError, NotFoundError, PermissionDeniedError
+from opsgate.guard.inspection import Scanner
+from opsgate.guard.service import load_injection
 from opsgate.rag.ingest import Ingestor, IngestResult, Progress, Upload
 from opsgate.rag.model import ChunkSettings, DocumentInfo, Filters, KnowledgeBase, Reader
 from opsgate.rag.retrieve import Mode, Retrieval, SearchOptions, retrieve
@@ -36,6 +39,7 @@ class KnowledgeService:
         self._embedder_lock = asyncio.Lock()
         self.unavailable: str | None = None
         """Why knowledge bases are off on this gateway (None when they work)."""
+        self._scanner: tuple[GuardConfig, Scanner] | None = None
 
     async def start(self) -> None:
         try:
@@ -62,6 +66,13 @@ class KnowledgeService:
                     config, call = self.config.embedder, self._embed_call
                     self._embedder = await asyncio.to_thread(build_embedder, config, call)
         return self._embedder
+
+    def scanner(self, guard: GuardConfig) -> Scanner:
+        """The injection detector for retrieved text, as `guard.injection` configures it,
+        loaded even when no guard policy scans requests (documents are always untrusted)."""
+        if self._scanner is None or self._scanner[0].injection != guard.injection:
+            self._scanner = (guard, load_injection(guard))
+        return self._scanner[1]
 
     def _ready(self) -> None:
         if self.unavailable is not None:

@@ -1,0 +1,160 @@
+"""LoRA on a tiny Llama-architecture model made in the test (random weights, a word-level
+tokenizer): the loss falls on a toy task, the adapter saves and loads, a cancelled run resumes
+from its checkpoint, remote code and an adapter for another base are refused."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.needs import import_or_need
+
+torch = import_or_need("torch", "torch's CPU build (scripts/ensure-ml-extras.sh)")
+import_or_need("peft", "the tune extra (peft)")
+
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
+
+from opsgate.tuning.data import Example, TrainingDataError, parse_lines, split  # noqa: E402
+from opsgate.tuning.lora import (  # noqa: E402
+    AdapterMismatchError,
+    BaseModelError,
+    LoraSettings,
+    load_adapter,
+    train_lora,
+)
+
+# peft 0.21 calls a transformers 5 property deprecated in favour of is_activation_checkpointing.
+pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated")
+
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+COLOURS = {"sky": "blue", "grass": "green", "sun": "yellow", "snow": "white", "coal": "black"}
+WORDS = ["user", "assistant", ":", "what", "colour", "is", "the", "?", *COLOURS, *COLOURS.values()]
+
+
+def tiny_base(folder: Path, seed: int = 0) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {w: i for i, w in enumerate(["<pad>", "<unk>", "<s>", "</s>", *WORDS])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=64,
+        bos_token_id=2,
+        eos_token_id=3,
+        pad_token_id=0,
+        # Wide enough initial weights that a frozen head can still express a confident answer
+        # (at the default 0.02, normed hidden states times the head cap logits near 0.6).
+        initializer_range=0.3,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+def toy_lines() -> list[bytes]:
+    lines = []
+    for _ in range(4):
+        for thing, colour in COLOURS.items():
+            messages: list[dict[str, Any]] = [
+                {"role": "user", "content": f"what colour is the {thing} ?"},
+                {"role": "assistant", "content": f"the {thing} is {colour}"},
+            ]
+            lines.append(json.dumps({"messages": messages}).encode())
+    return lines
+
+
+def test_bad_training_data_is_refused_before_training() -> None:
+    with pytest.raises(TrainingDataError, match="line 2: not JSON"):
+        parse_lines([toy_lines()[0], b"{nope"])
+    with pytest.raises(TrainingDataError, match="last message must be the assistant"):
+        parse_lines([b'{"messages": [{"role": "user", "content": "a"}, {"role": "user"}]}'])
+    with pytest.raises(TrainingDataError, match="1 examples: at least 4"):
+        parse_lines(toy_lines()[:1])
+
+
+def test_split_keeps_a_conversation_on_one_side() -> None:
+    examples = parse_lines(toy_lines())
+    parts = split(examples, 0.2)
+    train_keys = {e.conversation_key() for e in parts.train}
+    held_keys = {e.conversation_key() for e in parts.validation}
+    assert train_keys and held_keys and not train_keys & held_keys
+    assert len(parts.train) + len(parts.validation) == len(examples)
+
+
+def test_lora_learns_saves_loads_and_refuses_another_base(tmp_path: Path) -> None:
+    base = tiny_base(tmp_path / "base")
+    examples = parse_lines(toy_lines())
+    data = split(examples, 0.2)
+    settings = LoraSettings(
+        rank=8, alpha=16, epochs=10, batch_size=4, learning_rate=3e-2, target_modules=ALL_LINEAR
+    )
+    result = train_lora(base, data, tmp_path / "job", settings)
+    assert not result.cancelled and result.steps == len(result.losses) > 10
+    first, last = sum(result.losses[:3]) / 3, sum(result.losses[-3:]) / 3
+    assert last < first / 2, (first, last)
+    assert result.validation_after < result.validation_before
+    assert (result.adapter / "adapter_model.safetensors").is_file()
+
+    tokenizer, model = load_adapter(base, result.adapter)
+    prompt = tokenizer("user: what colour is the sky ?\nassistant:", return_tensors="pt")
+    out = model.generate(**prompt, max_new_tokens=4, do_sample=False)
+    answer = tokenizer.decode(out[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert "blue" in answer
+
+    other = tiny_base(tmp_path / "other", seed=1)
+    (other / "config.json").write_text(
+        (other / "config.json").read_text().replace('"hidden_act"', '"_note": "v2", "hidden_act"')
+    )
+    with pytest.raises(AdapterMismatchError, match="was trained on base"):
+        load_adapter(other, result.adapter)
+
+
+def test_cancelled_job_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    base = tiny_base(tmp_path / "base")
+    data = split(parse_lines(toy_lines()), 0.2)
+    settings = LoraSettings(rank=4, alpha=8, epochs=4, batch_size=4, checkpoint_every=2)
+    stop_at = 5
+    first = train_lora(
+        base, data, tmp_path / "job", settings, should_stop=lambda: len(seen) >= stop_at,
+        on_step=lambda step, loss: seen.append(step),
+    ) if (seen := []) is not None else None  # fmt: skip
+    assert first is not None and first.cancelled and first.steps == stop_at
+    assert (tmp_path / "job" / "checkpoint.pt").is_file()
+    resumed = train_lora(base, data, tmp_path / "job", settings)
+    assert resumed.resumed_from == stop_at and not resumed.cancelled
+    assert resumed.losses[:stop_at] == first.losses
+    straight = train_lora(base, data, tmp_path / "straight", settings)
+    assert resumed.steps == straight.steps
+    assert all(
+        math.isclose(a, b, rel_tol=1e-4)
+        for a, b in zip(resumed.losses, straight.losses, strict=True)
+    )
+
+
+def test_remote_code_and_missing_base_are_refused(tmp_path: Path) -> None:
+    base = tiny_base(tmp_path / "base")
+    data = split(parse_lines(toy_lines()), 0.2)
+    (base / "modeling_evil.py").write_text("raise SystemExit('remote code ran')\n")
+    with pytest.raises(BaseModelError, match="trust_remote_code is never enabled"):
+        train_lora(base, data, tmp_path / "job")
+    with pytest.raises(BaseModelError, match="no such folder"):
+        train_lora(tmp_path / "missing", data, tmp_path / "job")
+    assert Example([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}])

@@ -90,6 +90,11 @@ def test_a_judge_scores_through_the_gateway_streamed_or_not(
     hits = sum(t["cache"] == "hit-exact" for t in traces)
     assert hits + len(upstreams["beta"].requests) == 4 and hits >= 1
     assert online.evaluator.stats.queued == 4
+    status = httpx.get(f"{online.server.base}/admin/v1/evals/online").json()
+    assert status["enabled"] and status["stats"]["recorded"] == 8
+    (rule,) = status["rules"]
+    assert rule["window"]["faithfulness"] == {"mean": 1.0, "flagged": 0.0, "scores": 4}
+    assert rule["window"]["hallucination"]["flagged"] == 1.0
     text = online.metrics()
     line = 'opsgate_online_scores_total{metric="faithfulness",model="*",outcome="recorded"} 4.0'
     assert line in text

@@ -13,6 +13,8 @@ the API never reads files on the server.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 from starlette.responses import Response
@@ -21,6 +23,7 @@ from opsgate.access.errors import ConflictError
 from opsgate.access.permissions import Permission, require
 from opsgate.api.responses import JSONResponse
 from opsgate.errors import BadRequestError, NotFoundError
+from opsgate.evals.online import OnlineEvaluator
 from opsgate.evals.runs import EvalSpec, RunInfo, parse_spec
 from opsgate.evals.service import EvalService
 from opsgate.web.admin import MAX_BODY, AdminCall, admin_route
@@ -94,6 +97,35 @@ async def start(call: AdminCall) -> Response:
     return JSONResponse(_json(call, run), 201)
 
 
+async def online_status(call: AdminCall) -> Response:
+    """Online scoring: the rules in force, counts since start, judge spend this hour, and the
+    recent window per rule and metric (what the Prometheus gauges show)"""
+    online: OnlineEvaluator = call.gateway.online
+    rules = []
+    for rule in online.rules.rules:
+        windows = {}
+        for name in rule.metrics:
+            mean, flagged, count = online.window(rule.model, name)
+            windows[name] = {
+                "mean": None if math.isnan(mean) else round(mean, 6),
+                "flagged": None if math.isnan(flagged) else round(flagged, 6),
+                "scores": count,
+            }
+        rules.append({**rule.config.model_dump(mode="json"), "window": windows})
+    stats = dataclasses.asdict(online.stats)
+    config = online.config
+    return JSONResponse({
+        "object": "evals.online",
+        "enabled": online.enabled,
+        "rules": rules,
+        "stats": stats,
+        "queue_depth": online.depth,
+        "judge_usd_this_hour": online.cap.spent_micros / 1e6,
+        "usd_per_hour": config.online_usd_per_hour,
+        "window_seconds": config.online_window,
+    })  # fmt: skip
+
+
 async def list_runs(call: AdminCall) -> Response:
     """Eval runs in the caller's scope, newest first"""
     raw = call.query.get("limit") or "50"
@@ -164,6 +196,7 @@ async def resume(call: AdminCall) -> Response:
 routes = [
     admin_route("POST", BASE, start, P.EVALS_RUN),
     admin_route("GET", BASE, list_runs, P.EVALS_READ, query=("limit",)),
+    admin_route("GET", BASE + "/online", online_status),  # admins: every tenant's counts
     admin_route("GET", RUN, get_run, P.EVALS_READ),
     admin_route("GET", RUN + "/results", results, P.EVALS_READ, query=("target",)),
     admin_route("GET", RUN + "/compare", compare_runs, P.EVALS_READ, query=("base",)),

@@ -19,6 +19,7 @@ from tests.fixtures.upstream import FakeUpstream
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(600)  # fifteen CLI processes, each importing the package: slow on a busy host
 def test_datasets_and_review_from_the_command_line(
     db_url: str,
     feedback_gateway: FbStarter,

@@ -21,6 +21,7 @@ from opsgate.cli.evals import register as register_eval_commands
 from opsgate.cli.experiments import register as register_experiment_commands
 from opsgate.cli.feedback import register as register_feedback_commands
 from opsgate.cli.guard import register as register_guard_commands
+from opsgate.cli.knowledge import register as register_knowledge_commands
 from opsgate.cli.prompts import register as register_prompt_commands
 from opsgate.cli.review import register as register_review_commands
 from opsgate.cli.traces import register as register_read_commands
@@ -143,6 +144,7 @@ register_feedback_commands(app)  # feedback send, list
 register_review_commands(app)  # review queues, create, show, fill, delete
 register_dataset_commands(app)  # datasets create, list, show, add, remove, export, import
 register_experiment_commands(app)  # experiments create, list, show, pause, resume, stop, promote
+register_knowledge_commands(app)  # kb create, list, ingest, docs, search, delete
 register_wait_command(app)  # wait
 
 

@@ -27,6 +27,9 @@ from opsgate.compliance.encryption import stores_bodies
 from opsgate.compliance.runtime import ComplianceService
 from opsgate.config.loader import load_config
 from opsgate.config.schema import Config
+from opsgate.drift.build import build_drift
+from opsgate.drift.holders import DriftRetention, DriftSamples
+from opsgate.drift.service import DriftService
 from opsgate.evals.online import JUDGE_SOURCE, OnlineEvaluator
 from opsgate.evals.service import EvalService
 from opsgate.experiments.service import ExperimentService
@@ -249,6 +252,7 @@ class Gateway:
             cipher=lambda: self.compliance.cipher,
             audit=self.audit,
         )
+        self.drift = self._drift()
         self.experiments = ExperimentService(
             self._engine,
             lambda: self.runtime.config,
@@ -342,6 +346,23 @@ class Gateway:
         self.compliance.register(KnowledgeData(store), tables=["rag_documents"])
         return knowledge, GroundingScorer(self.feedback, config.rag.grounding.metric)
 
+    def _drift(self) -> DriftService:
+        """Drift: samples taken off the request path (a trace observer), monitors evaluated in
+        the background; samples are erased with their end user and expire with retention."""
+        drift = build_drift(
+            lambda: self.runtime.config,
+            self._engine,
+            audit=self.audit,
+            datasets=self.datasets,
+            embed_call=router_embed(lambda: self.runtime.router),
+            emit=self.admission.alerts.emit,
+            metrics=self.metrics.drift,
+        )
+        self.compliance.subjects.before_erase.append(drift.sampler.drain)
+        self.compliance.register(DriftSamples(drift.store), tables=["drift_samples"])
+        self.compliance.retention.register(DriftRetention(drift.store))
+        return drift
+
     def _publisher(self, config: Config) -> TracePublisher:
         return TracePublisher(
             self.metrics,
@@ -349,7 +370,7 @@ class Gateway:
             self.writer,
             store_bodies=config.traces.store_bodies != "off",
             deferred=self.deferred,
-            observers=[self.feedback.observe],
+            observers=[self.feedback.observe, self.drift.sampler.observe],
             online=self.online,
         )
 
@@ -377,6 +398,7 @@ class Gateway:
         await self.feedback.start(journal.with_name(journal.name + ".scores") if journal else None)
         await self.online.start()
         await self.knowledge.start()
+        await self.drift.start()
         self.loop_lag.start()
 
     @staticmethod
@@ -450,6 +472,7 @@ class Gateway:
         await self.knowledge.aclose()
         await self.compliance.aclose()
         await self.deferred.drain()  # traces still being masked reach the writer first
+        await self.drift.aclose()  # after the drain: the last traces' samples are written
         await self.evals.aclose()  # runs stop (cancelled, resumable) while the API is up
         await self.feedback.aclose()
         if self.writer is not None:

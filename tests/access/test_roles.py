@@ -15,6 +15,7 @@ import pytest
 
 from tests.access.conftest import GatewayStarter
 from tests.access.helpers import ROLES, Client, World, seed
+from tests.drift.test_roles import DRIFT_ROUTES
 from tests.evals.test_roles import EVAL_ROUTES
 from tests.experiments.test_roles import EXPERIMENT_ROUTES
 from tests.feedback.test_review_roles import LOOP_ROUTES
@@ -227,6 +228,7 @@ def test_the_matrix_covers_every_admin_route(access_gateway: GatewayStarter, tmp
     tested |= {(method, path) for method, path, _ in LOOP_ROUTES}  # tests/feedback, own matrix
     tested |= {(method, path) for method, path, _ in EXPERIMENT_ROUTES}  # tests/experiments
     tested |= {(method, path) for method, path, _ in KNOWLEDGE_ROUTES}  # tests/rag
+    tested |= {(method, path) for method, path, _ in DRIFT_ROUTES}  # tests/drift
     tested |= {(method, path) for method, path, _ in EVAL_ROUTES}  # tests/evals
     missing = served - tested
     assert not missing, f"admin routes without a row in the role table: {sorted(missing)}"

@@ -66,6 +66,10 @@ class Permission(enum.StrEnum):
     see them)."""
     KNOWLEDGE_MANAGE = "knowledge_bases:manage"
     """Create and delete knowledge bases of one's team, ingest and delete documents."""
+    DRIFT_READ = "drift:read"
+    """List drift monitors, their results and proposals."""
+    DRIFT_MANAGE = "drift:manage"
+    """Create and delete drift monitors, run them now, accept or dismiss proposals."""
 
 
 P = Permission
@@ -100,6 +104,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.EXPERIMENTS_MANAGE,
             P.KNOWLEDGE_READ,
             P.KNOWLEDGE_MANAGE,
+            P.DRIFT_READ,
+            P.DRIFT_MANAGE,
         }
     ),
     Role.MEMBER: frozenset(
@@ -127,6 +133,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.EVALS_READ,
             P.EXPERIMENTS_READ,
             P.KNOWLEDGE_READ,
+            P.DRIFT_READ,
         }
     ),
     Role.SERVICE: frozenset({P.MODELS_CALL, P.KNOWLEDGE_READ}),

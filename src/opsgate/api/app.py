@@ -23,6 +23,7 @@ from opsgate.api.admin import alerts as admin_alerts
 from opsgate.api.admin import cache as admin_cache
 from opsgate.api.admin import compliance as admin_compliance
 from opsgate.api.admin import datasets as admin_datasets
+from opsgate.api.admin import drift as admin_drift
 from opsgate.api.admin import evals as admin_evals
 from opsgate.api.admin import experiments as admin_experiments
 from opsgate.api.admin import feedback as admin_feedback
@@ -63,6 +64,7 @@ routes: list[BaseRoute] = [
     *admin_review.routes,
     *admin_datasets.routes,
     *admin_evals.routes,
+    *admin_drift.routes,
     *admin_access.routes,
     *admin_cache.routes,
     *admin_compliance.routes,

@@ -17,6 +17,7 @@ from opsgate.cli.cache import register as register_cache_commands
 from opsgate.cli.client import call
 from opsgate.cli.compliance import register as register_compliance_commands
 from opsgate.cli.datasets import register as register_dataset_commands
+from opsgate.cli.drift import register as register_drift_commands
 from opsgate.cli.evals import register as register_eval_commands
 from opsgate.cli.experiments import register as register_experiment_commands
 from opsgate.cli.feedback import register as register_feedback_commands
@@ -145,6 +146,7 @@ register_review_commands(app)  # review queues, create, show, fill, delete
 register_dataset_commands(app)  # datasets create, list, show, add, remove, export, import
 register_experiment_commands(app)  # experiments create, list, show, pause, resume, stop, promote
 register_knowledge_commands(app)  # kb create, list, ingest, docs, search, delete
+register_drift_commands(app)  # drift monitors, run, compare, proposals, accept, dismiss
 register_wait_command(app)  # wait
 
 

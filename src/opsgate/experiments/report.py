@@ -114,14 +114,11 @@ def series_json(points: Sequence[tuple[float, Assessment]]) -> list[dict[str, An
 def allocation_json(exp: Experiment, events: Sequence[Event]) -> list[dict[str, Any]]:
     """The weights over time: the first split, each bandit re-allocation, and now."""
     names = [v.name for v in exp.spec.variants]
-    points = [{"at": exp.created_at, "weights": dict(zip(names, exp.spec.weights(), strict=True))}]
-    points += [
-        {"at": e.at, "weights": e.detail.get("weights", {})}
-        for e in events
-        if e.kind == "allocation"
-    ]
-    now = max(time.time(), points[-1]["at"])
-    return [*points, {"at": now, "weights": points[-1]["weights"]}]  # the weights hold till now
+    first = dict(zip(names, exp.spec.weights(), strict=True))
+    points: list[tuple[float, dict[str, float]]] = [(exp.created_at, first)]
+    points += [(e.at, e.detail.get("weights", {})) for e in events if e.kind == "allocation"]
+    points.append((max(time.time(), points[-1][0]), points[-1][1]))  # the weights hold till now
+    return [{"at": at, "weights": weights} for at, weights in points]
 
 
 def log_json(events: Sequence[Event]) -> list[dict[str, Any]]:

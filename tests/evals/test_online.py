@@ -6,19 +6,25 @@ OpenTelemetry."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.access.helpers import MASTER, Client
 from tests.evals.online import (
     JUDGE_ANSWER,
     MESSAGES,
     SUPPORTED,
+    Online,
     OnlineStarter,
     binomial_interval,
+    online_config,
     online_gateway,  # noqa: F401 (fixture)
 )
+from tests.fixtures.gateway import GatewayServer, make_config
 from tests.fixtures.upstream import FakeUpstream, Reply
 
 pytestmark = pytest.mark.integration
@@ -65,8 +71,8 @@ def test_a_judge_scores_through_the_gateway_streamed_or_not(
     for stream in (False, True, False, True):
         raw = client.chat.completions.with_raw_response.create(
             model="support-bot",
-            messages=MESSAGES,
-            stream=stream,  # type: ignore[arg-type]
+            messages=MESSAGES,  # type: ignore[arg-type]
+            stream=stream,
         )
         answer = raw.parse()
         if stream:
@@ -164,3 +170,38 @@ def test_a_scorer_that_cannot_score_is_counted_not_recorded(
     assert len(upstreams["beta"].requests) == 2
     assert len(online.scores("hallucination", 1)) == 1
     assert online.scores("faithfulness", 0, within=0.5) == []
+
+
+def test_judges_run_as_the_configured_key(
+    tmp_path: Path, upstreams: dict[str, FakeUpstream]
+) -> None:
+    """`evals.judge_key`: judge calls are that key's traffic (its id on their traces), and its
+    allowed models apply (a judge it may not call fails, counted, nothing recorded)."""
+    upstreams["alpha"].default = Reply(SUPPORTED)
+    upstreams["beta"].default = Reply(JUDGE_ANSWER)
+    rules = [{"model": "support-bot", "sample": 1.0, "scorers": ["faithfulness"]}]
+    env = {"OPSGATE_DATABASE_URL": f"sqlite:///{tmp_path}/keys.db", "OPSGATE_MASTER_KEY": MASTER}
+    with GatewayServer(make_config(online_config(upstreams, rules), env)) as first:
+        admin = Client(first.base, MASTER, first)
+        judge = admin.ok("POST", "/admin/v1/keys", {"role": "service", "models": ["judge"]})
+        narrow = admin.ok("POST", "/admin/v1/keys", {"role": "service", "models": ["other-bot"]})
+    for key, recorded in ((judge, 1), (narrow, 0)):
+        data = online_config(upstreams, rules, judge_key=str(key["key"]))
+        with GatewayServer(make_config(data, env)) as server:
+            with httpx.Client(base_url=server.base, timeout=30) as http:
+                resp = http.post(
+                    "/v1/chat/completions",
+                    json={"model": "support-bot", "messages": MESSAGES},
+                    headers={"authorization": f"Bearer {MASTER}"},
+                )
+                assert resp.status_code == 200, resp.text
+            online = Online(server, InMemorySpanExporter())
+            online.settle()
+            assert online.evaluator.stats.recorded == recorded, online.evaluator.stats
+            if recorded:
+                traces = Client(server.base, MASTER, server).ok(
+                    "GET", "/admin/v1/traces", params={"model": "judge"}
+                )["data"]
+                assert [t["key_id"] for t in traces] == [key["id"]]
+            else:
+                assert online.evaluator.stats.failed == 1

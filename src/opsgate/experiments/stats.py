@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 VAR_FLOOR = 1e-12
 """A float metric whose values are all equal still gets a (tiny) variance."""
@@ -51,7 +52,7 @@ class Summary:
     """Set for a proportion (boolean outcomes)."""
 
     @classmethod
-    def of(cls, values: Sequence[float]) -> Summary:
+    def of(cls, values: Sequence[float] | NDArray[np.float64]) -> Summary:
         n = len(values)
         if n == 0:
             return cls(0, 0.0, 0.0)

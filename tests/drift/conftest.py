@@ -5,6 +5,7 @@ from ../shared/data as traffic."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import threading
 import time
@@ -121,7 +122,8 @@ class DriftGw:
             finally:
                 await dispose_engine(engine)
 
-        return asyncio.run(go())
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a loop may run here (Playwright)
+            return pool.submit(asyncio.run, go()).result()
 
     def backdate(self, seconds: float) -> None:
         """Move every sample and trace so far `seconds` into the past (the reference period),

@@ -71,7 +71,8 @@ def summary(monitor: MonitorConfig, ev: Evaluation) -> str:
     """One sentence on what changed (alerts and proposals say it)."""
     p = f"p={ev.p_value:.3g}" if ev.p_value is not None else "no p-value"
     if monitor.kind == "input":
-        top = (ev.detail.get("clusters") or [{}])[0]
+        grew = [c for c in ev.detail.get("clusters") or [] if c["delta"] > 0]
+        top = max(grew, key=lambda c: c["delta"]) if grew else None
         share = ""
         if top:
             share = f"; topic cluster {top['cluster']} went from {top['ref_share']:.0%} to "

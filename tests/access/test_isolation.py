@@ -7,6 +7,7 @@ called with team B's ids substituted, plus list filters that name team B.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -45,19 +46,25 @@ def _world_with_data(master: Client) -> tuple[World, set[str], dict[str, str]]:
         assert master.chat(key=world.keys[f"member:{team}"]).status_code == 200
     trace_b = _traces_for(master, "team-b")[0]["id"]
     _traces_for(master, "team-a")
+    prompt_b = {"name": "triage-b", "team_id": "team-b", "model": "m"}
+    master.ok("POST", "/admin/v1/prompts", {**prompt_b, "messages": [
+        {"role": "system", "content": "Team B's secret prompt"}]})  # fmt: skip
     secrets_b = {name: key for name, key in world.keys.items() if name.endswith(":b")}
-    b_marks = {"team-b", "Team B", "user-b", trace_b}
+    b_marks = {"team-b", "Team B", "user-b", trace_b, "Team B's secret prompt"}
     b_marks |= {world.key_ids[name] for name in secrets_b} | {k[:11] for k in secrets_b.values()}
     ids = {
         "{key_id}": world.key_ids["member:b"],
         "{team_id}": "team-b",
         "{user_id}": "user-b",
         "{trace_id}": trace_b,
+        "{name}": "triage-b",
     }
     return world, b_marks, ids
 
 
 def _leaks(resp: Any, b_marks: set[str]) -> list[str]:
+    if resp.status_code == 503 and "pgvector" in resp.text:
+        return []  # knowledge bases on a PostgreSQL without pgvector answer nothing at all
     if resp.status_code not in (200, 403, 404):
         return [f"unexpected status {resp.status_code}: {resp.text[:200]}"]
     if resp.status_code != 200:
@@ -71,7 +78,10 @@ def _read_paths(master: Client, ids: dict[str, str]) -> list[str]:
         if "get" in ops:
             for name, value in ids.items():
                 path = path.replace(name, value)
-            paths.append(path)
+            # Ids of parts the world does not seed (runs, queues, datasets, ...): a well-formed
+            # id team A cannot see must answer 403/404 like any unknown one, never 400 or 500.
+            path = re.sub(r"\{[a-z_]+\}", "b-unseen-1", path)
+            paths.append(path + "?from=1&to=1" if path.endswith("/diff") else path)
     key_b = ids["{key_id}"]
     return [
         *paths,

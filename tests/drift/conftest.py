@@ -130,6 +130,7 @@ class DriftGw:
         as if that traffic had come earlier."""
         self.sql("UPDATE drift_samples SET created_at = created_at - :s", s=seconds)
         self.sql("UPDATE traces SET started_at = started_at - :s", s=seconds)
+        self.sql("UPDATE scores SET created_at = created_at - :s", s=seconds)
 
 
 @pytest.fixture
@@ -142,7 +143,7 @@ def drift_gateway(
     started: list[tuple[GatewayServer, Webhook]] = []
     monkeypatch.setenv("OPSGATE_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY)
 
-    def start(db_url: str, **drift: Any) -> DriftGw:
+    def start(db_url: str, *, feedback: dict[str, Any] | None = None, **drift: Any) -> DriftGw:
         webhook = Webhook()
         data = config_data(
             upstreams["alpha"], store_bodies="full", journal_path=str(tmp_path / "j.jsonl")
@@ -154,6 +155,8 @@ def drift_gateway(
             "interval": 3600,
             **drift,
         }
+        if feedback is not None:
+            data["feedback"] = feedback
         data["alerts"] = {"webhooks": [{"url": webhook.url}], "retry_base": 0.05}
         env = {
             "OPSGATE_DATABASE_URL": db_url,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.drift.conftest import DriftGw, get, questions
+from tests.drift.conftest import DriftGw, get, poll, questions
 from tests.fixtures._steps import Reply
 from tests.fixtures.needs import import_or_need
 
@@ -129,6 +129,42 @@ def test_refusals_and_longer_answers_show_in_the_output_statistics(
     assert tests["refusal"]["cur_shares"]["True"] == pytest.approx(0.2)
     assert results["ops"]["state"] in ("ok", "warning", "drift")
     assert results["ops"]["n_ref"] == 80
+
+
+@database_url_param
+def test_a_drop_in_thumbs_up_enters_drift_through_the_cusum(
+    database_url: str, drift_gateway: Any
+) -> None:
+    metrics = {"metrics": {"thumbs": {"type": "boolean"}}, "flush_interval": 0.05}
+    gw: DriftGw = drift_gateway(database_url, feedback=metrics)
+    rng = random.Random(5)
+
+    def rated(n: int, rate: float) -> None:
+        for i in range(n):
+            trace_id = gw.chat(f"question {i}")
+            score = {"trace_id": trace_id, "metric": "thumbs", "value": rng.random() < rate}
+            assert gw.admin.call("POST", "/v1/feedback", score).status_code < 300
+
+    def scores() -> int:
+        return int(gw.sql("SELECT count(*) FROM scores")[0][0])
+
+    t0 = time.time()
+    rated(120, 0.9)
+    assert poll(lambda: scores() == 120)
+    gw.backdate(2 * HOUR)
+    rated(80, 0.4)
+    assert poll(lambda: scores() == 200)
+    spec = monitor(
+        "thumbs", "quality", t0 - 2 * HOUR - 60, time.time() - 2 * HOUR + 1, metric="thumbs"
+    )
+    assert gw.admin.call("POST", "/admin/v1/drift/monitors", spec).status_code == 201
+    ran = gw.admin.ok("POST", "/admin/v1/drift/run", {"monitors": ["thumbs"]})["data"][0]
+    assert ran["state"] == "drift", ran
+    assert ran["statistic"] > ran["threshold"] and ran["detail"]["alarm_at"] is not None
+    assert ran["detail"]["cur_mean"] < ran["detail"]["ref_mean"]
+    assert (ran["n_ref"], ran["n_cur"]) == (120, 80)
+    alert = gw.webhook.wait("drift.detected")
+    assert alert["labels"]["kind"] == "quality"
 
 
 @database_url_param

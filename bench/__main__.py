@@ -42,6 +42,7 @@ BENCHES = (
     "prompts",
     "online",
     "experiments",
+    "drift",
     "local",
 )
 
@@ -66,7 +67,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "experiments: A/A, power and bandit simulations of the statistics, a real-gateway "
         "A/B with simulated users and feedback, stickiness across reload and replicas; "
         "online: c=32 throughput with online scoring of 5% of answers against none; local: "
-        "the local model's tokens/s and TTFT at c=1 and 4, direct vs through the gateway",
+        "the local model's tokens/s and TTFT at c=1 and 4, direct vs through the gateway; "
+        "drift: the drift tests' false-alarm rate and power on the question sets",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
     parser.add_argument("--seconds", type=int, default=2, help="seconds per round (whole)")
@@ -225,6 +227,14 @@ def main(argv: list[str] | None = None) -> int:
         print_grids(experiments_grids(studied), console)
         if not args.no_docs:
             update_section("experiments", experiments_markdown(studied, note))
+    if args.which == "drift":
+        from bench.drift import drift_grids, drift_markdown, run_drift
+        from bench.report import print_grids
+
+        drifted = run_drift(progress)
+        print_grids(drift_grids(drifted), console)
+        if not args.no_docs:
+            update_section("drift", drift_markdown(drifted, note))
     if args.which == "prompts":
         from bench.prompts import prompts_grids, prompts_markdown, run_prompts
         from bench.report import print_grids

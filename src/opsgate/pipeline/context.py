@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from opsgate.access.principal import Principal
-from opsgate.experiments.registry import Assignment
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Usage
 from opsgate.errors import BadRequestError
+from opsgate.experiments.registry import Assignment
 from opsgate.guard.verdicts import Verdict
 from opsgate.identity import NO_LABELS, CallerLabels
 from opsgate.prompts.request import PromptUse

@@ -127,20 +127,37 @@ def test_registry_lists_pages_by_role() -> None:
         "traces",
         "review",
         "datasets",
+        "evals",
         "keys",
         "prompts",
+        "experiments",
+        "drift",
+        "knowledge",
         "models",
     ]
     assert names(Principal("k", Role.VIEWER, team_id="t")) == [
         "overview",
         "traces",
+        "evals",
         "keys",
         "prompts",
+        "experiments",
+        "drift",
+        "knowledge",
         "models",
     ]
-    assert names(Principal("k", Role.MEMBER)) == ["traces", "review", "prompts"]
-    assert names(Principal("k", Role.SERVICE)) == []
-    assert len(pages.routes()) == 25
+    assert names(Principal("k", Role.MEMBER)) == [
+        "traces",
+        "review",
+        "evals",
+        "prompts",
+        "experiments",
+        "knowledge",
+    ]
+    # A service key may search knowledge bases (an application's own retrieval), so it sees
+    # that page's search playground and nothing else.
+    assert names(Principal("k", Role.SERVICE)) == ["knowledge"]
+    assert len(pages.routes()) == 38
 
 
 def test_a_new_page_is_one_registration() -> None:
@@ -148,7 +165,7 @@ def test_a_new_page_is_one_registration() -> None:
         raise AssertionError("not called")
 
     extra = Page(
-        "drift", "Drift", "/drift", (Permission.USAGE_READ,), (Route("/drift", endpoint),), order=35
+        "costs", "Costs", "/costs", (Permission.USAGE_READ,), (Route("/costs", endpoint),), order=36
     )
     pages = PageRegistry([*builtin_pages(), extra])
     assert [p.name for p in pages.pages] == [
@@ -156,14 +173,18 @@ def test_a_new_page_is_one_registration() -> None:
         "traces",
         "review",
         "datasets",
+        "evals",
         "keys",
-        "drift",
         "prompts",
+        "costs",
+        "experiments",
+        "drift",
+        "knowledge",
         "models",
     ]
-    assert extra.holds("/drift/x") and not extra.holds("/driftwood")
+    assert extra.holds("/costs/x") and not extra.holds("/costsheet")
     with pytest.raises(ValueError, match="clashes"):
-        pages.add(Page("drift", "Again", "/again", (), ()))
+        pages.add(Page("costs", "Again", "/again", (), ()))
 
 
 def test_number_formats() -> None:

@@ -44,6 +44,7 @@ BENCHES = (
     "experiments",
     "drift",
     "local",
+    "rag",
 )
 
 
@@ -251,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.online import main_online
 
         main_online(args, note, console, progress)
+    if args.which == "rag":
+        from bench.rag import main_rag
+
+        main_rag(args, note, console, progress)
     if args.which == "local":
         from bench.local import main_local
 

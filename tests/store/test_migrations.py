@@ -88,8 +88,14 @@ BACKEND_ONLY_INDEXES = frozenset({"ix_rag_chunks_tsv"})
 tsvector expression); the table metadata cannot declare an expression index per dialect."""
 
 
-def _compared(name: str | None, kind: str, _parent: object) -> bool:
+BACKEND_ONLY_COLUMNS = frozenset({("rag_chunks", "tsv"), ("rag_chunks", "embedding")})
+"""PostgreSQL's stored tsvector and pgvector columns of the chunks (v0013_rag, raw DDL)."""
+
+
+def _compared(name: str | None, kind: str, parent: dict[str, str | None]) -> bool:
     if kind == "index" and name in BACKEND_ONLY_INDEXES:
+        return False
+    if kind == "column" and (parent.get("table_name"), name) in BACKEND_ONLY_COLUMNS:
         return False
     return not (kind == "table" and name is not None and name.startswith(FTS_PREFIX))
 

@@ -52,9 +52,12 @@ def decode_vectors(blobs: list[bytes], dim: int) -> Vectors:
 
 
 class AnnIndexes:
-    def __init__(self, engine: AsyncEngine, folder: Path | None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, folder: Path | None, *, exact_below: int = EXACT_BELOW
+    ) -> None:
         self.engine = engine
         self.folder = folder
+        self.exact_below = exact_below
         self._entries: dict[str, _Entry] = {}
 
     def _paths(self, kb_id: str) -> tuple[Path, Path] | None:
@@ -71,7 +74,7 @@ class AnnIndexes:
             async with entry.lock:
                 if entry.generation != base.generation:
                     await self._catch_up(base, entry)
-        if entry.live < EXACT_BELOW:
+        if entry.live < self.exact_below:
             return None
         return entry.index
 

@@ -1,8 +1,8 @@
 """PostgreSQL with pgvector: the chunks' `embedding vector` column with one HNSW index per
 knowledge base (a partial expression index with the base's dimension), and full text through
-the `tsvector` GIN index made by the migration. The ACL, the filters and the ranking are one
-statement; pgvector's iterative index scan (0.8+) keeps looking when the ACL or a filter hides
-the nearest chunks, instead of returning fewer than asked.
+the stored `tsv` column and its GIN index (migration v0013_rag). The ACL, the filters and the
+ranking are one statement; pgvector's iterative index scan (0.8+) keeps looking when the ACL or
+a filter hides the nearest chunks, instead of returning fewer than asked.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from opsgate.rag.store.ann import decode_vectors
 from opsgate.rag.store.base import StoreUnavailableError
 from opsgate.rag.store.sql import HIT_COLUMNS, HIT_FROM, SqlStore, access_sql, filter_sql, hit_of
 
-TSVECTOR = "to_tsvector('english', c.heading_text || ' ' || c.text)"
-"""The migration's GIN index expression (v0013_rag), repeated exactly so the index is used."""
+TSVECTOR = "c.tsv"
+"""The chunks' stored `tsvector` (a generated column with a GIN index, v0013_rag)."""
 TAG_CLAUSE = "jsonb_exists(d.tags, :{name})"
 EF_SEARCH = 100
 _WORD = re.compile(r"\w+", re.UNICODE)

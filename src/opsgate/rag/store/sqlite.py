@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from opsgate.cache.embed.base import Vectors
 from opsgate.cache.embed.hashing import STOP_WORDS
 from opsgate.rag.model import Filters, Hit, KnowledgeBase, Reader
-from opsgate.rag.store.ann import AnnIndexes, decode_vectors
+from opsgate.rag.store.ann import EXACT_BELOW, AnnIndexes, decode_vectors
 from opsgate.rag.store.base import StoreUnavailableError
 from opsgate.rag.store.sql import HIT_COLUMNS, HIT_FROM, SqlStore, access_sql, filter_sql, hit_of
 
@@ -39,9 +39,11 @@ def fts_query(query: str) -> str:
 class SqliteStore(SqlStore):
     kind = "sqlite"
 
-    def __init__(self, engine: AsyncEngine, index_folder: Path | None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, index_folder: Path | None, *, exact_below: int = EXACT_BELOW
+    ) -> None:
         super().__init__(engine)
-        self.ann = AnnIndexes(engine, index_folder)
+        self.ann = AnnIndexes(engine, index_folder, exact_below=exact_below)
 
     async def start(self) -> None:
         async with self.engine.connect() as conn:
@@ -70,20 +72,57 @@ class SqliteStore(SqlStore):
     async def text_search(
         self, base: KnowledgeBase, query: str, k: int, reader: Reader, filters: Filters
     ) -> list[Hit]:
+        """BM25 over the full-text index, ranked there first (only ids and scores are sorted),
+        then joined to the chunks under the reader's ACL and the filters, in one statement; when
+        the ACL, a filter or another base hid too many, the ranked window grows, and at last
+        every match is joined."""
         match = fts_query(query)
         if not match:
             return []
+        window = max(k * OVERSAMPLE, 64)
+        for _ in range(3):
+            rows, more = await self._bm25(base, match, k, reader, filters, window)
+            if len(rows) >= k or not more:
+                return rows
+            window *= 8
+        rows, _ = await self._bm25(base, match, k, reader, filters, None)
+        return rows
+
+    async def _bm25(
+        self,
+        base: KnowledgeBase,
+        match: str,
+        k: int,
+        reader: Reader,
+        filters: Filters,
+        window: int | None,
+    ) -> tuple[list[Hit], bool]:
         params: dict[str, Any] = {"q": match, "kb": base.id, "k": k}
         where = f"{access_sql(reader, params)} AND {filter_sql(filters, params, TAG_CLAUSE)}"
+        limit = ""
+        if window is not None:
+            params["window"] = window
+            limit = " LIMIT :window"
         sql = (
-            f"SELECT {HIT_COLUMNS}, bm25(rag_chunks_fts, 0.5, 1.0) AS rank "
-            f"FROM rag_chunks_fts JOIN {_FTS_FROM} "
-            f"WHERE rag_chunks_fts MATCH :q AND c.kb_id = :kb AND {where} "
-            "ORDER BY rank LIMIT :k"
+            f"SELECT {HIT_COLUMNS}, m.rank FROM ("
+            "SELECT rowid AS id, bm25(rag_chunks_fts, 0.5, 1.0) AS rank "
+            f"FROM rag_chunks_fts WHERE rag_chunks_fts MATCH :q ORDER BY rank{limit}"
+            f") AS m {_FTS_JOIN} "
+            f"WHERE c.kb_id = :kb AND {where} ORDER BY m.rank LIMIT :k"
         )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(text(sql), params)).mappings().all()
-        return [hit_of(r, -float(r["rank"]), "bm25", i) for i, r in enumerate(rows, start=1)]
+        more = False
+        if window is not None and len(rows) < k:  # hidden by the ACL, a filter, another base?
+            more = await self._matches_more(match, window)
+        hits = [hit_of(r, -float(r["rank"]), "bm25", i) for i, r in enumerate(rows, start=1)]
+        return hits, more
+
+    async def _matches_more(self, match: str, window: int) -> bool:
+        sql = "SELECT count(*) FROM rag_chunks_fts WHERE rag_chunks_fts MATCH :q"
+        async with self.engine.connect() as conn:
+            count = (await conn.execute(text(sql), {"q": match})).scalar_one()
+        return int(count) > window
 
     async def vector_search(
         self, base: KnowledgeBase, vector: Vectors, k: int, reader: Reader, filters: Filters
@@ -136,8 +175,8 @@ class SqliteStore(SqlStore):
         ]
 
 
-_FTS_FROM = (
-    "rag_chunks c ON c.id = rag_chunks_fts.rowid "
+_FTS_JOIN = (
+    "CROSS JOIN rag_chunks c ON c.id = m.id "
     "JOIN rag_documents d ON d.id = c.document_id "
     "JOIN rag_knowledge_bases kb ON kb.id = c.kb_id"
 )

@@ -10,8 +10,9 @@ index still holds after its chunk was replaced can never name another chunk.
 
 What the dialects add outside this metadata (in the migration, not compared by Alembic): on
 SQLite the FTS5 table `rag_chunks_fts` over (heading_text, text) kept by triggers; on PostgreSQL
-a GIN index on the chunks' `tsvector`, and with the `vector` extension an `embedding vector`
-column whose HNSW indexes are made per knowledge base (rag/store/pgvector.py).
+a generated `tsv tsvector` column with a GIN index, and with the `vector` extension an
+`embedding vector` column whose HNSW indexes are made per knowledge base
+(rag/store/pgvector.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The tables are the same on every database (store/tables/rag.py). What each dialect adds:
 SQLite gets the FTS5 table `rag_chunks_fts` over the chunks (external content, kept by
-triggers); PostgreSQL gets a GIN index on the chunks' `tsvector` and, only where the `vector`
+triggers); PostgreSQL gets a stored `tsv tsvector` column with a GIN index and, only where the
+`vector`
 extension can be created, an `embedding vector` column (HNSW indexes are made per knowledge
 base, with its dimension, by rag/store/pgvector.py). A PostgreSQL without pgvector migrates
 cleanly and keeps knowledge bases off (a clear 503) until the extension is installed; the
@@ -37,7 +38,8 @@ FTS_SQLITE = [
     "VALUES ('delete', old.id, old.heading_text, old.text); END",
 ]
 TSVECTOR = "to_tsvector('english', heading_text || ' ' || text)"
-"""The chunks' full-text document on PostgreSQL; queries repeat this expression exactly."""
+"""The chunks' full-text document on PostgreSQL, stored (`tsv`): ranking reads it instead of
+parsing every matching chunk again."""
 
 
 def _json() -> sa.types.TypeEngine[Any]:
@@ -110,7 +112,11 @@ def upgrade() -> None:
         for statement in FTS_SQLITE:
             op.execute(statement)
     elif bind.dialect.name == "postgresql":
-        op.execute(f"CREATE INDEX ix_rag_chunks_tsv ON rag_chunks USING gin (({TSVECTOR}))")
+        op.execute(
+            "ALTER TABLE rag_chunks ADD COLUMN tsv tsvector "
+            f"GENERATED ALWAYS AS ({TSVECTOR}) STORED"
+        )
+        op.execute("CREATE INDEX ix_rag_chunks_tsv ON rag_chunks USING gin (tsv)")
         if _has_pgvector(bind):
             op.execute("CREATE EXTENSION IF NOT EXISTS vector")
             op.execute("ALTER TABLE rag_chunks ADD COLUMN embedding vector")

@@ -24,6 +24,7 @@ from opsgate.tuning.lora import (  # noqa: E402
     BaseModelError,
     LoraSettings,
     load_adapter,
+    load_base,
     train_lora,
 )
 
@@ -81,6 +82,16 @@ def toy_lines() -> list[bytes]:
     return lines
 
 
+def answer_probability(tokenizer: Any, model: Any, thing: str, colour: str) -> tuple[float, str]:
+    """The model's probability of `colour` right after "the <thing> is", and its top token."""
+    text = f"user: what colour is the {thing} ?\nassistant: the {thing} is"
+    with torch.no_grad():
+        logits = model(**tokenizer(text, return_tensors="pt")).logits[0, -1]
+    probs = logits.softmax(-1)
+    top = tokenizer.convert_ids_to_tokens(int(probs.argmax()))
+    return float(probs[tokenizer.convert_tokens_to_ids(colour)]), str(top)
+
+
 def test_bad_training_data_is_refused_before_training() -> None:
     with pytest.raises(TrainingDataError, match="line 2: not JSON"):
         parse_lines([toy_lines()[0], b"{nope"])
@@ -104,7 +115,7 @@ def test_lora_learns_saves_loads_and_refuses_another_base(tmp_path: Path) -> Non
     examples = parse_lines(toy_lines())
     data = split(examples, 0.2)
     settings = LoraSettings(
-        rank=8, alpha=16, epochs=10, batch_size=4, learning_rate=3e-2, target_modules=ALL_LINEAR
+        rank=8, alpha=16, epochs=10, batch_size=4, learning_rate=1e-2, target_modules=ALL_LINEAR
     )
     result = train_lora(base, data, tmp_path / "job", settings)
     assert not result.cancelled and result.steps == len(result.losses) > 10
@@ -113,11 +124,21 @@ def test_lora_learns_saves_loads_and_refuses_another_base(tmp_path: Path) -> Non
     assert result.validation_after < result.validation_before
     assert (result.adapter / "adapter_model.safetensors").is_file()
 
+    # What the adapter learned, read off the distribution at the answer position rather than from
+    # a greedy decode (which a near-tie with a special token can derail): for every trained
+    # question the colour is the adapter's most likely next token, far likelier than under the base.
     tokenizer, model = load_adapter(base, result.adapter)
+    _, plain = load_base(base)
+    trained = {ex.answer.split()[1]: ex.answer.split()[-1] for ex in data.train}
+    assert len(trained) >= 3
+    for thing, colour in trained.items():
+        p_adapter, top = answer_probability(tokenizer, model, thing, colour)
+        p_base, _ = answer_probability(tokenizer, plain, thing, colour)
+        assert top == colour and p_adapter > 0.5 and p_adapter > 5 * p_base, (thing, p_adapter)
     prompt = tokenizer("user: what colour is the sky ?\nassistant:", return_tensors="pt")
-    out = model.generate(**prompt, max_new_tokens=4, do_sample=False)
-    answer = tokenizer.decode(out[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
-    assert "blue" in answer
+    specials = [[i] for i in tokenizer.all_special_ids]
+    out = model.generate(**prompt, max_new_tokens=4, do_sample=False, bad_words_ids=specials)
+    assert "blue" in tokenizer.decode(out[0, prompt["input_ids"].shape[1] :]).split()
 
     other = tiny_base(tmp_path / "other", seed=1)
     (other / "config.json").write_text(

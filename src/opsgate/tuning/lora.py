@@ -72,6 +72,8 @@ class LoraSettings:
     max_length: int = 256
     seed: int = 0
     checkpoint_every: int = 10
+    max_grad_norm: float = 1.0
+    """Gradients are clipped to this norm (0 turns it off): a spike cannot throw the run off."""
 
 
 @dataclass(slots=True)
@@ -167,9 +169,8 @@ def train_lora(
         settings.batch_size,
         tokenizer.pad_token_id,
     )
-    optimiser = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate
-    )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(trainable, lr=settings.learning_rate)
     out.mkdir(parents=True, exist_ok=True)
     result = TrainResult(adapter=out / "adapter", steps=0)
     checkpoint = out / CHECKPOINT
@@ -208,6 +209,8 @@ def train_lora(
             return result
         loss = model(**batch).loss
         loss.backward()
+        if settings.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
         optimiser.step()
         optimiser.zero_grad()
         result.steps += 1

@@ -72,6 +72,9 @@ TABLES = {
     "drift_monitors",
     "drift_results",
     "drift_proposals",
+    "tuning_jobs",
+    "tuning_subjects",
+    "tuning_adapters",
     VERSION_TABLE,
 }
 FTS_PREFIX = "rag_chunks_fts"

@@ -23,7 +23,8 @@ import opsgate.store.tables.evals
 import opsgate.store.tables.feedback
 import opsgate.store.tables.prompts
 import opsgate.store.tables.rag
-import opsgate.store.tables.review  # noqa: F401
+import opsgate.store.tables.review
+import opsgate.store.tables.tuning  # noqa: F401
 from opsgate.store.db import dispose_engine, make_engine
 from opsgate.store.migrate import VERSION_TABLE
 from opsgate.store.tables.traces import metadata

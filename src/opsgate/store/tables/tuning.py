@@ -1,0 +1,72 @@
+"""The tuning tables (migration `v0015_tuning`).
+
+- `tuning_jobs`: one LoRA job: its dataset version, base model, settings, status, progress
+  (steps, the loss per step), metrics, the error of a failed job, a heartbeat (a job whose
+  runner died is taken up again), and the taint an end user's erasure leaves.
+- `tuning_subjects`: the end users whose dataset rows a job trained on (erasure marks the
+  job and its adapter tainted, then deletes these rows).
+- `tuning_adapters`: the adapter registry: name, base fingerprint, lineage (dataset version,
+  job), metrics, where the weights lie, the owning team.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Double, Index, Integer, String, Table, Text
+
+from opsgate.store.tables.traces import json_type, metadata
+
+tuning_jobs = Table(
+    "tuning_jobs",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("team_id", String),
+    Column("created_by", String, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("status", String, nullable=False),  # queued running succeeded failed cancelled
+    Column("cancel_requested", Integer, nullable=False),  # 1: a running job is asked to stop
+    Column("dataset_id", String, nullable=False),
+    Column("dataset_version", Integer, nullable=False),
+    Column("base", String, nullable=False),
+    Column("base_fingerprint", String, nullable=False),
+    Column("adapter", String, nullable=False),  # the name it registers
+    Column("settings", json_type(), nullable=False),
+    Column("examples", json_type(), nullable=False),  # train / validation counts
+    Column("steps", Integer, nullable=False),
+    Column("total_steps", Integer),
+    Column("losses", json_type(), nullable=False),
+    Column("metrics", json_type(), nullable=False),
+    Column("error", Text),
+    Column("started_at", Double),
+    Column("finished_at", Double),
+    Column("heartbeat_at", Double),
+    Column("tainted_at", Double),
+    Column("tainted_subjects", Integer, nullable=False),
+    Index(None, "status", "created_at"),
+    Index(None, "team_id", "created_at"),
+)
+
+tuning_subjects = Table(
+    "tuning_subjects",
+    metadata,
+    Column("job_id", String, primary_key=True),
+    Column("end_user", String, primary_key=True),
+    Index(None, "end_user"),
+)
+
+tuning_adapters = Table(
+    "tuning_adapters",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("team_id", String),
+    Column("base", String, nullable=False),
+    Column("base_fingerprint", String, nullable=False),
+    Column("dataset_id", String, nullable=False),
+    Column("dataset_version", Integer, nullable=False),
+    Column("job_id", String, nullable=False),
+    Column("metrics", json_type(), nullable=False),
+    Column("path", String, nullable=False),
+    Column("created_by", String, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("tainted_at", Double),
+)

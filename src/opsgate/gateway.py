@@ -30,8 +30,10 @@ from opsgate.config.schema import Config
 from opsgate.drift.build import build_drift
 from opsgate.drift.holders import DriftRetention, DriftSamples
 from opsgate.drift.service import DriftService
+from opsgate.evals.client import ChatClient
 from opsgate.evals.online import JUDGE_SOURCE, OnlineEvaluator
 from opsgate.evals.service import EvalService
+from opsgate.experiments.best_of import JUDGE_SOURCE as BEST_OF_JUDGE
 from opsgate.experiments.service import ExperimentService
 from opsgate.feedback.datasets.export import export_redactor
 from opsgate.feedback.datasets.holder import DatasetRows
@@ -55,6 +57,7 @@ from opsgate.pipeline.pipeline import Pipeline
 from opsgate.pipeline.publish import TracePublisher
 from opsgate.pipeline.stages.admit import Admit
 from opsgate.pipeline.stages.authenticate import Authenticate
+from opsgate.pipeline.stages.best_of import best_of_stages
 from opsgate.pipeline.stages.cache import Cache
 from opsgate.pipeline.stages.experiment import ApplyVariant, AssignVariant
 from opsgate.pipeline.stages.feedback import FeedbackToken
@@ -112,6 +115,7 @@ def build_runtime(
     experiments: ExperimentService | None = None,
     knowledge: KnowledgeService | None = None,
     grounding: GroundingScorer | None = None,
+    judge: ChatClient | None = None,
 ) -> Runtime:
     router = build_router(
         config, http, source=source, previous=previous.router if previous else None
@@ -159,6 +163,9 @@ def build_runtime(
         if knowledge is not None and config.rag.enabled
         else []
     )
+    # Best-of-n is planned before admission (the hold covers every candidate) and run right
+    # outside Settle (each candidate settled on its own): pipeline/stages/best_of.py.
+    plan_best_of, run_best_of = best_of_stages(config, judge)
     chat: Pipeline[ChatCall, ChatResult] = Pipeline(
         [
             chat_record,
@@ -166,12 +173,14 @@ def build_runtime(
             *assign,
             *render,
             *apply,
+            plan_best_of,
             *admitting,
             InputGuard(guard),
             *join,
             *retrieve,
             caching,
             OutputGuard(guard),
+            *run_best_of,
             Settle(),
         ],
         RouteChat(router),
@@ -222,6 +231,7 @@ class Gateway:
             self._engine,
             source=self.source,
             retention=lambda: self.runtime.config.retention,
+            emit=self.admission.alerts.emit,  # breach alerts: docs/alerts.md
         )
         self.audit = self.compliance.audit  # AuditLog: append(...), verify()
         self.bodies = self.compliance.bodies  # BodyReader: read(record, actor)
@@ -263,6 +273,9 @@ class Gateway:
             redis_prefix=os.environ.get(REDIS_PREFIX_ENV) or DEFAULT_REDIS_PREFIX,
         )
         self.metrics.watch_circuits(self._circuits)
+        self.best_of_judge = PipelineClient(
+            lambda: self.runtime.chat, source=BEST_OF_JUDGE, key=self._judge_key
+        )
         self.runtime = build_runtime(
             config,
             self.http,
@@ -276,6 +289,7 @@ class Gateway:
             experiments=self.experiments,
             knowledge=self.knowledge,
             grounding=self.grounding,
+            judge=self.best_of_judge,
         )
         self._reload_lock = asyncio.Lock()
 
@@ -299,11 +313,7 @@ class Gateway:
         """Online scoring: judges call the current runtime's chat pipeline in process, as the
         configured judge key (or the gateway itself); scores go to the feedback service."""
 
-        def judge_key() -> str | None:
-            key = self.runtime.config.evals.judge_key
-            return key.get_secret_value() if key else None
-
-        judge = PipelineClient(lambda: self.runtime.chat, source=JUDGE_SOURCE, key=judge_key)
+        judge = PipelineClient(lambda: self.runtime.chat, source=JUDGE_SOURCE, key=self._judge_key)
         return OnlineEvaluator(
             config.evals,
             config.feedback.metrics,
@@ -312,6 +322,10 @@ class Gateway:
             metrics=self.metrics.online,
             source=self.source,
         )
+
+    def _judge_key(self) -> str | None:
+        key = self.runtime.config.evals.judge_key
+        return key.get_secret_value() if key else None
 
     def _review_and_datasets(self) -> tuple[ReviewService, DatasetService]:
         """Review queues label into the score store; datasets copy traces and scores into
@@ -354,6 +368,7 @@ class Gateway:
             self._engine,
             audit=self.audit,
             datasets=self.datasets,
+            evals=self.evals,
             embed_call=router_embed(lambda: self.runtime.router),
             emit=self.admission.alerts.emit,
             metrics=self.metrics.drift,
@@ -449,6 +464,7 @@ class Gateway:
                 experiments=self.experiments,
                 knowledge=self.knowledge,
                 grounding=self.grounding,
+                judge=self.best_of_judge,
             )
             self.runtime = runtime
             await self.experiments.reload()

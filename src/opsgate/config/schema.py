@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from opsgate.config.best_of import BestOfNConfig
 from opsgate.config.cache import CacheConfig
 from opsgate.config.compliance import EncryptionConfig, RetentionConfig
 from opsgate.config.drift import DriftConfig
@@ -76,6 +77,9 @@ class ModelGroupConfig(Strict):
     deployments: list[DeploymentConfig] = Field(min_length=1)
     description: str | None = None
     kind: Literal["chat", "embedding"] = "chat"
+    best_of_n: BestOfNConfig | None = Field(
+        default=None, description="re-rank n candidates with a scorer (docs/experiments.md)"
+    )
 
 
 class CircuitConfig(Strict):
@@ -197,6 +201,12 @@ class Config(Strict):
         self._check_online(known)
         self._check_drift()
         self._check_experiments(known)
+        for group in self.models:
+            for variant in group.best_of_n.variants if group.best_of_n else ():
+                if variant.model is not None and variant.model not in known:
+                    raise ValueError(
+                        f"models[{group.name}].best_of_n.variants: unknown model {variant.model!r}"
+                    )
         return self
 
     def _check_experiments(self, models: set[str]) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from opsgate.access.principal import Principal
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Usage
 from opsgate.errors import BadRequestError
+from opsgate.experiments.best_of.plan import BestOfPlan
 from opsgate.experiments.registry import Assignment
 from opsgate.guard.verdicts import Verdict
 from opsgate.identity import NO_LABELS, CallerLabels
@@ -67,6 +68,9 @@ class RequestContext:
     """Set by RenderPrompt: the prompt version the request rendered, for the trace."""
     experiment: Assignment | None = None
     """Set by AssignVariant: the experiment and variant the request is served, for the trace."""
+    best_of: BestOfPlan | None = None
+    """Set by PlanBestOf: the request is answered by the best of n candidates (Admit holds
+    the worst case of all n; BestOfN runs them)."""
 
     def __post_init__(self) -> None:
         self.route = RouteState(trace_id=self.trace_id)

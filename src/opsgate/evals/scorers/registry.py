@@ -19,7 +19,7 @@ from typing import Any
 from opsgate.cache.embed import Embedder, EmbedderUnavailableError, build_embedder
 from opsgate.config.cache import EmbedderConfig
 from opsgate.evals.client import ChatClient
-from opsgate.evals.scorers import rules
+from opsgate.evals.scorers import rules, shape
 from opsgate.evals.scorers.base import Scorer
 from opsgate.evals.scorers.errors import ScorerConfigError
 from opsgate.evals.scorers.judge import TEMPLATES, Judge, Pairwise
@@ -77,6 +77,8 @@ def _plain(cls: Callable[..., Scorer]) -> Factory:
 def _builtin(register: Callable[[str, Factory], None]) -> None:
     for cls in (rules.Exact, rules.Contains, rules.Regex, rules.JsonSchema, rules.Numeric):
         register(cls.kind, _plain(cls))
+    for kind in (shape.JsonValid, shape.Length, shape.Refusal):
+        register(kind.kind, _plain(kind))
     register(
         "embedding", lambda p, r: EmbeddingSimilarity(r.embedder(p.pop("embedder", "local")), **p)
     )

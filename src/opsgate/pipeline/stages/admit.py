@@ -99,7 +99,7 @@ class Admit:
         chat = isinstance(req, ChatRequest)
         bound: CostBound | None = None
         if budgets or any(s.limits.tpm is not None for s in limits):
-            bound = self.pricer.chat(req) if chat else self.pricer.embedding(req)
+            bound = self._price(call) if chat else self.pricer.embedding(req)
         tokens, micros = (bound.tokens, bound.micros) if bound is not None else (0, 0)
         minimum = _stream_minimum(bound) if bound is not None and chat and req.stream else None
         if bound is not None and budgets:
@@ -115,6 +115,19 @@ class Admit:
         if admission.permit is not None:
             call.ctx.response_headers.update(admission.permit.status.headers())
         return Ticket(admission, bound)
+
+    def _price(self, call: Any) -> CostBound:
+        """A chat request's worst case; with best-of-n, that of every candidate call."""
+        plan = call.ctx.best_of
+        if plan is None:
+            return self.pricer.chat(call.request)
+        bounds = [self.pricer.chat(r) for r in plan.requests(call.request)]
+        return CostBound(
+            prompt_tokens=sum(b.prompt_tokens for b in bounds),
+            output_tokens=sum(b.output_tokens for b in bounds),
+            prompt_micros=sum(b.prompt_micros for b in bounds),
+            micros=sum(b.micros for b in bounds),
+        )
 
     def _backend_down(self, exc: Exception, ticket: Ticket) -> Ticket:
         log.warning("rate limit / budget backend failed (%s: %s)", type(exc).__name__, exc)

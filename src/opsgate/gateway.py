@@ -83,6 +83,8 @@ from opsgate.store.writer import TraceWriter
 from opsgate.telemetry.loop_lag import LoopLagMonitor
 from opsgate.telemetry.metrics import Metrics, create_metrics, mark_process_dead, multiprocess_dir
 from opsgate.telemetry.otel import GenAITracer, create_tracer
+from opsgate.tuning.build import build_tuning
+from opsgate.tuning.service import TuningService
 
 log = logging.getLogger("opsgate")
 
@@ -165,7 +167,7 @@ def build_runtime(
     )
     # Best-of-n is planned before admission (the hold covers every candidate) and run right
     # outside Settle (each candidate settled on its own): pipeline/stages/best_of.py.
-    plan_best_of, run_best_of = best_of_stages(config, judge)
+    plan_best_of, run_best_of = best_of_stages(config, judge, source=source)
     chat: Pipeline[ChatCall, ChatResult] = Pipeline(
         [
             chat_record,
@@ -263,6 +265,7 @@ class Gateway:
             audit=self.audit,
         )
         self.drift = self._drift()
+        self.tuning = self._tuning()
         self.experiments = ExperimentService(
             self._engine,
             lambda: self.runtime.config,
@@ -378,6 +381,18 @@ class Gateway:
         self.compliance.retention.register(DriftRetention(drift.store))
         return drift
 
+    def _tuning(self) -> TuningService:
+        """Tuning jobs (trained in worker processes, one at a time) and the adapter registry;
+        erasing an end user taints the jobs and adapters trained on their rows."""
+        tuning, holder = build_tuning(
+            lambda: self.runtime.config.tuning,
+            self._engine,
+            audit=self.audit,
+            datasets=self.datasets,
+        )
+        self.compliance.register(holder, tables=["tuning_subjects"])
+        return tuning
+
     def _publisher(self, config: Config) -> TracePublisher:
         return TracePublisher(
             self.metrics,
@@ -414,6 +429,7 @@ class Gateway:
         await self.online.start()
         await self.knowledge.start()
         await self.drift.start()
+        self.tuning.runner.start()
         self.loop_lag.start()
 
     @staticmethod
@@ -490,6 +506,7 @@ class Gateway:
         await self.deferred.drain()  # traces still being masked reach the writer first
         await self.drift.aclose()  # after the drain: the last traces' samples are written
         await self.evals.aclose()  # runs stop (cancelled, resumable) while the API is up
+        await self.tuning.runner.aclose()  # a running job is queued again at its checkpoint
         await self.feedback.aclose()
         if self.writer is not None:
             await self.writer.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -187,3 +188,68 @@ def test_the_time_budget_returns_the_best_answer_so_far(
     spans = candidates(trace)
     assert sum(s["status"] == "ok" for s in spans) == 1
     assert sum(s["status"] == "error" for s in spans) == 2  # cut off, not waited for
+
+
+def test_the_budget_hold_covers_every_candidate(
+    gateway: GatewayFactory, upstreams: dict[str, FakeUpstream]
+) -> None:
+    """One call's worst case (1,000 output tokens at $2/M: ~2,000 micro-dollars) fits a
+    $0.004 budget; three candidates' (~6,000) never can, so the request is refused up front
+    (400: no wait would help) before any candidate is asked."""
+    fake = upstreams["alpha"]
+    gw = start(gateway, fake, {"n": 1, "scorer": "json"}, settings={"master_key": "sk-master"})
+    with httpx.Client(base_url=gw.base, timeout=30) as admin:
+        made = admin.post(
+            "/admin/v1/keys",
+            json={"alias": "small", "budget": {"max_usd": "0.004"}},
+            headers={"authorization": "Bearer sk-master"},
+        )
+        assert made.status_code == 201, made.text
+    key = made.json()["key"]
+    with openai.OpenAI(base_url=gw.url, api_key=key, max_retries=0) as client:
+        client.chat.completions.create(model="extract", messages=ASK, max_tokens=1000)
+        assert len(fake.requests) == 1
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(
+                model="extract",
+                messages=ASK,
+                max_tokens=1000,
+                extra_headers={"x-opsgate-best-of": "3"},
+            )
+    body: Any = caught.value.body
+    assert "budget" in body["message"] and "3,000 output tokens" in body["message"], body
+    assert len(fake.requests) == 1  # refused before any candidate was asked
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "chosen"),
+    [(("A", "B"), "1"), (("A", "A"), "0")],  # preferred in both orders / a position-biased judge
+)
+def test_a_pairwise_judge_compares_with_positions_swapped(
+    gateway: GatewayFactory,
+    upstreams: dict[str, FakeUpstream],
+    verdicts: tuple[str, str],
+    chosen: str,
+) -> None:
+    fake, judge_upstream = upstreams["alpha"], upstreams["beta"]
+    fake.script(Reply("answer one"), Reply("answer two"))
+    judge_upstream.script(*(Reply(f'{{"reasoning": "r", "winner": "{v}"}}') for v in verdicts))
+    judge_dep = {"provider": "openai", "base_url": judge_upstream.url, "model": "j",
+                 "api_key": "k"}  # fmt: skip
+    gw = start(
+        gateway,
+        fake,
+        {"n": 2, "scorer": {"type": "pairwise", "model": "judge"}},
+        models=[{"name": "judge", "deployments": [judge_dep]}],
+    )
+    with sdk(gw) as client:
+        raw = client.chat.completions.with_raw_response.create(model="extract", messages=ASK)
+        raw.parse()
+    assert raw.headers["x-opsgate-best-of-chosen"] == chosen
+    prompts = [json.dumps(r.body["messages"]) for r in judge_upstream.requests]
+    assert len(prompts) == 2
+    first = [p.index("answer one") < p.index("answer two") for p in prompts]
+    assert first[0] != first[1]  # the second call shows the two answers the other way round
+    trace = wait_for_trace(gw, raw.headers["x-opsgate-trace-id"])
+    selection = next(s for s in trace["spans"] if s["name"] == "best_of")
+    assert selection["attributes"]["comparisons"] == 1

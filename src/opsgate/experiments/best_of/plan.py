@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from opsgate.chat import ChatRequest
 from opsgate.config.best_of import BestOfNConfig, BestOfVariant
+from opsgate.config.loader import ConfigError
 from opsgate.errors import BadRequestError
 from opsgate.evals.scorers import Scorer, ScorerConfigError, ScorerResources, build_scorer
 
@@ -60,19 +61,25 @@ class BestOfPlan:
 
 
 def build_policies(
-    groups: Mapping[str, BestOfNConfig | None], resources: ScorerResources
+    groups: Mapping[str, BestOfNConfig | None],
+    resources: ScorerResources,
+    *,
+    source: str = "<config>",
 ) -> dict[str, BestOfPolicy]:
-    """Each configured group's policy; a scorer spec the registry refuses is a ValueError
-    naming the model (start-up and reload stop on it)."""
-    policies = {}
+    """Each configured group's policy; scorer specs the registry refuses are a ConfigError
+    naming each model (start-up and reload stop on it, as on a bad provider setting)."""
+    policies, problems = {}, []
     for model, config in groups.items():
         if config is None:
             continue
         try:
             scorer = build_scorer(config.scorer, resources)
         except ScorerConfigError as exc:
-            raise ValueError(f"models[{model}].best_of_n.scorer: {exc}") from None
+            problems.append(f"models[{model}].best_of_n.scorer: {exc}")
+            continue
         policies[model] = BestOfPolicy(model, config, scorer)
+    if problems:
+        raise ConfigError(source, problems)
     return policies
 
 

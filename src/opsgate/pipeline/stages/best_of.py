@@ -179,10 +179,13 @@ async def _replay(
         yield ChatChunk(chunk)
 
 
-def best_of_stages(config: Config, judge: ChatClient | None) -> tuple[PlanBestOf, list[BestOfN]]:
+def best_of_stages(
+    config: Config, judge: ChatClient | None, *, source: str = "<config>"
+) -> tuple[PlanBestOf, list[BestOfN]]:
     """The planning stage (always: a header on a model without `best_of_n` is a 400) and the
     running stage (only when some model has `best_of_n`). Judge scorers call `judge` (the
     gateway's own chat pipeline) with `evals.judge_model` as their default model."""
     resources = ScorerResources(client=judge, judge_model=config.evals.judge_model)
-    policies = build_policies({m.name: m.best_of_n for m in config.models}, resources)
+    groups = {m.name: m.best_of_n for m in config.models}
+    policies = build_policies(groups, resources, source=source)
     return PlanBestOf(policies), [BestOfN()] if policies else []

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Row, and_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opsgate.config.experiments import ExperimentConfig
 from opsgate.experiments.errors import ExperimentConflictError, ExperimentStoreUnavailableError
 from opsgate.experiments.model import Decision, Event, Experiment, Source, Status
+from opsgate.store.connections import bump_changes, changes_version, reading, writing
 from opsgate.store.dialect import dialect_of
 from opsgate.store.tables.experiments import (
     experiment_assignments,
@@ -28,7 +29,6 @@ from opsgate.store.tables.experiments import (
     experiments,
 )
 
-_DOWN = (OSError, TimeoutError, SQLAlchemyError)
 EVENT_LIMIT = 2000
 
 
@@ -69,32 +69,17 @@ class SqlExperimentStore:
     def engine(self) -> AsyncEngine:
         return self._engine
 
-    @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._engine.connect() as conn:
-                yield conn
-        except _DOWN as exc:
-            raise ExperimentStoreUnavailableError() from exc
+    def _read(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return reading(self._engine, ExperimentStoreUnavailableError)
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._engine.begin() as conn:
-                yield conn
-        except IntegrityError:
-            raise
-        except _DOWN as exc:
-            raise ExperimentStoreUnavailableError() from exc
+    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return writing(self._engine, ExperimentStoreUnavailableError, passing=(IntegrityError,))
 
     # --- reads -------------------------------------------------------------------------------
 
     async def version(self) -> int:
         async with self._read() as conn:
-            value = await conn.scalar(
-                select(experiment_changes.c.version).where(experiment_changes.c.id == 1)
-            )
-        return int(value or 0)
+            return await changes_version(conn, experiment_changes)
 
     async def all(self) -> list[Experiment]:
         stmt = select(experiments).order_by(experiments.c.created_at, experiments.c.name)
@@ -236,8 +221,4 @@ class SqlExperimentStore:
                 experiment=name, at=self._clock(), kind=kind, actor=actor, detail=detail
             )
         )
-        await conn.execute(
-            update(experiment_changes)
-            .where(experiment_changes.c.id == 1)
-            .values(version=experiment_changes.c.version + 1)
-        )
+        await conn.execute(bump_changes(experiment_changes))

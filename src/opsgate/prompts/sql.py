@@ -13,17 +13,17 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Insert, Row, Table, and_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opsgate.prompts.errors import PromptNotFoundError, PromptStoreUnavailableError
 from opsgate.prompts.model import LabelMove, LabelState, PromptInfo, PromptVersion
 from opsgate.prompts.spec import PromptSpec
 from opsgate.prompts.store import Pushed
+from opsgate.store.connections import bump_changes, changes_version, reading, writing
 from opsgate.store.dialect import dialect_of
 from opsgate.store.tables.prompts import (
     prompt_changes,
@@ -33,7 +33,6 @@ from opsgate.store.tables.prompts import (
     prompts,
 )
 
-_DOWN = (OSError, TimeoutError, SQLAlchemyError)
 HISTORY_LIMIT = 500
 
 
@@ -70,21 +69,11 @@ class SqlPromptStore:
         self._clock = clock
         self._dialect = engine.dialect.name
 
-    @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._engine.connect() as conn:
-                yield conn
-        except _DOWN as exc:
-            raise PromptStoreUnavailableError() from exc
+    def _read(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return reading(self._engine, PromptStoreUnavailableError)
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._engine.begin() as conn:
-                yield conn
-        except _DOWN as exc:
-            raise PromptStoreUnavailableError() from exc
+    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return writing(self._engine, PromptStoreUnavailableError)
 
     def _insert(self, table: Table) -> Any:
         return dialect_of(self._dialect).insert(table)
@@ -93,10 +82,7 @@ class SqlPromptStore:
 
     async def version(self) -> int:
         async with self._read() as conn:
-            value = await conn.scalar(
-                select(prompt_changes.c.version).where(prompt_changes.c.id == 1)
-            )
-        return int(value or 0)
+            return await changes_version(conn, prompt_changes)
 
     async def get(self, team_id: str, name: str, version: int) -> PromptVersion | None:
         stmt = _versions(team_id, name).where(prompt_versions.c.version == version)
@@ -356,8 +342,4 @@ async def _lock(conn: AsyncConnection, team_id: str, name: str, now: float) -> t
 
 
 async def _bump(conn: AsyncConnection) -> None:
-    await conn.execute(
-        update(prompt_changes)
-        .where(prompt_changes.c.id == 1)
-        .values(version=prompt_changes.c.version + 1)
-    )
+    await conn.execute(bump_changes(prompt_changes))

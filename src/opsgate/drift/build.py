@@ -14,9 +14,12 @@ from opsgate.cache.embed import EmbedCall, Embedder, build_embedder
 from opsgate.config.cache import EmbedderConfig
 from opsgate.config.schema import Config
 from opsgate.drift.features import last_user_text
+from opsgate.drift.proposals import EvalRequest, StartEval
 from opsgate.drift.sampler import DriftSampler
 from opsgate.drift.service import DriftService
 from opsgate.drift.store import DriftStore
+from opsgate.evals.runs import EvalSpec
+from opsgate.evals.service import EvalService
 from opsgate.feedback.datasets.requests import DatasetCreate
 from opsgate.feedback.datasets.service import DatasetService
 from opsgate.telemetry.drift_metrics import DriftMetrics
@@ -40,6 +43,7 @@ def build_drift(
     *,
     audit: AuditLog,
     datasets: DatasetService | None,
+    evals: EvalService | None = None,
     embed_call: EmbedCall | None = None,
     emit: Callable[[Alert], bool] | None = None,
     metrics: DriftMetrics | None = None,
@@ -74,4 +78,25 @@ def build_drift(
         audit=audit,
         create_dataset=create_dataset if datasets is not None else None,
         dataset_texts=dataset_texts if datasets is not None else None,
+        start_eval=eval_starter(evals) if evals is not None else None,
     )
+
+
+def eval_starter(evals: EvalService) -> StartEval:
+    """An accepted `eval_run` proposal's run, started exactly as `POST /admin/v1/evals` starts
+    one: the stored dataset read as `who` (audited), the calls made with their key."""
+
+    async def start(who: Principal, req: EvalRequest) -> str:
+        spec = EvalSpec.model_validate(
+            {
+                "name": req.name,
+                "dataset": {"name": req.dataset_id},
+                "targets": [{"model": req.model}],
+                "scorers": req.scorers,
+            }
+        )
+        creds = req.credentials
+        run = await evals.start(spec, who, creds.key, creds.base_url, req.actor)
+        return run.id
+
+    return start

@@ -3,9 +3,12 @@
 Nothing here runs by itself: a proposal is created with the drift result, and only an explicit
 accept (audited) acts on it:
 - `dataset`: a dataset of the drifted window's sampled traces is created for review;
-- `eval_run`: the same dataset, and the outcome names the eval to run on it (the current
-  model of the monitor's scope as target); the run itself is started by the user, with their
-  own key (`opsgate eval run`), so its cost is theirs and visible;
+- `eval_run`: the same dataset, and an eval run on it is started (`StartEval`, the eval
+  service's own start) with the accepting caller's key, so its calls are traced, costed and
+  budgeted as theirs: the target is the model of the monitor's scope, else the model most of
+  the drifted traces asked for; the outcome holds the run's id. Accepted where no key comes
+  with the decision (the dashboard), the dataset is made and the outcome names the
+  `opsgate eval run` to start;
 - `refresh_reference`: an API monitor with a fixed reference gets the drifted window as its
   new reference; a trailing reference refreshes itself, a config monitor's file is the user's.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from opsgate.access.principal import Principal
@@ -28,6 +32,32 @@ MAX_TRACES = 1000
 """Trace ids a proposal keeps (the dataset it would create)."""
 CreateDataset = Callable[[Principal, str, list[str], str], Awaitable[str]]
 """(who, name, trace ids, actor) -> the new dataset's id."""
+EVAL_SCORERS = ["refusal", "hallucination"]
+"""What a drift eval run scores: refusals on every row, support by the context where a row has
+one (rows of drifted traffic have no expected answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What an eval run's calls are made with: the deciding caller's own key and the
+    OpenAI-compatible base URL of the listener the decision came in on."""
+
+    key: str
+    base_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class EvalRequest:
+    name: str
+    dataset_id: str
+    model: str
+    scorers: list[str]
+    credentials: Credentials
+    actor: str
+
+
+StartEval = Callable[[Principal, EvalRequest], Awaitable[str]]
+"""(who, what to run) -> the started run's id; the eval service's errors as they are."""
 
 
 class ProposalClosedError(OpsgateError):
@@ -51,7 +81,7 @@ def proposal_row(
     if monitor.kind == "input":
         detail["clusters"] = ev.detail.get("clusters", [])[:3]
     if monitor.proposal == "eval_run":
-        detail["eval"] = {"model": monitor.scope.model, "scorers": ["hallucination"]}
+        detail["eval"] = {"model": monitor.scope.model, "scorers": EVAL_SCORERS}
     return {
         "id": "dp_" + uuid.uuid4().hex[:20],
         "monitor": monitor.name,
@@ -96,22 +126,30 @@ class Proposals:
         create_dataset: CreateDataset | None,
         monitor: Callable[[str], Awaitable[tuple[MonitorConfig, str] | None]],
         clock: Callable[[], float] = time.time,
+        start_eval: StartEval | None = None,
     ) -> None:
         self._store = store
         self._audit = audit
         self._create_dataset = create_dataset
+        self._start_eval = start_eval
         self._monitor = monitor  # name -> (config, source) or None
         self._clock = clock
 
     async def decide(
-        self, who: Principal, proposal: Mapping[str, Any], accept: bool, actor: str
+        self,
+        who: Principal,
+        proposal: Mapping[str, Any],
+        accept: bool,
+        actor: str,
+        credentials: Credentials | None = None,
     ) -> dict[str, Any]:
-        """Accept (act on it) or dismiss an open proposal; both audited."""
+        """Accept (act on it) or dismiss an open proposal; both audited. `credentials`: what
+        an accepted `eval_run` proposal's run calls with (None: the run is not started)."""
         if proposal["status"] != "open":
             raise ProposalClosedError(f"proposal {proposal['id']} is already {proposal['status']}")
         outcome: dict[str, Any] | None = None
         if accept:
-            outcome = await self._act(who, proposal, actor)
+            outcome = await self._act(who, proposal, actor, credentials)
         status = "accepted" if accept else "dismissed"
         done = await self._store.decide(proposal["id"], status, actor, self._clock(), outcome)
         if not done:
@@ -127,7 +165,13 @@ class Proposals:
             raise NotFoundError(f"no drift proposal {proposal['id']!r}", code="not_found")
         return found
 
-    async def _act(self, who: Principal, proposal: Mapping[str, Any], actor: str) -> dict[str, Any]:
+    async def _act(
+        self,
+        who: Principal,
+        proposal: Mapping[str, Any],
+        actor: str,
+        credentials: Credentials | None,
+    ) -> dict[str, Any]:
         kind, detail = proposal["kind"], proposal["detail"]
         if kind in ("dataset", "eval_run"):
             ids = list(detail.get("trace_ids") or [])
@@ -139,12 +183,44 @@ class Proposals:
             dataset = await self._create_dataset(who, name, ids, actor)
             outcome: dict[str, Any] = {"dataset_id": dataset, "dataset": name}
             if kind == "eval_run":
-                model = (detail.get("eval") or {}).get("model") or "MODEL"
-                outcome["eval"] = f"opsgate eval run --dataset {name} --model {model}"
+                outcome.update(await self._eval(who, detail, name, dataset, actor, credentials))
             return outcome
         if kind == "refresh_reference":
             return await self._refresh(proposal)
         raise BadRequestError(f"a {kind!r} proposal has nothing to accept")
+
+    async def target_model(self, detail: Mapping[str, Any]) -> str | None:
+        """The model an eval run of a proposal targets: its monitor's scope, else the model
+        most of its traces asked for."""
+        model = (detail.get("eval") or {}).get("model")
+        if model:
+            return str(model)
+        return await self._store.common_model(list(detail.get("trace_ids") or []))
+
+    async def _eval(
+        self,
+        who: Principal,
+        detail: Mapping[str, Any],
+        name: str,
+        dataset: str,
+        actor: str,
+        credentials: Credentials | None,
+    ) -> dict[str, Any]:
+        model = await self.target_model(detail)
+        scorers = list((detail.get("eval") or {}).get("scorers") or EVAL_SCORERS)
+        command = f"opsgate eval run --dataset {name} --model {model or 'MODEL'}"
+        why = None
+        if model is None:
+            why = "no model to target"
+        elif self._start_eval is None:
+            why = "eval runs are not available here"
+        elif credentials is None:
+            why = "no API key came with the decision (start it with the command)"
+        if why is not None or model is None or credentials is None or self._start_eval is None:
+            return {"eval": command, "eval_not_started": why}
+        req = EvalRequest(name, dataset, model, scorers, credentials, actor)
+        run_id = await self._start_eval(who, req)
+        return {"eval": command, "eval_run_id": run_id, "eval_model": model}
 
     async def _refresh(self, proposal: Mapping[str, Any]) -> dict[str, Any]:
         found = await self._monitor(proposal["monitor"])

@@ -2,8 +2,13 @@
 each when due, stored results, and what happens when one enters `drift` (an alert, a gauge, a
 proposal). Never on the request path; `run` evaluates on demand (`opsgate drift run`).
 
-Several replicas each run the scheduler; each evaluation is stored, so with N replicas a monitor
-is evaluated up to N times per period (harmless, the same answer; alerts may repeat).
+Several replicas each run the scheduler and share it through the store: a scheduled evaluation
+first claims the monitor's period (`DriftStore.claim`), so exactly one replica evaluates a
+monitor per `every`; the others see the claim and wait for the next period. Whether a monitor
+*entered* drift is judged against its newest stored result, whichever replica wrote it, so the
+alert is sent once. A monitor whose run fails (its claim or its result cannot be written) is
+logged and counted (`opsgate_drift_scheduler_failures`), retried at the next tick, and never
+stops the loop. `run` (on demand) evaluates without claiming.
 """
 
 from __future__ import annotations
@@ -24,15 +29,20 @@ from opsgate.config.drift import DriftConfig, MonitorConfig
 from opsgate.drift.checks import (
     DatasetTexts,
     Evaluation,
-    State,
     check_input,
     check_operational,
     check_quality,
     check_stats,
 )
-from opsgate.drift.proposals import CreateDataset, Proposals, proposal_row, summary
+from opsgate.drift.proposals import (
+    CreateDataset,
+    Proposals,
+    StartEval,
+    proposal_row,
+    summary,
+)
 from opsgate.drift.sampler import DriftSampler
-from opsgate.drift.store import DriftStore, Window
+from opsgate.drift.store import RUNNING, DriftStore, Window
 from opsgate.errors import BadRequestError, NotFoundError, OpsgateError
 from opsgate.telemetry.drift_metrics import DriftMetrics
 
@@ -65,6 +75,7 @@ class DriftService:
         audit: AuditLog | None = None,
         create_dataset: CreateDataset | None = None,
         dataset_texts: DatasetTexts | None = None,
+        start_eval: StartEval | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
@@ -75,13 +86,13 @@ class DriftService:
         self._dataset_texts = dataset_texts
         self._clock = clock
         self.proposals = (
-            Proposals(store, audit, create_dataset, self._monitor_source, clock)
+            Proposals(store, audit, create_dataset, self._monitor_source, clock, start_eval)
             if audit is not None
             else None
         )
         self._last: dict[str, float] = {}
-        """When each monitor was last evaluated (due again `every` seconds later)."""
-        self._states: dict[str, State] = {}
+        """When each monitor was last evaluated here or elsewhere, as far as this replica knows
+        (due again `every` seconds later; the claim has the last word)."""
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -177,35 +188,61 @@ class DriftService:
             out = []
             for m in await self.monitors():
                 if names is None or m.config.name in names:
-                    out.append(await self._run_one(m))
+                    row = await self._run_one(m, claim=False)
+                    assert row is not None  # only a claim can be lost
+                    out.append(row)
             return out
 
-    async def _run_one(self, monitor: Monitor) -> dict[str, Any]:
+    async def _run_one(self, monitor: Monitor, *, claim: bool) -> dict[str, Any] | None:
+        """Evaluate, store and act on one monitor; with `claim`, only when this replica wins
+        the monitor's period (None when another replica has it)."""
+        name = monitor.config.name
         now = self._clock()
-        ev = await self.evaluate(monitor.config, now)
-        row = {
+        row: dict[str, Any] = {
             "id": "dr_" + uuid.uuid4().hex[:20],
-            "monitor": monitor.config.name,
+            "monitor": name,
             "evaluated_at": now,
-            "state": ev.state,
-            "statistic": ev.statistic,
-            "threshold": ev.threshold,
-            "p_value": ev.p_value,
-            "effect": ev.effect,
-            "n_ref": ev.n_ref,
-            "n_cur": ev.n_cur,
-            "reason": ev.reason,
-            "detail": ev.detail,
+            "state": RUNNING,
+            "statistic": None,
+            "threshold": None,
+            "p_value": None,
+            "effect": None,
+            "n_ref": 0,
+            "n_cur": 0,
+            "reason": None,
+            "detail": {},
         }
-        await self.store.add_result(row)
-        self._last[monitor.config.name] = now
-        previous = self._states.get(monitor.config.name)
-        self._states[monitor.config.name] = ev.state
+        _, previous = await self.store.last_evaluated(name)
+        if claim and not await self.store.claim(row, monitor.config.every):
+            last, _ = await self.store.last_evaluated(name)
+            self._last[name] = now if last is None else last
+            self._claimed("lost")
+            return None
+        if claim:
+            self._claimed("won")
+        ev = await self.evaluate(monitor.config, now)
+        row.update(
+            state=ev.state,
+            statistic=ev.statistic,
+            threshold=ev.threshold,
+            p_value=ev.p_value,
+            effect=ev.effect,
+            n_ref=ev.n_ref,
+            n_cur=ev.n_cur,
+            reason=ev.reason,
+            detail=ev.detail,
+        )
+        await (self.store.finish(row) if claim else self.store.add_result(row))
+        self._last[name] = now
         if self._metrics is not None:
-            self._metrics.evaluated(monitor.config.name, ev.state, ev.p_value)
+            self._metrics.evaluated(name, ev.state, ev.p_value)
         if ev.state == "drift" and previous != "drift":
             await self._entered_drift(monitor, row, ev, now)
         return row
+
+    def _claimed(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.claims.labels(outcome).inc()
 
     async def _entered_drift(
         self, monitor: Monitor, row: dict[str, Any], ev: Evaluation, now: float
@@ -238,14 +275,14 @@ class DriftService:
     # -- background ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Seed the last states from the stored results, then start sampling and scheduling."""
+        """Seed when each monitor last ran from the stored results, then start sampling and
+        scheduling."""
         try:
             latest = await self.store.latest()
         except Exception as exc:
             log.warning("drift results could not be read (%s); starting afresh", exc)
             latest = {}
         for name, row in latest.items():
-            self._states[name] = row["state"]
             self._last[name] = row["evaluated_at"]
         self.sampler.start()
         if self._task is None:
@@ -256,21 +293,36 @@ class DriftService:
             config = self._config()
             if config.enabled:
                 try:
-                    await self._tick()
-                except Exception:
+                    await self.tick()
+                except Exception:  # the monitor list could not be read: try again next time
                     log.exception("drift scheduler tick failed")
+                    self._failed("*")
             await asyncio.sleep(config.interval)
 
-    async def _tick(self) -> None:
+    async def tick(self) -> list[dict[str, Any]]:
+        """One pass of the scheduler: each monitor due (as far as this replica knows) is
+        claimed and, when won, evaluated; the results this replica stored. A monitor that
+        fails is logged and counted, and the others still run."""
         now = self._clock()
-        due = []
+        done = []
         for m in await self.monitors():
             last = self._last.get(m.config.name)
-            if last is None or now >= last + m.config.every:
-                due.append(m)
-        for m in due:
-            async with self._lock:
-                await self._run_one(m)
+            if last is not None and now < last + m.config.every:
+                continue
+            try:
+                async with self._lock:
+                    row = await self._run_one(m, claim=True)
+            except Exception:
+                log.exception("drift monitor %s could not be run; retried next tick", m.config.name)
+                self._failed(m.config.name)
+                continue
+            if row is not None:
+                done.append(row)
+        return done
+
+    def _failed(self, monitor: str) -> None:
+        if self._metrics is not None:
+            self._metrics.failures.labels(monitor).inc()
 
     async def aclose(self) -> None:
         if self._task is not None:

@@ -3,6 +3,12 @@
 Windows are read sampled and bounded: at most `limit` rows per side, picked by trace id, which
 is 32 random hex digits, so "the first `limit` ids in the window" is a uniform random sample
 whatever the window's size, and the gateway's memory stays bounded.
+
+Replicas share the scheduling through `claim`: a result row in state `running`, inserted only
+when the monitor has no result in the last `every` seconds, by one statement (SQLite: its write
+lock; PostgreSQL: under a transaction-scoped advisory lock on the monitor's name), so exactly
+one replica evaluates a monitor per period; `finish` fills the row in. Reads skip claims in
+flight (and the claim of a replica that stopped mid-evaluation, which stays `running`).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, func, select, update
+from sqlalchemy import ColumnElement, Table, cast, delete, func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.config.drift import DriftScope
@@ -26,6 +32,9 @@ from opsgate.store.tables.feedback import scores
 from opsgate.store.tables.traces import traces
 
 BATCH = 500
+RUNNING = "running"
+"""The state of a claimed result while its replica evaluates it (never shown)."""
+_PG_LOCK_CLASS = 0x6F706472  # "opdr": the advisory lock space of drift claims
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +97,23 @@ class DriftStore:
         stmt = select(drift_samples).where(*where).order_by(c.trace_id).limit(limit)
         async with self._engine.connect() as conn:
             return [_plain(r) for r in (await conn.execute(stmt)).mappings()]
+
+    async def common_model(self, trace_ids: Sequence[str]) -> str | None:
+        """The model most of these sampled traces asked for (None when none is sampled)."""
+        if not trace_ids:
+            return None
+        c = drift_samples.c
+        n = func.count().label("n")
+        stmt = (
+            select(c.model, n)
+            .where(c.trace_id.in_(list(trace_ids)))
+            .group_by(c.model)
+            .order_by(n.desc(), c.model)
+            .limit(1)
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        return str(row[0]) if row is not None else None
 
     async def count_samples(self, scope: DriftScope, window: Window) -> int:
         c = drift_samples.c
@@ -200,12 +226,61 @@ class DriftStore:
         async with self._engine.begin() as conn:
             await conn.execute(drift_results.insert(), dict(row))
 
+    async def claim(self, row: Mapping[str, Any], every: float) -> bool:
+        """Insert `row` (state `running`) unless its monitor has a result, finished or claimed,
+        newer than `every` seconds before `row["evaluated_at"]`; False when one has (another
+        replica evaluated it, or is evaluating it, this period)."""
+        c = drift_results.c
+        recent = (
+            select(c.id)
+            .where(c.monitor == row["monitor"], c.evaluated_at > row["evaluated_at"] - every)
+            .exists()
+        )
+        values = [
+            cast(literal(row[col.name], type_=col.type), col.type).label(col.name)
+            if col.name == "detail"
+            else literal(row[col.name], type_=col.type).label(col.name)
+            for col in drift_results.c
+        ]
+        stmt = drift_results.insert().from_select(
+            [col.name for col in drift_results.c], select(*values).where(~recent)
+        )
+        async with self._engine.begin() as conn:
+            if self._engine.dialect.name == "postgresql":  # SQLite: one writer at a time already
+                lock = text("SELECT pg_advisory_xact_lock(:cls, hashtext(:name))")
+                await conn.execute(lock, {"cls": _PG_LOCK_CLASS, "name": row["monitor"]})
+            done = await conn.execute(stmt)
+        return bool(done.rowcount)
+
+    async def finish(self, row: Mapping[str, Any]) -> None:
+        """Fill in a claimed result with its evaluation."""
+        values = {k: v for k, v in row.items() if k != "id"}
+        stmt = update(drift_results).where(drift_results.c.id == row["id"]).values(**values)
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def last_evaluated(self, monitor: str) -> tuple[float | None, str | None]:
+        """When the monitor was last evaluated or claimed (by any replica), and the state of
+        its newest finished result."""
+        c = drift_results.c
+        when = select(func.max(c.evaluated_at)).where(c.monitor == monitor)
+        state = (
+            select(c.state)
+            .where(c.monitor == monitor, c.state != RUNNING)
+            .order_by(c.evaluated_at.desc())
+            .limit(1)
+        )
+        async with self._engine.connect() as conn:
+            at = (await conn.execute(when)).scalar_one_or_none()
+            found = (await conn.execute(state)).scalar_one_or_none()
+        return (float(at) if at is not None else None), found
+
     async def results(
         self, monitor: str, *, limit: int = 100, since: float | None = None
     ) -> list[dict[str, Any]]:
         """A monitor's results, newest first."""
         c = drift_results.c
-        where = [c.monitor == monitor]
+        where = [c.monitor == monitor, c.state != RUNNING]
         if since is not None:
             where.append(c.evaluated_at >= since)
         stmt = select(drift_results).where(*where).order_by(c.evaluated_at.desc()).limit(limit)
@@ -216,7 +291,10 @@ class DriftStore:
         """Each monitor's newest result."""
         c = drift_results.c
         newest = (
-            select(c.monitor, func.max(c.evaluated_at).label("at")).group_by(c.monitor).subquery()
+            select(c.monitor, func.max(c.evaluated_at).label("at"))
+            .where(c.state != RUNNING)
+            .group_by(c.monitor)
+            .subquery()
         )
         stmt = select(drift_results).join(
             newest, (c.monitor == newest.c.monitor) & (c.evaluated_at == newest.c.at)
@@ -225,7 +303,9 @@ class DriftStore:
             return {r["monitor"]: _plain(r) for r in (await conn.execute(stmt)).mappings()}
 
     async def result(self, result_id: str) -> dict[str, Any] | None:
-        stmt = select(drift_results).where(drift_results.c.id == result_id)
+        stmt = select(drift_results).where(
+            drift_results.c.id == result_id, drift_results.c.state != RUNNING
+        )
         async with self._engine.connect() as conn:
             row = (await conn.execute(stmt)).mappings().first()
         return _plain(row) if row is not None else None

@@ -32,6 +32,20 @@ class DriftMetrics:
             ["monitor", "state"],
             registry=r,
         )
+        self.claims = Counter(
+            "opsgate_drift_claims",
+            "Scheduled evaluations claimed by this replica (won) or left to another that had "
+            "the monitor's period (lost).",
+            ["outcome"],
+            registry=r,
+        )
+        self.failures = Counter(
+            "opsgate_drift_scheduler_failures",
+            "Scheduled monitor runs that failed (the claim or result could not be written; "
+            "monitor `*`: the monitor list could not be read); retried at the next tick.",
+            ["monitor"],
+            registry=r,
+        )
         self.state = Gauge(
             "opsgate_drift_state",
             "A monitor's state: 0 ok, 1 warning, 2 drift, -1 insufficient_data, -2 error.",

@@ -5,7 +5,10 @@ Thin handlers over `DriftService`. Monitors are scoped by team: an admin sees ev
 team admin or viewer sees the monitors of its team (created by its team, or a config monitor
 whose scope names the team), and a team admin's new monitor is scoped to its team. A monitor
 outside the caller's scope is a 404, as for an unknown name. Example prompts of a result are
-shown only with `traces:read_bodies`, and each read is audited.
+shown only with `traces:read_bodies`, and each read is audited. Accepting an `eval_run`
+proposal starts its eval run as `POST /admin/v1/evals` would, with the caller's own key, so it
+also needs `evals:run`, `datasets:read` and `traces:read_bodies`, and a target model the
+gateway serves.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from opsgate.access.permissions import Permission
+from opsgate.access.permissions import Permission, require
+from opsgate.api.admin.evals import _base_url as eval_base_url
+from opsgate.api.admin.evals import _key as caller_key
 from opsgate.api.responses import JSONResponse
 from opsgate.config.drift import MonitorConfig
 from opsgate.drift import DriftService, Monitor
 from opsgate.drift.features import last_user_text
+from opsgate.drift.proposals import Credentials
 from opsgate.errors import BadRequestError, NotFoundError
 from opsgate.web.admin import AdminCall, admin_route
 from opsgate.web.queries import parse_time
@@ -212,13 +218,24 @@ async def _decide(call: AdminCall, accept: bool) -> Response:
     if service.proposals is None:
         raise BadRequestError("proposals are not available on this gateway")
     found = await _proposal(call)
-    done = await service.proposals.decide(call.who, found, accept, call.actor)
+    credentials = None
+    if accept and found["kind"] == "eval_run" and found["status"] == "open":
+        for needed in (P.EVALS_RUN, P.DATASETS_READ, P.TRACES_READ_BODIES):
+            require(call.who, needed)
+        model = await service.proposals.target_model(found["detail"])
+        if model is not None and model not in call.gateway.model_groups:
+            raise BadRequestError(
+                f"the eval run's target model {model!r} is not served here", code="unknown_target"
+            )
+        credentials = Credentials(caller_key(call), eval_base_url(call))
+    done = await service.proposals.decide(call.who, found, accept, call.actor, credentials)
     call.audited()
     return JSONResponse(proposal_json(done))
 
 
 async def accept_proposal(call: AdminCall) -> Response:
-    """Accept a proposal: create its dataset, or refresh the monitor's reference (audited)"""
+    """Accept a proposal: create its dataset (and start its eval run), or refresh the
+    monitor's reference (audited)"""
     return await _decide(call, True)
 
 

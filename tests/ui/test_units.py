@@ -134,6 +134,7 @@ def test_registry_lists_pages_by_role() -> None:
         "drift",
         "knowledge",
         "models",
+        "security",
     ]
     assert names(Principal("k", Role.VIEWER, team_id="t")) == [
         "overview",
@@ -157,7 +158,7 @@ def test_registry_lists_pages_by_role() -> None:
     # A service key may search knowledge bases (an application's own retrieval), so it sees
     # that page's search playground and nothing else.
     assert names(Principal("k", Role.SERVICE)) == ["knowledge"]
-    assert len(pages.routes()) == 38
+    assert len(pages.routes()) == 39
 
 
 def test_a_new_page_is_one_registration() -> None:
@@ -181,6 +182,7 @@ def test_a_new_page_is_one_registration() -> None:
         "drift",
         "knowledge",
         "models",
+        "security",
     ]
     assert extra.holds("/costs/x") and not extra.holds("/costsheet")
     with pytest.raises(ValueError, match="clashes"):

@@ -33,6 +33,7 @@ from opsgate.api.admin import review as admin_review
 from opsgate.api.admin import runtime as admin_runtime
 from opsgate.api.admin import traces as admin_traces
 from opsgate.api.audit_middleware import AuditMiddleware
+from opsgate.api.auth_failures import AuthFailureMiddleware
 from opsgate.api.middleware import TraceIdMiddleware
 from opsgate.api.responses import (
     error_response,
@@ -76,6 +77,7 @@ routes: list[BaseRoute] = [
 ]
 
 middleware = [
+    Middleware(AuthFailureMiddleware),  # outermost: it sees every 401, whoever answers it
     Middleware(TraceIdMiddleware),
     Middleware(AccessMiddleware),
     Middleware(AuditMiddleware),  # inside: it reads the caller the access layer found

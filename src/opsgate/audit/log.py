@@ -69,6 +69,9 @@ class AuditLog:
         self._lock = asyncio.Lock()  # one appender per process; replicas race in the database
         self._xact_lock = dialect_of(engine.dialect.name).transaction_lock(_PG_LOCK_KEY)
         """Replicas append one at a time (SQLite: its write lock is enough)."""
+        self.observers: list[Callable[[AuditEntry], object]] = []
+        """Told of each entry once it is written (breach alerts count body reads and exports);
+        they must be quick and must not raise."""
 
     async def append(
         self, actor: str, action: str, target: str, detail: Mapping[str, Any] | None = None
@@ -85,7 +88,9 @@ class AuditLog:
             for attempt in range(_RETRIES):
                 try:
                     async with self._engine.begin() as conn:
-                        return await self._append(conn, *fields)
+                        entry = await self._append(conn, *fields)
+                    self._tell(entry)
+                    return entry
                 except IntegrityError:
                     pass  # another process took this seq: read the new head and go again
                 except OperationalError as exc:
@@ -96,6 +101,13 @@ class AuditLog:
                     raise AuditUnavailableError(f"audit log unavailable: {exc}") from exc
                 await asyncio.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.2)))
         raise AuditUnavailableError("audit log append kept conflicting with other writers")
+
+    def _tell(self, entry: AuditEntry) -> None:
+        for observer in self.observers:
+            try:
+                observer(entry)
+            except Exception:  # an observer's bug must not fail an action already audited
+                log.exception("audit observer failed on entry %s", entry.seq)
 
     async def _append(
         self, conn: AsyncConnection, actor: str, action: str, target: str, detail: str

@@ -22,9 +22,17 @@ READ_BODIES = "trace.read_bodies"
 
 
 class BodyReader:
-    def __init__(self, cipher: Callable[[], BodyCipher | None], audit: AuditLog) -> None:
+    def __init__(
+        self,
+        cipher: Callable[[], BodyCipher | None],
+        audit: AuditLog,
+        *,
+        on_key_problem: Callable[[DecryptionError], object] | None = None,
+    ) -> None:
         self._cipher = cipher  # a callable: a config reload may bring keys in
         self._audit = audit
+        self._on_key_problem = on_key_problem
+        """Told of each body that would not open (a missing or wrong key): the breach alert."""
 
     async def read(self, record: TraceRecord, actor: str) -> tuple[bytes | None, bytes | None]:
         """(request body, response body) in plain bytes. Raises `AuditUnavailableError` when
@@ -32,7 +40,12 @@ class BodyReader:
         if record.request_body is None and record.response_body is None:
             return None, None
         await self._audit.append(actor, READ_BODIES, f"trace:{record.trace_id}")
-        return open_record(self._cipher(), record)
+        try:
+            return open_record(self._cipher(), record)
+        except DecryptionError as exc:
+            if self._on_key_problem is not None:
+                self._on_key_problem(exc)
+            raise
 
     async def read_or_refuse(
         self, record: TraceRecord, actor: str

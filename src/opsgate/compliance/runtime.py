@@ -11,9 +11,16 @@ from collections.abc import Callable, Iterable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from opsgate.alerts.security import Emit, SecurityMonitor
 from opsgate.audit import AuditLog
 from opsgate.cache.service import CacheService
 from opsgate.compliance.bodies import BodyReader
+from opsgate.compliance.breach import (
+    AuditWatch,
+    report_erasure_failure,
+    report_removed,
+    report_undecryptable,
+)
 from opsgate.compliance.encryption import resolve_cipher
 from opsgate.compliance.holders_local import CacheData, JournalData
 from opsgate.compliance.holders_sql import BudgetAlerts, EndUserTables, Tombstone, TraceData
@@ -43,11 +50,26 @@ class ComplianceService:
         *,
         source: str,
         retention: Callable[[], RetentionConfig],
+        emit: Emit | None = None,
     ) -> None:
         self.cipher = cipher_for(config, source)
+        self.security = SecurityMonitor(config.alerts.security, emit)
+        """Breach alerts (alerts/security.py): told of audit, erasure and key problems here,
+        and of 401s by the API's middleware."""
         self.audit = AuditLog(engine)
-        self.bodies = BodyReader(self._cipher, self.audit)
+        self.audit.observers.append(self.security.audited)
+        self.audit_watch = AuditWatch(
+            self.audit, self.security, lambda: self.security.config.audit_verify_interval
+        )
+        self.bodies = BodyReader(
+            self._cipher,
+            self.audit,
+            on_key_problem=lambda exc: report_undecryptable(self.security, exc),
+        )
         self.subjects = DataSubjects()
+        self.subjects.on_failure.append(
+            lambda end_user, exc: report_erasure_failure(self.security, end_user, exc)
+        )
         self.retention = Retention(engine, retention, audit=self.audit)
         self._engine = engine
         self._tables = EndUserTables(engine)
@@ -82,11 +104,16 @@ class ComplianceService:
         return self.cipher
 
     def reload(self, config: Config, source: str) -> None:
-        """Pick up changed keys (a rotation adds one to the key file) or a new body policy."""
-        self.cipher = cipher_for(config, source)
+        """Pick up changed keys (a rotation adds one to the key file) or a new body policy; a
+        key that left the keyring is a breach alert (its bodies no longer open)."""
+        old, self.cipher = self.cipher, cipher_for(config, source)
+        self.security.config = config.alerts.security
+        report_removed(self.security, old, self.cipher)
 
     def start(self) -> None:
         self.retention.start()
+        self.audit_watch.start()
 
     async def aclose(self) -> None:
+        await self.audit_watch.aclose()
         await self.retention.aclose()

@@ -14,7 +14,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from opsgate.errors import ServiceUnavailableError
 from opsgate.identity import check_end_user
+
+
+class ErasureFailedError(ServiceUnavailableError):
+    """Erasure stopped part-way (a holder's store failed); what went is gone, the rest is not.
+    Erasure is idempotent, so the answer is: fix the cause and erase again."""
+
+    default_code = "erasure_failed"
 
 
 class PersonalData(Protocol):
@@ -51,6 +59,8 @@ class DataSubjects:
     holders: list[PersonalData] = field(default_factory=list)
     before_erase: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run first (the trace writer's flush), so nothing still in memory lands afterwards."""
+    on_failure: list[Callable[[str, Exception], object]] = field(default_factory=list)
+    """Told (end user, error) when an erasure fails part-way: the breach alert."""
 
     def register(self, holder: PersonalData) -> None:
         if any(h.name == holder.name for h in self.holders):
@@ -65,10 +75,21 @@ class DataSubjects:
         """Erase in registration order (the journal before the tables it would refill)."""
         check_end_user(end_user)
         started = time.time()
-        for hook in self.before_erase:
-            await hook()
         counts: dict[str, int] = {}
-        for holder in self.holders:
-            for name, count in (await holder.erase(end_user)).items():
-                counts[name] = counts.get(name, 0) + count
+        holder_name = "before_erase"
+        try:
+            for hook in self.before_erase:
+                await hook()
+            for holder in self.holders:
+                holder_name = holder.name
+                for name, count in (await holder.erase(end_user)).items():
+                    counts[name] = counts.get(name, 0) + count
+        except Exception as exc:
+            for tell in self.on_failure:
+                tell(end_user, exc)
+            raise ErasureFailedError(
+                f"Erasure did not complete: the {holder_name!r} data could not be erased "
+                f"({type(exc).__name__}). What was erased before it is gone; erasure is "
+                "idempotent, so run it again once the cause is fixed."
+            ) from exc
         return Receipt(end_user, counts, started, time.time())

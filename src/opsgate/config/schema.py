@@ -24,6 +24,7 @@ from opsgate.config.experiments import (
 from opsgate.config.feedback import FeedbackConfig
 from opsgate.config.guard import GuardConfig
 from opsgate.config.rag import RagConfig
+from opsgate.config.security import SecurityConfig
 
 Strategy = Literal["weighted", "least-latency", "least-busy", "lowest-cost"]
 
@@ -155,6 +156,9 @@ class AlertsConfig(Strict):
     retry_attempts: int = Field(default=6, ge=1)
     retry_base: float = Field(default=0.5, ge=0)
     retry_max: float = Field(default=60.0, ge=0)
+    security: SecurityConfig = Field(
+        default_factory=SecurityConfig, description="breach alerts (docs/alerts.md)"
+    )
 
 
 class Settings(Strict):

@@ -140,6 +140,7 @@ async def verify_audit(call: AdminCall) -> Response:
     except ValueError as exc:
         raise BadRequestError(str(exc), code="invalid_anchor", param="anchor") from None
     result = await gateway.audit.verify(anchor=anchor)
+    gateway.compliance.security.audit_chain(result)  # a broken chain is a breach alert
     call.audited()
     detail = {"ok": result.ok, "checked": result.checked, "broken": result.first_broken_seq}
     await gateway.audit.append(call.actor, "audit.verify", "audit_log", detail)

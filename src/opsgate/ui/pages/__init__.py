@@ -19,6 +19,7 @@ BUILTIN: tuple[str, ...] = (
     "drift",
     "knowledge",
     "models",
+    "security",
 )
 
 

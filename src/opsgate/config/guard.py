@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import jsonschema
 import phonenumbers
 import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Check = Literal["injection", "pii", "secrets", "moderation", "canary", "size", "sensitivity"]
+Check = Literal[
+    "injection", "pii", "secrets", "moderation", "canary", "size", "sensitivity", "schema"
+]
 Stage = Literal["input", "output"]
 Action = Literal["off", "flag", "block", "redact", "sanitize", "mask_in_logs", "route"]
 """`route` is what sensitivity does: the request may only go to private deployments."""
@@ -267,6 +270,30 @@ class PresidioConfig(_Strict):
     )
 
 
+class ModelGuardConfig(_Strict):
+    """Guard settings of one public model name (`guard.models.<model>`)."""
+
+    input_schema: dict[str, Any] = Field(
+        description="a JSON Schema (draft 2020-12 unless `$schema` says otherwise) that the "
+        "JSON in every user message of a request to this model must satisfy"
+    )
+    input_schema_action: Literal["flag", "block"] = Field(
+        default="block",
+        description="block: 400 `input_schema_violation` naming the failing path; flag: the "
+        "request goes on, the violation is recorded on the trace and in metrics",
+    )
+
+    @field_validator("input_schema")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            jsonschema.validators.validator_for(value).check_schema(value)
+        except jsonschema.SchemaError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+            raise ValueError(f"not a valid JSON Schema at {where}: {exc.message}") from None
+        return value
+
+
 class GuardConfig(_Strict):
     default: GuardPolicy = Field(default_factory=GuardPolicy)
     teams: dict[str, GuardPolicy] = Field(default_factory=dict)
@@ -298,6 +325,11 @@ class GuardConfig(_Strict):
     sensitivity: SensitivityConfig = Field(default_factory=SensitivityConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     moderation: ModerationConfig = Field(default_factory=ModerationConfig)
+    models: dict[str, ModelGuardConfig] = Field(
+        default_factory=dict,
+        description="by public model name: checks that belong to the model, not the caller "
+        "(an input schema for structured requests)",
+    )
 
     @field_validator("phone_region")
     @classmethod

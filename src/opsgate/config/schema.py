@@ -204,6 +204,9 @@ class Config(Strict):
             raise ValueError(f"deployment ids must be unique; repeated: {', '.join(repeated)}")
         self._check_online(known)
         self._check_drift()
+        for name in self.guard.models:
+            if self.models and name not in known:
+                raise ValueError(f"guard.models names unknown model {name!r}")
         self._check_experiments(known)
         for group in self.models:
             for variant in group.best_of_n.variants if group.best_of_n else ():

@@ -26,6 +26,7 @@ from opsgate.guard.policy import (
     uses_moderation,
 )
 from opsgate.guard.redact import Redactor
+from opsgate.guard.schemas import InputSchemas
 from opsgate.guard.verdicts import NER_TYPES, PII_TYPES
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ class GuardService:
             self.monitor.config, self.monitor.emit = config.monitor, emit
         else:
             self.monitor = GuardMonitor(config.monitor, emit)
+        self.schemas = InputSchemas(config.models)
+        """Per-model input schemas (`guard.models.<model>.input_schema`), compiled once."""
         masked = (*PII_TYPES, *ner_types(config))
         self.masker = Redactor(self.detector(masked, secrets=True), limit=config.max_scan_chars)
         """Masks stored bodies (`traces.store_bodies: masked`, `mask_in_logs`)."""

@@ -95,6 +95,12 @@ class InputGuard:
 
     async def __call__(self, call: ChatCall, call_next: Next[ChatCall, ChatResult]) -> ChatResult:
         ctx, req = call.ctx, call.request
+        if self.service.schemas:  # the model's own input schema, whatever the caller's policy
+            checked = self.service.schemas.check(req.model, req.messages)
+            if checked is not None:
+                ctx.guard_verdicts.append(checked.verdict)
+                if checked.error is not None:
+                    raise checked.error
         reason = sensitivity(ctx, self.service.config.sensitivity.metadata_key)
         policy = self.service.policy_for(ctx.principal)
         if reason is None and not scans_input(policy):  # the fast path: guard off

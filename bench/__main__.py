@@ -42,7 +42,9 @@ BENCHES = (
     "prompts",
     "online",
     "experiments",
+    "best-of",
     "drift",
+    "drift-gateway",
     "local",
     "rag",
 )
@@ -67,9 +69,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "prompts: prompt resolution and rendering, prompt requests' throughput against plain; "
         "experiments: A/A, power and bandit simulations of the statistics, a real-gateway "
         "A/B with simulated users and feedback, stickiness across reload and replicas; "
+        "best-of: best-of-n's valid-JSON rate, latency and cost on a 40%-invalid upstream; "
         "online: c=32 throughput with online scoring of 5% of answers against none; local: "
         "the local model's tokens/s and TTFT at c=1 and 4, direct vs through the gateway; "
-        "drift: the drift tests' false-alarm rate and power on the question sets",
+        "drift: the drift tests' false-alarm rate and power on the question sets; "
+        "drift-gateway: a topic shift detected end to end through the gateway (about 2 min)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
     parser.add_argument("--seconds", type=int, default=2, help="seconds per round (whole)")
@@ -228,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         print_grids(experiments_grids(studied), console)
         if not args.no_docs:
             update_section("experiments", experiments_markdown(studied, note))
+    if args.which == "best-of":
+        from bench.best_of import main_best_of
+
+        main_best_of(args, note, console, progress)
     if args.which == "drift":
         from bench.drift import drift_grids, drift_markdown, run_drift
         from bench.report import print_grids
@@ -236,6 +244,18 @@ def main(argv: list[str] | None = None) -> int:
         print_grids(drift_grids(drifted), console)
         if not args.no_docs:
             update_section("drift", drift_markdown(drifted, note))
+    if args.which == "drift-gateway":
+        from bench.drift_gateway import (
+            drift_gateway_grids,
+            drift_gateway_markdown,
+            run_drift_gateway,
+        )
+        from bench.report import print_grids
+
+        studied = run_drift_gateway(progress)
+        print_grids(drift_gateway_grids(studied), console)
+        if not args.no_docs:
+            update_section("drift-gateway", drift_gateway_markdown(studied, note))
     if args.which == "prompts":
         from bench.prompts import prompts_grids, prompts_markdown, run_prompts
         from bench.report import print_grids

@@ -25,7 +25,8 @@ from sqlalchemy import Double, Table
 from opsgate.store.batch import add, upsert_sql
 from opsgate.store.codec import SPAN_COLUMNS, TRACE_COLUMNS, span_values, trace_values
 from opsgate.store.tables.traces import usage_minute
-from opsgate.store.usage import LEVELS, aggregate, fold
+from opsgate.store.usage_buckets import aggregate
+from opsgate.store.usage_levels import LEVELS, fold
 from opsgate.trace import TraceRecord
 
 USAGE_COLUMNS = tuple(c.name for c in usage_minute.columns)

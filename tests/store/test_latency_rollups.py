@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from opsgate.store import MemoryTraceStore, SqlTraceStore, UsageQuery, dispose_engine, make_engine
 from opsgate.store.histogram import COMPACT_AT, RELATIVE_ERROR, bin_of
 from opsgate.store.migrate import alembic_config
-from opsgate.store.usage import plan
+from opsgate.store.usage_levels import plan
 from opsgate.trace import TraceRecord
 from tests.store.conftest import Backend, make_trace
 

@@ -23,7 +23,7 @@ from opsgate.store.tables.traces import (
     usage_hour_prompts,
     usage_hour_users,
 )
-from opsgate.store.usage import aggregate, bucket_rows
+from opsgate.store.usage_buckets import aggregate, bucket_rows
 from tests.store.conftest import Backend, make_trace
 
 TABLES = {

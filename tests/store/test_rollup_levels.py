@@ -23,7 +23,8 @@ from opsgate.store.tables.traces import (
     usage_hour_users,
     usage_minute,
 )
-from opsgate.store.usage import DIMENSIONS, combine, plan
+from opsgate.store.usage import DIMENSIONS, combine
+from opsgate.store.usage_levels import plan
 from tests.store.conftest import make_trace
 
 DAY = 86_400

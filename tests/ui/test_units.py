@@ -10,7 +10,8 @@ from starlette.routing import Route
 from opsgate.access.permissions import Permission
 from opsgate.access.principal import ANONYMOUS, Principal, Role
 from opsgate.store.histogram import Sketch
-from opsgate.store.usage import UsageRow, empty_totals, usage_row
+from opsgate.store.usage import UsageRow, usage_row
+from opsgate.store.usage_buckets import empty_totals
 from opsgate.trace import SpanRecord, TraceRecord
 from opsgate.ui.key_form import form_body, parse_key_form
 from opsgate.ui.pages import builtin_pages

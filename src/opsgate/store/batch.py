@@ -27,7 +27,8 @@ from opsgate.store import histogram
 from opsgate.store.codec import span_values, trace_values
 from opsgate.store.dialect import Row, Statement, dialect_of
 from opsgate.store.tables.traces import spans, traces
-from opsgate.store.usage import aggregate, fold
+from opsgate.store.usage_buckets import aggregate
+from opsgate.store.usage_levels import fold
 from opsgate.trace import TraceRecord
 
 __all__ = [

@@ -13,11 +13,10 @@ from collections.abc import Callable
 
 from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
 from opsgate.store.queries import TracePage, TraceQuery, matches, page, summary
-from opsgate.store.usage import (
+from opsgate.store.usage import UsageQuery, UsageRow
+from opsgate.store.usage_buckets import (
     Totals,
     UsageKey,
-    UsageQuery,
-    UsageRow,
     add_record,
     empty_totals,
     rollup,

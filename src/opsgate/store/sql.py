@@ -5,7 +5,7 @@ Writes go through `store.batch` (each driver's fast path); both dialects support
 never counts a trace twice in the usage tables, even with several replicas replaying at once.
 A batch with end users also drops, in the same transaction, the traces of erased end users that
 began before their erasure (`store.erasures`), before their spans and usage are written.
-Rollups read the coarsest usage table that answers exactly (`usage.plan`).
+Rollups read the coarsest usage table that answers exactly (`usage_levels.plan`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from opsgate.store.errors import RecordRejectedError, StoreUnavailableError
 from opsgate.store.histogram import decode
 from opsgate.store.queries import SUMMARY_COLUMNS, TracePage, TraceQuery, page, where
 from opsgate.store.tables.traces import spans, traces
-from opsgate.store.usage import VALUES, UsageQuery, UsageRow, plan, usage_rows
+from opsgate.store.usage import VALUES, UsageQuery, UsageRow, usage_rows
+from opsgate.store.usage_levels import plan
 from opsgate.trace import TraceRecord
 
 _UNAVAILABLE: tuple[type[Exception], ...] = (OSError, TimeoutError, SQLAlchemyError)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.access.conftest import GatewayStarter, access_gateway, database_url  # noqa: F401
-from tests.access.helpers import ROLES, seed
+from tests.access.helpers import seed
+from tests.fixtures.roles import Route, assert_role_matrix, role_callers
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +19,7 @@ MANAGERS = frozenset({"admin", "team_admin"})
 READERS = frozenset({"admin", "team_admin", "viewer"})
 BODY_READERS = frozenset({"admin", "team_admin"})  # drift:read and traces:read_bodies
 B = "/admin/v1/drift"
-DRIFT_ROUTES: list[tuple[str, str, frozenset[str]]] = [
+DRIFT_ROUTES: list[Route] = [
     ("GET", B, READERS),
     ("GET", B + "/monitors", READERS),
     ("POST", B + "/monitors", MANAGERS),
@@ -42,17 +44,10 @@ def test_every_role_against_every_drift_route(
 ) -> None:
     master = access_gateway(database_url)
     world = seed(master)
-    callers = {"master": master.key}
-    callers |= {role: world.keys[f"{role}:{'-' if role == 'admin' else 'a'}"] for role in ROLES}
-    wrong = []
-    for method, template, allowed in DRIFT_ROUTES:
+    callers = role_callers(master.key or "", world.keys)
+
+    def call(method: str, template: str, who: str, key: str, allowed: bool) -> httpx.Response:
         path = template.format(name="nope", proposal_id="nope", result_id="nope")
-        for name, key in callers.items():
-            body = BODIES.get((method, template))
-            resp = master.call(method, path, body, key=key)
-            want_ok = name == "master" or name in allowed
-            if want_ok == (resp.status_code == 403):
-                wrong.append(
-                    f"{name:10} {method:6} {template}: {resp.status_code} {resp.text[:100]}"
-                )
-    assert not wrong, "role x route mismatches:\n" + "\n".join(wrong)
+        return master.call(method, path, BODIES.get((method, template)), key=key)
+
+    assert_role_matrix(DRIFT_ROUTES, callers, call, refused_only=True)

@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.access.conftest import GatewayStarter, access_gateway  # noqa: F401 (fixture)
-from tests.access.helpers import ROLES, Client, seed
+from tests.access.helpers import Client, seed
 from tests.evals.test_admin_api import wait_done
+from tests.fixtures.roles import Route, assert_role_matrix, role_callers
 from tests.fixtures.upstream import FakeUpstream, Reply
 
 pytestmark = pytest.mark.integration
@@ -25,8 +27,7 @@ ADMIN = frozenset({"admin"})
 READERS = frozenset({"admin", "team_admin", "member", "viewer"})
 RUNNERS = frozenset({"admin", "team_admin", "member"})
 
-# (method, path template, roles allowed besides the master key)
-EVAL_ROUTES: list[tuple[str, str, frozenset[str]]] = [
+EVAL_ROUTES: list[Route] = [
     ("GET", E + "/online", ADMIN),
     ("GET", RUN, READERS),
     ("GET", RUN + "/results", READERS),
@@ -87,25 +88,17 @@ def test_every_role_against_every_run_route(
 ) -> None:
     master = access_gateway(f"sqlite:///{tmp_path}/roles.db")
     world = seed(master)
-    keys = {"master": master.key or ""}
-    keys |= {role: world.keys[f"{role}:{'-' if role == 'admin' else 'a'}"] for role in ROLES}
+    keys = role_callers(master.key or "", world.keys)
     runs = Runs(master, keys, upstreams["alpha"])
-    wrong = []
-    for method, template, allowed in EVAL_ROUTES:
-        for name, key in keys.items():
-            want_ok = name == "master" or name in allowed
-            path = (
-                runs.path(method, template, name)
-                if want_ok
-                else template.format(run_id="eval_nope")
-            )
-            resp = master.call(method, path, key=key)
-            got_ok = resp.status_code in (200, 201)
-            if want_ok != got_ok or (not want_ok and resp.status_code != 403):
-                wrong.append(f"{name:10} {method:6} {template}: {resp.status_code} "
-                             f"{resp.text[:120]}")  # fmt: skip
-    upstreams["alpha"].default = Reply()
-    assert not wrong, "role x route mismatches:\n" + "\n".join(wrong)
+
+    def call(method: str, template: str, who: str, key: str, allowed: bool) -> httpx.Response:
+        path = runs.path(method, template, who) if allowed else template.format(run_id="eval_nope")
+        return master.call(method, path, key=key)
+
+    try:
+        assert_role_matrix(EVAL_ROUTES, keys, call)
+    finally:
+        upstreams["alpha"].default = Reply()
 
 
 def test_the_online_status(

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.access.helpers import MASTER, Client, seed
 from tests.conftest import GatewayFactory
 from tests.experiments.helpers import BASE, experiment, start
+from tests.fixtures.roles import Route, assert_role_matrix, role_callers
 from tests.fixtures.upstream import FakeUpstream
 
 pytestmark = pytest.mark.integration
@@ -19,8 +21,7 @@ READERS = frozenset({"admin", "team_admin", "member", "viewer"})
 MANAGERS = frozenset({"admin", "team_admin"})
 ONE = BASE + "/{name}"
 
-# (method, path template, roles allowed besides the master key)
-EXPERIMENT_ROUTES: list[tuple[str, str, frozenset[str]]] = [
+EXPERIMENT_ROUTES: list[Route] = [
     ("GET", BASE, READERS),
     ("POST", BASE, MANAGERS),
     ("GET", ONE, READERS),
@@ -64,26 +65,16 @@ def test_every_role_against_every_experiment_route(
     admin = Client(gw.base, MASTER, gw)
     world_keys = seed(admin)
     world = World(admin)
-    callers = {"master": MASTER}
-    callers |= {
-        role: world_keys.keys["admin:-" if role == "admin" else f"{role}:a"]
-        for role in ("admin", "team_admin", "member", "viewer", "service")
-    }
-    wrong = []
-    for method, template, allowed in EXPERIMENT_ROUTES:
-        for who, key in callers.items():
-            want_ok = who == "master" or who in allowed
-            if want_ok:
-                path, body = world.prepare(method, template)
-            else:
-                path, body = template.format(name="e1"), None
-            resp = admin.as_(key).call(method, path, body)
-            got_ok = resp.status_code in (200, 201)
-            if want_ok != got_ok or (not want_ok and resp.status_code != 403):
-                wrong.append(
-                    f"{who:10} {method:6} {template}: {resp.status_code} {resp.text[:160]}"
-                )
-    assert not wrong, "role x route mismatches:\n" + "\n".join(wrong)
+    callers = role_callers(MASTER, world_keys.keys)
+
+    def call(method: str, template: str, who: str, key: str, allowed: bool) -> httpx.Response:
+        if allowed:
+            path, body = world.prepare(method, template)
+        else:
+            path, body = template.format(name="e1"), None
+        return admin.as_(key).call(method, path, body)
+
+    assert_role_matrix(EXPERIMENT_ROUTES, callers, call)
     # team B's keys see none of team A's experiments
     team_b = admin.as_(world_keys.keys["viewer:b"])
     assert team_b.ok("GET", BASE)["data"] == []

@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.access.helpers import MASTER
 from tests.feedback.conftest import FbStarter
 from tests.feedback.loop import Loop, expect, start_loop
+from tests.fixtures.roles import Route, assert_role_matrix, role_callers
 from tests.fixtures.upstream import FakeUpstream
 
 pytestmark = pytest.mark.integration
@@ -24,8 +26,7 @@ MANAGERS = frozenset({"admin", "team_admin"})
 ROW = {"messages": [{"role": "user", "content": "hi"}], "output": "hello"}
 UPLOAD = b'{"messages": [{"role": "user", "content": "q"}], "output": "a"}\n'
 
-# (method, path template, roles allowed besides the master key)
-LOOP_ROUTES: list[tuple[str, str, frozenset[str]]] = [
+LOOP_ROUTES: list[Route] = [
     ("GET", Q, REVIEWERS),
     ("POST", Q, MANAGERS),
     ("GET", Q + "/{queue}", REVIEWERS),
@@ -117,28 +118,18 @@ def test_every_role_against_every_review_and_dataset_route(
     trace_id = loop.ask("hello?", "hi", key=loop.key("service", "a"))
     loop.wait_traces([trace_id])
     world = World(loop, trace_id)
-    callers = {"master": MASTER}
-    callers |= {
-        role: loop.key(role, "-" if role == "admin" else "a")
-        for role in ("admin", "team_admin", "member", "viewer", "service")
-    }
-    wrong = []
-    for method, template, allowed in LOOP_ROUTES:
-        for name, key in callers.items():
-            want_ok = name == "master" or name in allowed
-            path, body, raw = (
-                world.prepare(method, template, key)
-                if want_ok
-                else (
-                    template.format(queue="q", dataset="d", trace_id=trace_id, export_id="x"),
-                    None,
-                    None,
-                )
+    callers = role_callers(MASTER, loop.fb.world.keys)
+
+    def call(method: str, template: str, who: str, key: str, allowed: bool) -> httpx.Response:
+        path, body, raw = (
+            world.prepare(method, template, key)
+            if allowed
+            else (
+                template.format(queue="q", dataset="d", trace_id=trace_id, export_id="x"),
+                None,
+                None,
             )
-            resp = loop.as_(key).call(method, path, body, **({"content": raw} if raw else {}))
-            got_ok = resp.status_code in (200, 201)
-            if want_ok != got_ok or (not want_ok and resp.status_code != 403):
-                wrong.append(
-                    f"{name:10} {method:6} {template}: {resp.status_code} {resp.text[:120]}"
-                )
-    assert not wrong, "role x route mismatches:\n" + "\n".join(wrong)
+        )
+        return loop.as_(key).call(method, path, body, **({"content": raw} if raw else {}))
+
+    assert_role_matrix(LOOP_ROUTES, callers, call)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.access.helpers import Client, seed
 from tests.conftest import GatewayFactory
+from tests.fixtures.roles import Route, assert_role_matrix, role_callers
 from tests.fixtures.upstream import FakeUpstream
 from tests.rag.helpers import KB, MASTER, start
 
@@ -19,8 +21,7 @@ EVERYONE = frozenset({"admin", "team_admin", "member", "viewer", "service"})
 MANAGERS = frozenset({"admin", "team_admin"})
 ONE = KB + "/{name}"
 
-# (method, path template, roles allowed besides the master key)
-KNOWLEDGE_ROUTES: list[tuple[str, str, frozenset[str]]] = [
+KNOWLEDGE_ROUTES: list[Route] = [
     ("GET", KB, EVERYONE),
     ("POST", KB, MANAGERS),
     ("GET", ONE, EVERYONE),
@@ -67,28 +68,18 @@ def test_every_role_against_every_knowledge_route(
     admin = Client(gw.base, MASTER, gw)
     world_keys = seed(admin)
     world = World(admin)
-    callers = {"master": MASTER}
-    callers |= {
-        role: world_keys.keys["admin:-" if role == "admin" else f"{role}:a"]
-        for role in ("admin", "team_admin", "member", "viewer", "service")
-    }
-    wrong = []
-    for method, template, allowed in KNOWLEDGE_ROUTES:
-        for who, key in callers.items():
-            want_ok = who == "master" or who in allowed
-            if want_ok:
-                path, body = world.prepare(method, template)
-                if who == "admin" and template != KB:
-                    path += ("&" if "?" in path else "?") + "team_id=team-a"
-            else:
-                path, body = template.format(name="kb1"), None
-            resp = admin.as_(key).call(method, path, body)
-            got_ok = resp.status_code in (200, 201)
-            if want_ok != got_ok or (not want_ok and resp.status_code != 403):
-                wrong.append(
-                    f"{who:10} {method:6} {template}: {resp.status_code} {resp.text[:160]}"
-                )
-    assert not wrong, "role x route mismatches:\n" + "\n".join(wrong)
+    callers = role_callers(MASTER, world_keys.keys)
+
+    def call(method: str, template: str, who: str, key: str, allowed: bool) -> httpx.Response:
+        if allowed:
+            path, body = world.prepare(method, template)
+            if who == "admin" and template != KB:
+                path += ("&" if "?" in path else "?") + "team_id=team-a"
+        else:
+            path, body = template.format(name="kb1"), None
+        return admin.as_(key).call(method, path, body)
+
+    assert_role_matrix(KNOWLEDGE_ROUTES, callers, call)
     team_b = admin.as_(world_keys.keys["viewer:b"])
     seen = team_b.ok("GET", KB)["data"]
     assert seen and {b["team_id"] for b in seen} == {None}  # shared bases only, none of team A

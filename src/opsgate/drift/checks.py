@@ -8,6 +8,8 @@ Each kind returns an `Evaluation`; the p-value decides the state (`drift` at or 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -38,6 +40,28 @@ class Evaluation:
     detail: dict[str, Any] = field(default_factory=dict)
     trace_ids: list[str] = field(default_factory=list)
     """Trace ids of the current window's sample (what a proposal's dataset takes)."""
+
+
+class ReferenceCache:
+    """Embeddings of dataset references by embedder and exact texts, the newest `size` kept:
+    a dataset's rows are read at every evaluation but embedded again only when they changed
+    (embedding 500 prompts with MiniLM takes seconds of CPU)."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, str], np.ndarray[Any, Any]] = OrderedDict()
+
+    async def embed(self, embedder: Embedder, texts: list[str]) -> np.ndarray[Any, Any]:
+        digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()
+        key = (embedder.name, digest)
+        found = self._items.get(key)
+        if found is None:
+            found = np.asarray(await embedder.embed(texts))
+            self._items[key] = found
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        self._items.move_to_end(key)
+        return found
 
 
 def state_for(p_value: float, monitor: MonitorConfig) -> State:
@@ -71,6 +95,7 @@ async def check_input(
     ref: Window,
     cur: Window,
     dataset_texts: DatasetTexts | None = None,
+    cache: ReferenceCache | None = None,
 ) -> Evaluation:
     """Energy distance of prompt embeddings, with per-cluster shares."""
     limit = monitor.max_samples
@@ -80,7 +105,10 @@ async def check_input(
         if dataset_texts is None:
             return Evaluation("error", reason="dataset references are not available here")
         texts = await dataset_texts(monitor.reference.dataset, limit)
-        x = await embedder.embed(texts) if texts else np.zeros((0, embedder.dim), np.float32)
+        if not texts:
+            x = np.zeros((0, embedder.dim), np.float32)
+        else:
+            x = await (cache or ReferenceCache()).embed(embedder, texts)
         ref_ids = [None] * len(texts)
         examples_ref: list[str | None] = [t[:200] for t in texts]
     else:

@@ -29,6 +29,7 @@ from opsgate.config.drift import DriftConfig, MonitorConfig
 from opsgate.drift.checks import (
     DatasetTexts,
     Evaluation,
+    ReferenceCache,
     check_input,
     check_operational,
     check_quality,
@@ -84,6 +85,7 @@ class DriftService:
         self._emit = emit
         self._metrics = metrics
         self._dataset_texts = dataset_texts
+        self._references = ReferenceCache()
         self._clock = clock
         self.proposals = (
             Proposals(store, audit, create_dataset, self._monitor_source, clock, start_eval)
@@ -171,7 +173,7 @@ class DriftService:
                 except EmbedderUnavailableError as exc:
                     return Evaluation("error", reason=f"embedder unavailable: {exc}")
                 return await check_input(
-                    monitor, self.store, embedder, ref, cur, self._dataset_texts
+                    monitor, self.store, embedder, ref, cur, self._dataset_texts, self._references
                 )
             if monitor.kind == "stats":
                 return await check_stats(monitor, self.store, ref, cur)

@@ -70,6 +70,11 @@ class Permission(enum.StrEnum):
     """List drift monitors, their results and proposals."""
     DRIFT_MANAGE = "drift:manage"
     """Create and delete drift monitors, run them now, accept or dismiss proposals."""
+    TUNING_READ = "tuning:read"
+    """List and show tuning jobs (status, loss curve, metrics) and registered adapters."""
+    TUNING_MANAGE = "tuning:manage"
+    """Start (with `datasets:read`: a job reads its dataset's rows), cancel and resume tuning
+    jobs; delete adapters."""
 
 
 P = Permission
@@ -106,6 +111,8 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.KNOWLEDGE_MANAGE,
             P.DRIFT_READ,
             P.DRIFT_MANAGE,
+            P.TUNING_READ,
+            P.TUNING_MANAGE,
         }
     ),
     Role.MEMBER: frozenset(
@@ -134,6 +141,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.EXPERIMENTS_READ,
             P.KNOWLEDGE_READ,
             P.DRIFT_READ,
+            P.TUNING_READ,
         }
     ),
     Role.SERVICE: frozenset({P.MODELS_CALL, P.KNOWLEDGE_READ}),

@@ -32,6 +32,7 @@ from opsgate.api.admin import prompts as admin_prompts
 from opsgate.api.admin import review as admin_review
 from opsgate.api.admin import runtime as admin_runtime
 from opsgate.api.admin import traces as admin_traces
+from opsgate.api.admin import tuning as admin_tuning
 from opsgate.api.audit_middleware import AuditMiddleware
 from opsgate.api.auth_failures import AuthFailureMiddleware
 from opsgate.api.middleware import TraceIdMiddleware
@@ -66,6 +67,7 @@ routes: list[BaseRoute] = [
     *admin_datasets.routes,
     *admin_evals.routes,
     *admin_drift.routes,
+    *admin_tuning.routes,
     *admin_access.routes,
     *admin_cache.routes,
     *admin_compliance.routes,

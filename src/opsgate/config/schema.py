@@ -25,6 +25,7 @@ from opsgate.config.feedback import FeedbackConfig
 from opsgate.config.guard import GuardConfig
 from opsgate.config.rag import RagConfig
 from opsgate.config.security import SecurityConfig
+from opsgate.config.tuning import TuningConfig
 
 Strategy = Literal["weighted", "least-latency", "least-busy", "lowest-cost"]
 
@@ -184,6 +185,7 @@ class Config(Strict):
     evals: EvalsConfig = Field(default_factory=EvalsConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     rag: RagConfig = Field(default_factory=RagConfig)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
     experiments: list[ExperimentConfig] = Field(default_factory=list, max_length=256)
     settings: Settings = Field(default_factory=Settings)
 

@@ -11,7 +11,6 @@ adapter records a fingerprint of its base, and loading it onto another base is r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -25,39 +24,25 @@ from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dic
 from peft.utils import get_peft_model_state_dict
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from opsgate.tuning.base import BaseModelError, base_fingerprint
 from opsgate.tuning.data import Example, Split
 
 ADAPTER_CARD = "opsgate-adapter.json"
 CHECKPOINT = "checkpoint.pt"
-
-
-class BaseModelError(ValueError):
-    """The base model folder is missing, incomplete or wants remote code."""
+__all__ = [
+    "AdapterMismatchError",
+    "BaseModelError",
+    "LoraSettings",
+    "TrainResult",
+    "base_fingerprint",
+    "load_adapter",
+    "load_base",
+    "train_lora",
+]
 
 
 class AdapterMismatchError(ValueError):
     """An adapter was trained on another base model."""
-
-
-def base_fingerprint(base: Path) -> str:
-    """Identify a base model without trusting it: refuse remote code, hash config + weights'
-    names and sizes (not their bytes: a 7B model would take minutes to hash)."""
-    config = base / "config.json"
-    if not base.is_dir() or not config.is_file():
-        raise BaseModelError(f"base model {base}: no such folder with a config.json")
-    data = json.loads(config.read_text())
-    if "auto_map" in data or any(base.glob("*.py")):
-        raise BaseModelError(
-            f"base model {base} needs remote code (auto_map or .py files); "
-            "trust_remote_code is never enabled"
-        )
-    weights = sorted(p for p in base.iterdir() if p.suffix in (".safetensors", ".bin"))
-    if not weights:
-        raise BaseModelError(f"base model {base}: no weights (.safetensors or .bin)")
-    h = hashlib.sha256(config.read_bytes())
-    for w in weights:
-        h.update(f"{w.name}:{w.stat().st_size}".encode())
-    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,224 @@
+"""The job runner: one job at a time per process, each in a worker process
+(`python -m opsgate.tuning.worker`), never on the event loop.
+
+The runner claims a job in the database (replicas share the queue; a job whose runner stopped
+beating its heart is taken up again), starts the worker, records each step's loss, beats the
+job's heart and watches for a cancel request (it then leaves a `STOP` file: the worker saves
+its checkpoint and stops after the step). When the worker ends, the job succeeds (its adapter
+is registered), fails (with the worker's message) or is cancelled. At shutdown a running job
+is stopped the same way and queued again: the next start resumes it from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from opsgate.audit import AuditLog
+from opsgate.config.tuning import TuningConfig
+from opsgate.tuning.store import TuningStore
+
+log = logging.getLogger("opsgate.tuning")
+MARK = b"@opsgate "
+JOB_FILE = "job.json"
+DATA_FILE = "data.jsonl"
+STOP_FILE = "STOP"
+ACTOR = "tuning"
+"""The actor of the runner's own audit entries (a job succeeding, failing, stopping)."""
+
+
+class JobRunner:
+    def __init__(
+        self,
+        store: TuningStore,
+        config: Callable[[], TuningConfig],
+        audit: AuditLog,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._audit = audit
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._poke = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        if self._config().enabled and self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="tuning-runner")
+
+    def wake(self) -> None:
+        """A job was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    def poke(self) -> None:
+        """A cancel was asked: look at the running job now."""
+        self._poke.set()
+
+    async def aclose(self) -> None:
+        """Stop the running job at its next step (queued again, resumable) and the loop."""
+        self._closing = True
+        self._poke.set()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while not self._closing:
+            try:
+                job = await self._store.claim(self._clock(), self._config().stale_after)
+                if job is not None:
+                    await self._run(job)
+                    continue
+            except Exception:  # a database outage: try again at the next poll
+                log.exception("tuning runner")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._config().poll)
+
+    async def _run(self, job: dict[str, Any]) -> None:
+        folder = Path(self._config().folder) / job["id"]
+        (folder / STOP_FILE).unlink(missing_ok=True)
+        now = self._clock()
+        if job["started_at"] is None:
+            await self._store.update(job["id"], {"started_at": now})
+        env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "TQDM_DISABLE": "1"}
+        env["HF_HUB_OFFLINE"] = "1"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "opsgate.tuning.worker",
+            str(folder),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        state = _Progress(list(job["losses"] or []))
+        beat = asyncio.create_task(self._beat(job["id"], folder, state))
+        err = asyncio.create_task(_tail(proc.stderr))
+        try:
+            assert proc.stdout is not None
+            async for line in proc.stdout:
+                if line.startswith(MARK):
+                    state.take(orjson.loads(line[len(MARK) :]))
+            await proc.wait()
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            if proc.returncode is None:  # the runner itself was cancelled
+                proc.kill()
+                await proc.wait()
+        await self._finish(job, folder, state, (await err).strip())
+
+    async def _beat(self, job_id: str, folder: Path, state: _Progress) -> None:
+        """Every `poll` seconds (or when poked): write progress, beat the heart, pass on a
+        cancel request or shutdown to the worker."""
+        while True:
+            self._poke.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), self._config().poll)
+            try:
+                await self._store.update(job_id, state.values(self._clock()))
+                current = await self._store.job(job_id)
+            except Exception:
+                log.exception("tuning heartbeat of %s", job_id)
+                continue
+            if self._closing or (current is not None and current["cancel_requested"]):
+                (folder / STOP_FILE).touch()
+
+    async def _finish(self, job: dict[str, Any], folder: Path, state: _Progress, err: str) -> None:
+        now = self._clock()
+        values = {**state.values(now), "heartbeat_at": None}
+        current = await self._store.job(job["id"])
+        event = state.last.get("event")
+        if event == "done":
+            values |= {"status": "succeeded", "finished_at": now, "metrics": state.metrics()}
+            try:
+                await self._store.insert_adapter(_adapter_row(current or job, folder, state, now))
+            except Exception as exc:  # the name was taken meanwhile
+                values |= {"status": "failed", "error": f"registering the adapter: {exc}"}
+        elif event == "cancelled" and self._closing and not (current or {}).get("cancel_requested"):
+            values |= {"status": "queued"}  # shutdown: the next start resumes it
+        elif event == "cancelled":
+            values |= {"status": "cancelled", "finished_at": now, "cancel_requested": 0}
+        else:
+            message = state.last.get("message") or err[-2000:] or "the worker stopped"
+            values |= {"status": "failed", "finished_at": now, "error": str(message)}
+        await self._store.update(job["id"], values, status_in=("running",))
+        detail = {"status": values["status"], "steps": state.steps}
+        await self._audit.append(ACTOR, "tuning.job.finish", f"tuning_job:{job['id']}", detail)
+        if values["status"] == "succeeded":
+            await self._audit.append(
+                ACTOR, "tuning.adapter.register", f"adapter:{job['adapter']}", {"job": job["id"]}
+            )
+
+
+class _Progress:
+    """What the worker has reported so far."""
+
+    def __init__(self, losses: list[float]) -> None:
+        self.losses = losses
+        self.steps = len(losses)
+        self.total: int | None = None
+        self.last: dict[str, Any] = {}
+
+    def take(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "step":
+            del self.losses[int(event["step"]) - 1 :]  # a resumed run repeats nothing
+            self.losses.append(float(event["loss"]))
+            self.steps = int(event["step"])
+        elif kind == "start":
+            self.total = int(event["total_steps"])
+        self.last = event if kind != "step" else self.last
+
+    def values(self, now: float) -> dict[str, Any]:
+        out: dict[str, Any] = {"steps": self.steps, "losses": self.losses, "updated_at": now}
+        out["heartbeat_at"] = now
+        if self.total is not None:
+            out["total_steps"] = self.total
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        keys = ("validation_before", "validation_after", "resumed_from")
+        return {k: self.last[k] for k in keys if k in self.last}
+
+
+def _adapter_row(job: dict[str, Any], folder: Path, state: _Progress, now: float) -> dict[str, Any]:
+    return {
+        "name": job["adapter"],
+        "team_id": job["team_id"],
+        "base": job["base"],
+        "base_fingerprint": job["base_fingerprint"],
+        "dataset_id": job["dataset_id"],
+        "dataset_version": job["dataset_version"],
+        "job_id": job["id"],
+        "metrics": {**state.metrics(), "steps": state.steps, **job["examples"]},
+        "path": str(folder / "adapter"),
+        "created_by": job["created_by"],
+        "created_at": now,
+        "tainted_at": job["tainted_at"],
+    }
+
+
+async def _tail(stream: asyncio.StreamReader | None, keep: int = 8192) -> str:
+    """The last `keep` bytes of the worker's stderr (its traceback when it crashed)."""
+    buf = b""
+    if stream is not None:
+        async for chunk in stream:
+            buf = (buf + chunk)[-keep:]
+    return buf.decode(errors="replace")

@@ -1,0 +1,241 @@
+"""Tuning jobs through the admin API of a real gateway (SQLite), training the tiny Llama for
+real in the worker process: a job checked, queued, trained, its adapter registered with its
+lineage and loaded to answer; the role table; bad input (400/404/409); cancel, resume and a
+restart that resumes from the checkpoint; an erased end user taints the job and adapter."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.needs import import_or_need
+
+import_or_need("torch", "torch's CPU build (scripts/ensure-ml-extras.sh)")
+import_or_need("peft", "the tune extra (peft)")
+
+from opsgate.tuning.lora import load_adapter, load_base  # noqa: E402
+from tests.access.helpers import MASTER, Client, World, seed  # noqa: E402
+from tests.fixtures.gateway import GatewayServer, make_config  # noqa: E402
+from tests.tuning.tiny import ALL_LINEAR, COLOURS, answer_probability, tiny_base  # noqa: E402
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated"),
+]
+JOBS, ADAPTERS = "/admin/v1/tuning/jobs", "/admin/v1/adapters"
+FINAL = ("succeeded", "failed", "cancelled")
+SETTINGS = {
+    "rank": 8,
+    "alpha": 16,
+    "epochs": 10,
+    "batch_size": 4,
+    "learning_rate": 1e-2,
+    "target_modules": list(ALL_LINEAR),
+}
+
+
+def _config(tmp: Path) -> Any:
+    return make_config(
+        {
+            "settings": {
+                "database_url": f"sqlite+aiosqlite:///{tmp / 'gw.db'}",
+                "master_key": MASTER,
+            },
+            "traces": {"flush_interval": 0.05, "store_bodies": "full"},
+            "tuning": {"folder": str(tmp / "tuning"), "poll": 0.1, "threads": 1},
+        }
+    )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[Client, World]]:
+    with GatewayServer(_config(tmp_path)) as gw:
+        admin = Client(gw.base, MASTER, gw)
+        yield admin, seed(admin)
+
+
+def _rows(repeat: int = 4) -> list[dict[str, Any]]:
+    rows = []
+    for n in range(repeat):
+        for thing, colour in COLOURS.items():
+            # Distinct questions (the export drops exact duplicates): 1 to 4 question marks.
+            question = f"what colour is the {thing} " + " ".join("?" * (n + 1))
+            messages = [{"role": "user", "content": question}]
+            rows.append(
+                {"messages": messages, "output": f"the {thing} is {colour}", "end_user": f"u{n}"}
+            )
+    return rows
+
+
+def _dataset(client: Client, name: str, rows: list[dict[str, Any]]) -> str:
+    made = client.ok("POST", "/admin/v1/datasets", {"name": name, "rows": rows})
+    return str(made["dataset"]["id"])
+
+
+def _wait(client: Client, job_id: str, until: Any, timeout: float = 100) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.ok("GET", f"{JOBS}/{job_id}")
+        if until(job):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+
+
+def _error(resp: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    err: dict[str, Any] = resp.json()["error"]
+    if code is not None:
+        assert err["code"] == code, err
+    return err
+
+
+def test_a_job_trains_registers_an_adapter_and_is_tainted_by_an_erasure(
+    world: tuple[Client, World], tmp_path: Path
+) -> None:
+    admin, w = world
+    lead = admin.as_(w.keys["team_admin:a"])
+    base = tiny_base(tmp_path / "base")
+    dataset = _dataset(lead, "colours", _rows())
+    body = {"dataset": "colours", "base": str(base), "adapter": "colours-a", "settings": SETTINGS}
+    made = lead.call("POST", JOBS, body)
+    assert made.status_code == 201, made.text
+    job = made.json()
+    assert job["status"] in ("queued", "running") and job["team_id"] == "team-a"
+    assert job["examples"]["train"] + job["examples"]["validation"] == len(_rows())
+
+    done = _wait(lead, job["id"], lambda j: j["status"] in FINAL)
+    assert done["status"] == "succeeded", done
+    assert done["steps"] == done["total_steps"] == len(done["losses"]) > 10
+    assert sum(done["losses"][-3:]) < sum(done["losses"][:3]) / 2
+    assert done["metrics"]["validation_after"] < done["metrics"]["validation_before"]
+
+    adapter = lead.ok("GET", f"{ADAPTERS}/colours-a")
+    assert adapter["job_id"] == job["id"] and adapter["dataset_id"] == dataset
+    assert (
+        adapter["dataset_version"] == 1 and adapter["base_fingerprint"] == job["base_fingerprint"]
+    )
+    assert not adapter["tainted"]
+    tokenizer, model = load_adapter(base, Path(adapter["path"]))
+    _, plain = load_base(base)
+    p_adapter, top = answer_probability(tokenizer, model, "sky", "blue")
+    assert top == "blue" and p_adapter > 5 * answer_probability(tokenizer, plain, "sky", "blue")[0]
+
+    # Scope: team B neither sees nor touches team A's job; a viewer reads, a member does not.
+    other = admin.as_(w.keys["team_admin:b"])
+    _error(other.call("GET", f"{JOBS}/{job['id']}"), 404, "job_not_found")
+    _error(other.call("GET", f"{ADAPTERS}/colours-a"), 404, "adapter_not_found")
+    assert other.ok("GET", JOBS)["data"] == [] and other.ok("GET", ADAPTERS)["data"] == []
+    viewer = admin.as_(w.keys["viewer:a"])
+    assert [j["id"] for j in viewer.ok("GET", JOBS)["data"]] == [job["id"]]
+    _error(viewer.call("POST", f"{JOBS}/{job['id']}/cancel"), 403, "permission_denied")
+    _error(admin.as_(w.keys["member:a"]).call("GET", JOBS), 403, "permission_denied")
+    _error(lead.call("POST", f"{JOBS}/{job['id']}/cancel"), 409, "job_not_cancellable")
+    _error(lead.call("POST", JOBS, body), 409, "adapter_exists")
+
+    # Erasing an end user whose rows trained the adapter taints the job and the adapter.
+    export = admin.ok("GET", "/admin/v1/end-users/u1/export")
+    assert [t["id"] for t in export["data"]["tuning"]] == [job["id"]]
+    receipt = admin.ok("DELETE", "/admin/v1/end-users/u1")
+    assert json.dumps(receipt).count("tuning_jobs_tainted") == 1
+    assert lead.ok("GET", f"{JOBS}/{job['id']}")["tainted"]
+    assert lead.ok("GET", f"{ADAPTERS}/colours-a")["tainted"]
+    assert admin.ok("GET", "/admin/v1/end-users/u1/export")["data"]["tuning"] == []
+    audit = admin.ok("GET", "/admin/v1/audit", params={"action": "tuning.job.finish"})["data"]
+    assert [e["detail"]["status"] for e in audit] == ["succeeded"]
+
+    deleted = lead.ok("DELETE", f"{ADAPTERS}/colours-a")
+    assert deleted["name"] == "colours-a" and not Path(adapter["path"]).exists()
+    _error(lead.call("GET", f"{ADAPTERS}/colours-a"), 404, "adapter_not_found")
+
+
+def test_bad_input_is_refused_before_a_job_is_queued(
+    world: tuple[Client, World], tmp_path: Path
+) -> None:
+    admin, w = world
+    lead = admin.as_(w.keys["team_admin:a"])
+    base = tiny_base(tmp_path / "base")
+    _dataset(lead, "colours", _rows())
+    _dataset(lead, "tiny", _rows()[:2])
+    _dataset(admin.as_(w.keys["team_admin:b"]), "theirs", _rows())
+    ok = {"dataset": "colours", "base": str(base), "adapter": "a1"}
+
+    def post(**change: Any) -> Any:
+        return lead.call("POST", JOBS, {**ok, **change})
+
+    _error(post(dataset="nope"), 404, "dataset_not_found")
+    _error(post(dataset="theirs"), 404, "dataset_not_found")  # team B's, as if unknown
+    _error(post(dataset_version=7), 404, "version_not_found")
+    _error(post(base=str(tmp_path / "missing")), 400, "invalid_base")
+    evil = tiny_base(tmp_path / "evil")
+    (evil / "modeling_evil.py").write_text("raise SystemExit('remote code ran')\n")
+    assert "trust_remote_code" in _error(post(base=str(evil)), 400, "invalid_base")["message"]
+    assert "at least 4" in _error(post(dataset="tiny"), 400, "invalid_training_data")["message"]
+    assert post(adapter="bad name!").status_code in (400, 422)
+    assert post(settings={"rank": 0}).status_code in (400, 422)
+    assert post(settings={"nope": 1}).status_code in (400, 422)
+    assert post(team_id="team-b").status_code == 403
+    _error(lead.call("POST", f"{JOBS}/tj_unknown/cancel"), 404, "job_not_found")
+    _error(lead.call("GET", JOBS, params={"status": "nope"}), 400, "invalid_parameter")
+    assert lead.ok("GET", JOBS)["data"] == []  # nothing was queued
+    assert not any((tmp_path / "tuning").glob("tj_*"))  # and no folder left behind
+
+
+def _long_job(admin: Client, base: Path) -> dict[str, Any]:
+    long = {**SETTINGS, "epochs": 60, "checkpoint_every": 2}
+    body = {"dataset": "colours", "base": str(base), "adapter": "long", "settings": long}
+    _dataset(admin, "colours", _rows())
+    job: dict[str, Any] = admin.ok("POST", JOBS, body)
+    return job
+
+
+def test_a_cancelled_job_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    base = tiny_base(tmp_path / "base")
+    with GatewayServer(_config(tmp_path)) as gw:
+        admin = Client(gw.base, MASTER, gw)
+        job = _long_job(admin, base)
+        _wait(admin, job["id"], lambda j: j["steps"] >= 1)
+        asked = admin.ok("POST", f"{JOBS}/{job['id']}/cancel")
+        assert asked["status"] in ("running", "cancelled") and asked["cancel_requested"]
+        first = _wait(admin, job["id"], lambda j: j["status"] in FINAL)
+        total = 60 * math.ceil(job["examples"]["train"] / 4)
+        assert first["status"] == "cancelled" and first["total_steps"] == total
+        assert 1 <= first["steps"] < total and not first["cancel_requested"]
+        assert (tmp_path / "tuning" / job["id"] / "checkpoint.pt").is_file()
+        _error(admin.call("POST", f"{JOBS}/{job['id']}/cancel"), 409, "job_not_cancellable")
+
+        resumed = admin.ok("POST", f"{JOBS}/{job['id']}/resume")
+        assert resumed["status"] in ("queued", "running") and resumed["error"] is None
+        _error(admin.call("POST", f"{JOBS}/{job['id']}/resume"), 409, "job_not_resumable")
+        _wait(admin, job["id"], lambda j: j["steps"] > first["steps"] or j["status"] in FINAL)
+        admin.ok("POST", f"{JOBS}/{job['id']}/cancel")
+        second = _wait(admin, job["id"], lambda j: j["status"] in FINAL)
+        # It went on from the checkpoint: the curve so far is kept, never started over (a
+        # checkpoint is every 2 steps, so up to one step is repeated, with the same loss).
+        assert second["status"] == "cancelled" and second["steps"] > first["steps"]
+        kept = first["steps"] - first["steps"] % 2
+        assert second["losses"][:kept] == first["losses"][:kept]
+
+
+def test_a_restart_resumes_a_running_job_from_its_checkpoint(tmp_path: Path) -> None:
+    base = tiny_base(tmp_path / "base")
+    with GatewayServer(_config(tmp_path)) as gw:
+        admin = Client(gw.base, MASTER, gw)
+        job = _long_job(admin, base)
+        before = _wait(admin, job["id"], lambda j: j["steps"] >= 3)
+    with GatewayServer(_config(tmp_path)) as gw:  # the same database and folder
+        admin = Client(gw.base, MASTER, gw)
+        done = _wait(admin, job["id"], lambda j: j["status"] in FINAL)
+        assert done["status"] == "succeeded", done
+        assert done["steps"] == done["total_steps"] == len(done["losses"])
+        assert done["metrics"]["resumed_from"] >= before["steps"] - 1
+        assert done["losses"][:2] == before["losses"][:2]
+        audit = admin.ok("GET", "/admin/v1/audit", params={"action": "tuning.job.finish"})["data"]
+        assert sorted(e["detail"]["status"] for e in audit) == ["queued", "succeeded"]
+        assert admin.ok("GET", f"{ADAPTERS}/long")["job_id"] == job["id"]

@@ -97,6 +97,7 @@ def _models(models: list[str] | None) -> list[str]:
 
 
 @keys_app.command("create")
+@p.policy_options(removable=False)
 def keys_create(
     alias: Opt = None,
     team: Annotated[str | None, typer.Option(help="team id")] = None,
@@ -106,19 +107,11 @@ def keys_create(
     ),
     models: Models = None,
     expires: Expires = None,
-    rpm: p.Rpm = None,
-    tpm: p.Tpm = None,
-    max_parallel: p.MaxParallel = None,
-    budget: p.Budget = None,
-    period: p.PeriodOpt = None,
-    alert_at: p.AlertAt = None,
+    flags: p.PolicyFlags = p.NO_FLAGS,
     url: UrlOpt = DEFAULT_URL,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a virtual key, with its rate limits and budget; its secret is printed once."""
-    flags = p.PolicyFlags(
-        rpm=rpm, tpm=tpm, max_parallel=max_parallel, budget=budget, period=period, alert_at=alert_at
-    )
     body: dict[str, Any] = {"alias": alias, "team_id": team, "user_id": user, "role": role}
     body["models"] = _models(models)
     if expires:
@@ -128,6 +121,7 @@ def keys_create(
 
 
 @keys_app.command("update")
+@p.policy_options(removable=True)
 def keys_update(
     key_id: str,
     alias: Opt = None,
@@ -136,28 +130,11 @@ def keys_update(
     enable: Annotated[
         bool | None, typer.Option("--enable/--disable", help="let the key call, or stop it")
     ] = None,
-    rpm: p.Rpm = None,
-    tpm: p.Tpm = None,
-    max_parallel: p.MaxParallel = None,
-    budget: p.Budget = None,
-    period: p.PeriodOpt = None,
-    alert_at: p.AlertAt = None,
-    no_limits: p.NoLimits = False,
-    no_budget: p.NoBudget = False,
+    flags: p.PolicyFlags = p.NO_FLAGS,
     url: UrlOpt = DEFAULT_URL,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a key's alias, models, expiry, rate limits or budget; what is not given stays."""
-    flags = p.PolicyFlags(
-        rpm=rpm,
-        tpm=tpm,
-        max_parallel=max_parallel,
-        budget=budget,
-        period=period,
-        alert_at=alert_at,
-        no_limits=no_limits,
-        no_budget=no_budget,
-    )
     path = f"/admin/v1/keys/{urllib.parse.quote(key_id, safe='')}"
     body: dict[str, Any] = {}
     if flags.given:
@@ -245,22 +222,15 @@ def _print_teams(teams: list[dict[str, Any]]) -> None:
 
 
 @teams_app.command("create")
+@p.policy_options(removable=False)
 def teams_create(
     name: str,
     team_id: Annotated[str | None, typer.Option("--id", help="default: generated")] = None,
-    rpm: p.Rpm = None,
-    tpm: p.Tpm = None,
-    max_parallel: p.MaxParallel = None,
-    budget: p.Budget = None,
-    period: p.PeriodOpt = None,
-    alert_at: p.AlertAt = None,
+    flags: p.PolicyFlags = p.NO_FLAGS,
     url: UrlOpt = DEFAULT_URL,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a team, with the rate limits and budget shared by all its keys."""
-    flags = p.PolicyFlags(
-        rpm=rpm, tpm=tpm, max_parallel=max_parallel, budget=budget, period=period, alert_at=alert_at
-    )
     body = {"name": name, "id": team_id, **flags.for_create()}
     team = call(url, "POST", "/admin/v1/teams", body)
     if as_json:
@@ -272,31 +242,15 @@ def teams_create(
 
 
 @teams_app.command("update")
+@p.policy_options(removable=True)
 def teams_update(
     team_id: str,
     name: Opt = None,
-    rpm: p.Rpm = None,
-    tpm: p.Tpm = None,
-    max_parallel: p.MaxParallel = None,
-    budget: p.Budget = None,
-    period: p.PeriodOpt = None,
-    alert_at: p.AlertAt = None,
-    no_limits: p.NoLimits = False,
-    no_budget: p.NoBudget = False,
+    flags: p.PolicyFlags = p.NO_FLAGS,
     url: UrlOpt = DEFAULT_URL,
     as_json: JsonOpt = False,
 ) -> None:
     """Rename a team or change its rate limits and budget; what is not given stays."""
-    flags = p.PolicyFlags(
-        rpm=rpm,
-        tpm=tpm,
-        max_parallel=max_parallel,
-        budget=budget,
-        period=period,
-        alert_at=alert_at,
-        no_limits=no_limits,
-        no_budget=no_budget,
-    )
     flags.check()
     if name is None and not flags.given:
         raise typer.BadParameter("nothing to change: give at least one option (see --help)")

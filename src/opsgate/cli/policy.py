@@ -7,7 +7,10 @@ only the flags given: `keys update ID --rpm 120` keeps the key's tpm and budget.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any
@@ -140,6 +143,51 @@ class PolicyFlags:
         if self.alert_at is not None:
             budget["alert_at"] = sorted(set(self.alert_at))
         return budget
+
+
+NO_FLAGS = PolicyFlags()
+"""The default of a command's `flags` parameter (`policy_options` fills it in)."""
+
+Command = Callable[..., None]
+
+
+def policy_options(*, removable: bool) -> Callable[[Command], Command]:
+    """Give a command the rate-limit and budget options in place of its `flags` parameter
+    (`--rpm --tpm --max-parallel --budget --period --alert-at`, with `removable` also
+    `--no-limits --no-budget`), and call it with them as one `PolicyFlags`."""
+    hints = {
+        "rpm": Rpm,
+        "tpm": Tpm,
+        "max_parallel": MaxParallel,
+        "budget": Budget,
+        "period": PeriodOpt,
+        "alert_at": AlertAt,
+        **({"no_limits": NoLimits, "no_budget": NoBudget} if removable else {}),
+    }
+    defaults = {f.name: f.default for f in fields(PolicyFlags)}
+    options = [
+        inspect.Parameter(
+            name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[name], annotation=hint
+        )
+        for name, hint in hints.items()
+    ]
+
+    def decorate(command: Command) -> Command:
+        signature = inspect.signature(command, eval_str=True)
+        params: list[inspect.Parameter] = []
+        for param in signature.parameters.values():
+            params.extend(options if param.name == "flags" else [param])
+
+        @functools.wraps(command)
+        def with_flags(**kwargs: Any) -> None:
+            given = {name: kwargs.pop(name) for name in hints}
+            command(**kwargs, flags=PolicyFlags(**given))
+
+        with_flags.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        with_flags.__annotations__ = {param.name: param.annotation for param in params}
+        return with_flags
+
+    return decorate
 
 
 def current_policy(owner: dict[str, Any]) -> dict[str, Any]:

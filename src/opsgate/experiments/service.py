@@ -7,6 +7,10 @@ One per process (the `Gateway` owns it); config reloads keep it and bring the co
 experiments in step with the store. Decisions are reached in the background (`evaluate_every`
 seconds) and when an experiment is read; each is recorded once (a compare-and-set in the store),
 so of several replicas only one promotes a winner.
+
+The one-job pieces it uses: `definitions` (checks, exclusion-group slots), `promotion` (may a
+variant be promoted; moving a prompt label), `allocation` (a bandit's next weights), `notify`
+(audit entries and alerts), `reading` (outcomes, assessments, the report).
 """
 
 from __future__ import annotations
@@ -22,31 +26,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.access.principal import MASTER, Principal
 from opsgate.access.sync import ChangeFeed
-from opsgate.alerts.events import Alert
 from opsgate.audit import AuditLog
-from opsgate.config.experiments import (
-    ExperimentConfig,
-    ExperimentError,
-    check_experiment,
-    check_experiments,
-)
+from opsgate.config.experiments import ExperimentConfig
 from opsgate.config.schema import Config
-from opsgate.errors import BadRequestError
-from opsgate.experiments.assign import place
+from opsgate.experiments.allocation import bandit_weights
 from opsgate.experiments.decide import Verdict
+from opsgate.experiments.definitions import check_spec, slot_for
 from opsgate.experiments.errors import ExperimentConflictError, ExperimentNotFoundError
 from opsgate.experiments.model import Decision, Event, Experiment, Source, Status
-from opsgate.experiments.outcomes import Observed, arms
-from opsgate.experiments.reading import ExperimentReader, worse
+from opsgate.experiments.notify import Emit, Notifier
+from opsgate.experiments.outcomes import Observed
+from opsgate.experiments.promotion import move_label, promotable
+from opsgate.experiments.reading import ExperimentReader
 from opsgate.experiments.registry import Registry
 from opsgate.experiments.sql import SqlExperimentStore
-from opsgate.experiments.stats import Summary, thompson_weights
 from opsgate.prompts.service import PromptService
 
 log = logging.getLogger("opsgate.experiments")
 
-Emit = Callable[[Alert], object]
-ACTIVE: tuple[Status, ...] = ("running", "paused")
 LIVE: tuple[Status, ...] = ("running", "paused", "promoted")
 RUNNING: tuple[Status, ...] = ("running",)
 
@@ -68,8 +65,7 @@ class ExperimentService:
         self.config = config
         self.store = SqlExperimentStore(engine)
         self.prompts = prompts
-        self.audit = audit
-        self.emit = emit
+        self.notify = Notifier(audit, emit)
         self.reader = ExperimentReader(engine, config)
         self.registry = Registry()
         self.experiments: dict[str, Experiment] = {}
@@ -161,14 +157,7 @@ class ExperimentService:
     def validate(self, spec: ExperimentConfig, *, replacing: str | None = None) -> None:
         """400 for an unknown metric or model, an overlap outside an exclusion group, a full
         group (the same rules as the config file)."""
-        config = self.config()
-        models = {m.name for m in config.models}
-        try:
-            check_experiment(spec, metrics=config.feedback.metrics, models=models)
-            live = [e.spec for e in self.experiments.values() if e.status in ACTIVE]
-            check_experiments([s for s in live if s.name != replacing] + [spec])
-        except ExperimentError as exc:
-            raise BadRequestError(str(exc), code="invalid_experiment", param=exc.field) from None
+        check_spec(self.config(), self.experiments.values(), spec, replacing=replacing)
 
     async def create(
         self, spec: ExperimentConfig, *, team_id: str, actor: str, who: Principal
@@ -178,7 +167,7 @@ class ExperimentService:
             raise ExperimentConflictError(f"an experiment named {spec.name!r} already exists")
         self.validate(spec)
         exp = await self._create(spec, team_id=team_id, source="api", actor=actor)
-        await self._audit(
+        await self.notify.audit(
             actor, "experiments.create", exp, {"variants": [v.name for v in spec.variants]}
         )
         return exp
@@ -186,22 +175,7 @@ class ExperimentService:
     async def _create(
         self, spec: ExperimentConfig, *, team_id: str, source: Source, actor: str
     ) -> Experiment:
-        slot = 0.0
-        if spec.exclusion_group is not None:
-            taken = [
-                (e.slot_start, e.spec.share)
-                for e in (await self.store.all())
-                if e.spec.exclusion_group == spec.exclusion_group and e.status in ACTIVE
-            ]
-            found = place(spec.share, taken)
-            if found is None:
-                raise BadRequestError(
-                    f"exclusion group {spec.exclusion_group!r} has no room for a share of "
-                    f"{spec.share:g}",
-                    code="invalid_experiment",
-                    param="share",
-                )
-            slot = found
+        slot = slot_for(spec, await self.store.all())
         exp = await self.store.create(
             spec, team_id=team_id, source=source, slot_start=slot, actor=actor
         )
@@ -240,7 +214,7 @@ class ExperimentService:
         if done is None:
             raise ExperimentConflictError(f"experiment {name!r} changed meanwhile; try again")
         await self.changed()
-        await self._audit(actor, f"experiments.{kinds[to]}", done, {"from": exp.status})
+        await self.notify.audit(actor, f"experiments.{kinds[to]}", done, {"from": exp.status})
         return done
 
     async def promote(
@@ -252,38 +226,8 @@ class ExperimentService:
         guardrail stopped or one the statistics found worse."""
         await self.refresh()
         exp = self.get(name)
-        chosen = exp.spec.variant(variant)
-        if chosen is None:
-            raise BadRequestError(
-                f"experiment {name!r} has no variant {variant!r}", param="variant"
-            )
-        if exp.status == "promoted":
-            raise ExperimentConflictError(f"experiment {name!r} already promoted {exp.promoted!r}")
-        d = exp.decision
-        if d is not None and d.outcome == "guardrail" and d.variant == variant:
-            raise ExperimentConflictError(
-                f"variant {variant!r} was stopped by a guardrail: {d.reason}"
-            )
-        if d is not None and d.outcome == "winner" and d.variant != variant:
-            raise ExperimentConflictError(f"variant {variant!r} lost: the winner is {d.variant!r}")
-        assessment = await self.reader.assess(exp)
-        _, maximize = self.reader.kind(exp)
-        for row in assessment.variants:
-            if row.name == variant and assessment.ready and worse(row, assessment, exp, maximize):
-                raise ExperimentConflictError(f"variant {variant!r} is worse than another variant")
-        if chosen.prompt_version is not None:
-            if self.prompts is None:
-                raise BadRequestError("the prompt registry is not available", param="variant")
-            traffic = exp.spec.traffic
-            assert traffic.prompt is not None
-            await self.prompts.move(
-                who,
-                traffic.team_id,
-                traffic.prompt,
-                exp.spec.promote_label,
-                chosen.prompt_version,
-                actor=actor,
-            )
+        chosen = await promotable(exp, variant, self.reader)
+        await move_label(self.prompts, exp, chosen, who=who, actor=actor)
         done = await self.store.transition(
             exp,
             to="promoted",
@@ -296,8 +240,8 @@ class ExperimentService:
         if done is None:
             raise ExperimentConflictError(f"experiment {name!r} changed meanwhile; try again")
         await self.changed()
-        await self._audit(actor, "experiments.promote", done, {"variant": variant})
-        self._alert(
+        await self.notify.audit(actor, "experiments.promote", done, {"variant": variant})
+        self.notify.alert(
             "experiment.promoted", f"experiment {name}: variant {variant} promoted by {actor}", done
         )
         return done
@@ -335,9 +279,9 @@ class ExperimentService:
             await self.refresh()
             return self.experiments.get(exp.name, exp)
         await self.changed()
-        await self._audit("experiments", "experiments.decision", done, decision.to_json())
+        await self.notify.audit("experiments", "experiments.decision", done, decision.to_json())
         severity = "warning" if verdict.outcome == "guardrail" else "info"
-        self._alert(
+        self.notify.alert(
             "experiment.decision",
             f"experiment {exp.name}: {decision.text} ({verdict.reason})",
             done,
@@ -353,21 +297,7 @@ class ExperimentService:
         return done
 
     async def _reweigh(self, exp: Experiment, observed: Sequence[Observed]) -> Experiment:
-        boolean, maximize = self.reader.kind(exp)
-        data = arms(exp.spec, observed)
-        summaries = [
-            Summary.of_counts(round(sum(a.outcomes)), len(a.outcomes))
-            if boolean and all(v in (0.0, 1.0) for v in a.outcomes)
-            else Summary.of(a.outcomes)
-            for a in data
-        ]
-        weights = thompson_weights(
-            summaries,
-            boolean=boolean,
-            floor=exp.spec.floor,
-            maximize=maximize,
-            seed=int(time.time() // max(self.evaluate_every, 1.0)),
-        )
+        weights = bandit_weights(exp, observed, self.reader, self.evaluate_every)
         done = await self.store.transition(
             exp,
             to="running",
@@ -410,25 +340,3 @@ class ExperimentService:
                 await self.evaluate_all()
             except Exception as exc:
                 log.warning("experiments not evaluated: %s", exc)
-
-    # --- audit and alerts --------------------------------------------------------------------
-
-    async def _audit(
-        self, actor: str, action: str, exp: Experiment, detail: dict[str, Any]
-    ) -> None:
-        if self.audit is None:
-            return
-        try:
-            await self.audit.append(actor, action, f"experiments/{exp.name}", detail)
-        except Exception:
-            log.exception("audit entry %s for experiment %s not written", action, exp.name)
-
-    def _alert(self, kind: str, message: str, exp: Experiment, severity: str = "info") -> None:
-        if self.emit is None:
-            return
-        labels = {"experiment": exp.name, "team_id": exp.team_id}
-        data = {
-            "decision": exp.decision.to_json() if exp.decision else None,
-            "promoted": exp.promoted,
-        }
-        self.emit(Alert(kind, message, severity=severity, labels=labels, data=data))  # type: ignore[arg-type]

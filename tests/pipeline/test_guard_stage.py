@@ -16,6 +16,7 @@ from opsgate.errors import BadRequestError
 from opsgate.gateway import build_runtime
 from opsgate.pipeline.context import ChatCall, RequestContext
 from opsgate.pipeline.stages.authenticate import Authenticate
+from opsgate.pipeline.stages.best_of import PlanBestOf
 from opsgate.pipeline.stages.cache import Cache
 from opsgate.pipeline.stages.guard import InputGuard, OutputGuard
 from opsgate.pipeline.stages.record import Record
@@ -77,7 +78,9 @@ async def ask(rt: Any, text: str, *, stream: bool = False, **extra: Any) -> Any:
 def test_stage_order(runtime: Runtime, split: SplitUpstream) -> None:
     rt = runtime(split, {})
     kinds = [type(s) for s in rt.chat.stages]
-    assert kinds == [Record, Authenticate, InputGuard, Cache, OutputGuard, Settle]
+    # PlanBestOf is always there (a best-of header on a model without best_of_n is a 400);
+    # BestOfN only where some model has best_of_n
+    assert kinds == [Record, Authenticate, PlanBestOf, InputGuard, Cache, OutputGuard, Settle]
 
 
 async def test_a_cached_answer_is_restored_with_each_callers_own_values(

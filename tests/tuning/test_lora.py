@@ -116,3 +116,11 @@ def test_remote_code_and_missing_base_are_refused(tmp_path: Path) -> None:
     with pytest.raises(BaseModelError, match="no such folder"):
         train_lora(tmp_path / "missing", data, tmp_path / "job")
     assert Example([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}])
+
+
+def test_the_cli_draws_a_loss_curve_in_one_line() -> None:
+    from opsgate.cli.tuning import sparkline
+
+    assert sparkline([]) == "-"
+    assert sparkline([4.0, 3.0, 2.0, 1.0]) == "█▆▃▁"
+    assert len(sparkline([float(i % 7) for i in range(1000)], width=40)) <= 40

@@ -26,6 +26,7 @@ from opsgate.cli.knowledge import register as register_knowledge_commands
 from opsgate.cli.prompts import register as register_prompt_commands
 from opsgate.cli.review import register as register_review_commands
 from opsgate.cli.traces import register as register_read_commands
+from opsgate.cli.tuning import register as register_tuning_commands
 from opsgate.cli.wait import register as register_wait_command
 from opsgate.config.loader import ConfigError, load_config
 from opsgate.config.schema import Config
@@ -147,6 +148,7 @@ register_dataset_commands(app)  # datasets create, list, show, add, remove, expo
 register_experiment_commands(app)  # experiments create, list, show, pause, resume, stop, promote
 register_knowledge_commands(app)  # kb create, list, ingest, docs, search, delete
 register_drift_commands(app)  # drift monitors, run, compare, proposals, accept, dismiss
+register_tuning_commands(app)  # tuning create, jobs, show, cancel, resume, adapters, ...
 register_wait_command(app)  # wait
 
 

@@ -1,0 +1,223 @@
+"""`opsgate tuning ...`: LoRA jobs and the adapter registry through the running gateway.
+
+```
+opsgate tuning create --dataset support-good --base /models/llama --adapter support-a [--epochs 3]
+opsgate tuning jobs [--status running]
+opsgate tuning show JOB_ID          # status, progress, the loss curve, metrics
+opsgate tuning cancel JOB_ID | opsgate tuning resume JOB_ID
+opsgate tuning adapters | opsgate tuning adapter NAME | opsgate tuning delete-adapter NAME
+```
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from opsgate.cli.client import DEFAULT_URL, UrlOpt, call, get_json
+from opsgate.cli.tables import Column, print_table
+from opsgate.cli.traces import JsonOpt
+
+tuning_app = typer.Typer(
+    help="Fine-tuning: LoRA jobs from datasets, the adapter registry.", no_args_is_help=True
+)
+out = Console()
+JOBS, ADAPTERS = "/admin/v1/tuning/jobs", "/admin/v1/adapters"
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tuning_app, name="tuning")
+
+
+def _dump(body: Any) -> None:
+    typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    """The loss curve in one line of block characters (each a mean of its share of steps)."""
+    if not values:
+        return "-"
+    size = max(1, -(-len(values) // width))
+    means = [sum(c) / len(c) for c in (values[i : i + size] for i in range(0, len(values), size))]
+    low, high = min(means), max(means)
+    span = (high - low) or 1.0
+    return "".join(BARS[round((v - low) / span * (len(BARS) - 1))] for v in means)
+
+
+def _progress(job: dict[str, Any]) -> str:
+    total = job.get("total_steps")
+    return f"{job['steps']}/{total}" if total else str(job["steps"])
+
+
+@tuning_app.command("create")
+def create(
+    dataset: Annotated[str, typer.Option(help="dataset id or name")],
+    base: Annotated[str, typer.Option(help="base model folder (Hugging Face format)")],
+    adapter: Annotated[str, typer.Option(help="the name the adapter registers as")],
+    version: Annotated[int | None, typer.Option(help="dataset version (default: latest)")] = None,
+    epochs: int = 3,
+    rank: int = 8,
+    alpha: int = 16,
+    learning_rate: Annotated[float, typer.Option("--lr")] = 5e-3,
+    batch_size: int = 4,
+    target_module: Annotated[
+        list[str] | None, typer.Option(help="modules to adapt (default: q_proj, v_proj)")
+    ] = None,
+    validation: Annotated[float, typer.Option(help="held-back share")] = 0.2,
+    url: UrlOpt = DEFAULT_URL,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a LoRA job (checked first: the dataset, the base folder, the adapter name)."""
+    settings: dict[str, Any] = {
+        "epochs": epochs,
+        "rank": rank,
+        "alpha": alpha,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+    }
+    if target_module:
+        settings["target_modules"] = target_module
+    body = {
+        "dataset": dataset,
+        "dataset_version": version,
+        "base": base,
+        "adapter": adapter,
+        "settings": settings,
+        "validation": validation,
+    }
+    job = call(url, "POST", JOBS, body, timeout=600)
+    if as_json:
+        _dump(job)
+        return
+    out.print(f"job {job['id']} {job['status']}: adapter {job['adapter']}", highlight=False)
+
+
+@tuning_app.command("jobs")
+def jobs(
+    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
+    url: UrlOpt = DEFAULT_URL,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tuning jobs, newest first."""
+    body = get_json(url, JOBS, [("status", status)])
+    if as_json:
+        _dump(body)
+        return
+    columns = (
+        Column("id"),
+        Column("status"),
+        Column("steps", justify="right"),
+        Column("adapter"),
+        Column("dataset", 1),
+        Column("tainted", 2),
+        Column("error", 3, wrap=True),
+    )
+    rows = [
+        (
+            j["id"],
+            j["status"],
+            _progress(j),
+            j["adapter"],
+            f"{j['dataset_id']}@{j['dataset_version']}",
+            "yes" if j["tainted"] else "",
+            j["error"] or "",
+        )
+        for j in body["data"]
+    ]
+    print_table(out, columns, rows)
+
+
+@tuning_app.command("show")
+def show(job_id: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+    """One job: status, progress, the loss curve and its metrics."""
+    job = get_json(url, f"{JOBS}/{job_id}")
+    if as_json:
+        _dump(job)
+        return
+    losses = job["losses"]
+    lines = [
+        f"job {job['id']}  {job['status']}  steps {_progress(job)}",
+        f"adapter {job['adapter']}  dataset {job['dataset_id']}@{job['dataset_version']}",
+        f"base {job['base']} ({job['base_fingerprint']})",
+        f"loss {sparkline(losses)}  first {losses[0]:.3f} last {losses[-1]:.3f}"
+        if losses
+        else "loss -",
+    ]
+    lines += [f"{k} {v}" for k, v in sorted(job["metrics"].items())]
+    if job["error"]:
+        lines.append(f"error: {job['error']}")
+    if job["tainted"]:
+        lines.append("tainted: trained on rows of an erased end user (retrain without them)")
+    out.print("\n".join(lines), highlight=False)
+
+
+def _change(url: str, job_id: str, action: str, as_json: bool) -> None:
+    job = call(url, "POST", f"{JOBS}/{job_id}/{action}")
+    if as_json:
+        _dump(job)
+        return
+    asked = " (stopping at the next step)" if job.get("cancel_requested") else ""
+    out.print(f"job {job['id']} {job['status']}{asked}", highlight=False)
+
+
+@tuning_app.command("cancel")
+def cancel(job_id: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+    """Cancel a queued job, or stop a running one at its next step (checkpoint kept)."""
+    _change(url, job_id, "cancel", as_json)
+
+
+@tuning_app.command("resume")
+def resume(job_id: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+    """Queue a cancelled or failed job again; it continues from its checkpoint."""
+    _change(url, job_id, "resume", as_json)
+
+
+@tuning_app.command("adapters")
+def adapters(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+    """Registered adapters with their lineage and metrics."""
+    body = get_json(url, ADAPTERS)
+    if as_json:
+        _dump(body)
+        return
+    columns = (
+        Column("name"),
+        Column("dataset"),
+        Column("job", 1),
+        Column("val. loss", 1, justify="right"),
+        Column("tainted", 2),
+        Column("base", 3, wrap=True),
+    )
+    rows = [
+        (
+            a["name"],
+            f"{a['dataset_id']}@{a['dataset_version']}",
+            a["job_id"],
+            _loss(a["metrics"]),
+            "yes" if a["tainted"] else "",
+            a["base"],
+        )
+        for a in body["data"]
+    ]
+    print_table(out, columns, rows)
+
+
+def _loss(metrics: dict[str, Any]) -> str:
+    before, after = metrics.get("validation_before"), metrics.get("validation_after")
+    return f"{before:.3f} → {after:.3f}" if before is not None and after is not None else "-"
+
+
+@tuning_app.command("adapter")
+def adapter(name: str, url: UrlOpt = DEFAULT_URL) -> None:
+    """One adapter, as JSON."""
+    _dump(get_json(url, f"{ADAPTERS}/{name}"))
+
+
+@tuning_app.command("delete-adapter")
+def delete_adapter(name: str, url: UrlOpt = DEFAULT_URL) -> None:
+    """Unregister an adapter and delete its weights (its job stays)."""
+    call(url, "DELETE", f"{ADAPTERS}/{name}")
+    out.print(f"adapter {name} deleted", highlight=False)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from opsgate.errors import ServiceUnavailableError
+from opsgate.errors import OpsgateError, ServiceUnavailableError
 from opsgate.identity import check_end_user
 
 
@@ -87,6 +87,8 @@ class DataSubjects:
         except Exception as exc:
             for tell in self.on_failure:
                 tell(end_user, exc)
+            if isinstance(exc, OpsgateError):
+                raise  # already an answer a client understands (a part's own 503)
             raise ErasureFailedError(
                 f"Erasure did not complete: the {holder_name!r} data could not be erased "
                 f"({type(exc).__name__}). What was erased before it is gone; erasure is "

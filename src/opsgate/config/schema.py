@@ -63,6 +63,17 @@ class DeploymentConfig(Strict):
     options: dict[str, Any] = Field(
         default_factory=dict, description="provider-specific settings, checked by the provider"
     )
+    adapter: str | None = Field(
+        default=None,
+        min_length=1,
+        description="a LoRA adapter on this base, sent as the upstream model (vLLM serves a "
+        "loaded adapter under its name): docs/tuning.md",
+    )
+    team_adapters: dict[str, str] = Field(
+        default_factory=dict,
+        description="per team id: the adapter that team's requests get (else `adapter`, else "
+        "the base `model`)",
+    )
 
     @field_validator("base_url")
     @classmethod

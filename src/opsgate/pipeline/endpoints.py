@@ -11,6 +11,8 @@ class RouteChat:
         self.router = router
 
     async def __call__(self, call: ChatCall) -> ChatResult:
+        principal = call.ctx.principal
+        call.ctx.route.team_id = principal.team_id if principal is not None else None
         if call.request.stream:
             return self.router.stream(call.request, call.ctx.route)
         return await self.router.complete(call.request, call.ctx.route)

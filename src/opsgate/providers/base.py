@@ -22,6 +22,8 @@ class Capabilities:
     embeddings: bool = False
     stream_usage: bool = True
     """Upstream reports token usage at the end of a stream when asked."""
+    adapters: bool = False
+    """Serves LoRA adapters on a base by name (a deployment may set `adapter`)."""
 
 
 @dataclass(slots=True)
@@ -35,6 +37,8 @@ class CallContext:
     stream_idle_timeout: float = 60.0
     """Seconds allowed between two chunks of a stream."""
     extra_headers: dict[str, str] = field(default_factory=dict)
+    adapter: str | None = None
+    """The LoRA adapter this attempt asks for (the deployment's, per the caller's team)."""
 
 
 class Provider(ABC):

@@ -89,7 +89,7 @@ def response_from_wire(result: HTTPResult) -> ChatResponse:
 
 class OpenAIProvider(Provider):
     dialect: ClassVar[str] = "openai"
-    capabilities: ClassVar[Capabilities] = Capabilities(embeddings=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(embeddings=True, adapters=True)
 
     def _url(self, path: str) -> str:
         return f"{self.deployment.base_url or DEFAULT_BASE_URL}/{path}"
@@ -100,8 +100,9 @@ class OpenAIProvider(Provider):
             headers["authorization"] = f"Bearer {self.deployment.api_key.get_secret_value()}"
         return headers
 
-    def _chat_body(self, req: ChatRequest) -> JSONObject:
-        body = req.to_openai(self.deployment.model)
+    def _chat_body(self, req: ChatRequest, ctx: CallContext) -> JSONObject:
+        # An OpenAI-compatible server with LoRA (vLLM) serves an adapter under its own name.
+        body = req.to_openai(ctx.adapter or self.deployment.model)
         if req.stream and self.deployment.options.get("stream_usage", True):
             opts = body.get("stream_options")
             body["stream_options"] = {
@@ -112,14 +113,17 @@ class OpenAIProvider(Provider):
 
     async def complete(self, req: ChatRequest, ctx: CallContext) -> ChatResponse:
         result = await self.http.post_json(
-            self._url("chat/completions"), self._chat_body(req), self._headers(ctx), ctx.timeout
+            self._url("chat/completions"),
+            self._chat_body(req, ctx),
+            self._headers(ctx),
+            ctx.timeout,
         )
         return response_from_wire(result)
 
     async def stream(self, req: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
         async with self.http.stream(
             self._url("chat/completions"),
-            self._chat_body(req),
+            self._chat_body(req, ctx),
             self._headers(ctx),
             ctx.timeout,
             ctx.stream_idle_timeout,
@@ -153,6 +157,7 @@ class AzureOpenAIProvider(OpenAIProvider):
     """Azure OpenAI: `{base}/openai/deployments/{model}/...?api-version=...`, `api-key` header."""
 
     dialect: ClassVar[str] = "azure"
+    capabilities: ClassVar[Capabilities] = Capabilities(embeddings=True)
 
     @classmethod
     def check(cls, deployment: DeploymentConfig) -> list[str]:

@@ -31,6 +31,8 @@ def check_providers(config: Config, source: str) -> None:
                 continue
             if group.kind == "embedding" and not cls.capabilities.embeddings:
                 problems.append(f"{path}.provider: {dep.provider!r} does not serve embeddings")
+            if (dep.adapter or dep.team_adapters) and not cls.capabilities.adapters:
+                problems.append(f"{path}.adapter: {dep.provider!r} does not serve LoRA adapters")
             problems.extend(f"{path}.{p}" for p in cls.check(dep))
     if problems:
         raise ConfigError(source, problems)

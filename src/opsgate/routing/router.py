@@ -58,6 +58,8 @@ class RouteState:
     """Set for a sensitive request: only deployments carrying one of these tags may serve it
     (with fallbacks too); none configured is a 403, never a quiet public call."""
     extra_headers: dict[str, str] = field(default_factory=dict)
+    team_id: str | None = None
+    """The caller's team: picks a deployment's per-team adapter (`team_adapters`)."""
     attempts: list[Attempt] = field(default_factory=list)
     deployment: Deployment | None = None
 
@@ -199,6 +201,7 @@ class Router:
             timeout=min(dep.config.timeout, remaining),
             stream_idle_timeout=dep.config.stream_idle_timeout,
             extra_headers=state.extra_headers,
+            adapter=dep.config.team_adapters.get(state.team_id or "") or dep.config.adapter,
         )
         started, t0 = time.time(), self._clock()
         dep.health.on_start()

@@ -19,7 +19,8 @@ from opsgate.cache.embed.base import Vectors
 from opsgate.rag.model import ChunkRow, Filters, Hit, KnowledgeBase, Reader
 from opsgate.rag.store.ann import decode_vectors
 from opsgate.rag.store.base import StoreUnavailableError
-from opsgate.rag.store.sql import HIT_COLUMNS, HIT_FROM, SqlStore, access_sql, filter_sql, hit_of
+from opsgate.rag.store.search_sql import HIT_COLUMNS, HIT_FROM, access_sql, filter_sql, hit_of
+from opsgate.rag.store.sql import SqlStore
 
 TSVECTOR = "c.tsv"
 """The chunks' stored `tsvector` (a generated column with a GIN index, v0013_rag)."""

@@ -1,5 +1,5 @@
-"""What both stores share: bases, documents and their ACL in plain SQLAlchemy Core, and the
-ACL clause every chunk-returning statement embeds. Backends add full-text and vector search."""
+"""What both stores share: bases, documents and their ACL in plain SQLAlchemy Core.
+Backends add full-text and vector search (with the shared clauses of `search_sql`)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opsgate.access.errors import ConflictError
-from opsgate.rag.model import (
-    ChunkRow,
-    ChunkSettings,
-    DocumentInfo,
-    Filters,
-    Hit,
-    KnowledgeBase,
-    Reader,
-    Retriever,
-)
+from opsgate.rag.model import ChunkRow, DocumentInfo, KnowledgeBase, Reader
 from opsgate.rag.store.base import PutOutcome
+from opsgate.rag.store.rows import base_of, chunk_values, doc_values, document_of
 from opsgate.store.tables.rag import (
     rag_chunks,
     rag_document_acl,
@@ -32,119 +24,6 @@ from opsgate.store.tables.rag import (
 )
 
 KB, DOC, ACL, CHUNK = rag_knowledge_bases, rag_documents, rag_document_acl, rag_chunks
-
-HIT_COLUMNS = (
-    "c.id AS chunk_id, c.document_id, d.path, d.title, c.seq, c.char_start, c.char_end, "
-    "c.text, c.heading_text, d.version, c.vector"
-)
-"""The columns every search selects (chunks `c`, documents `d`, bases `kb`)."""
-HIT_FROM = (
-    "rag_chunks c JOIN rag_documents d ON d.id = c.document_id "
-    "JOIN rag_knowledge_bases kb ON kb.id = c.kb_id"
-)
-
-
-def access_sql(reader: Reader, params: dict[str, Any]) -> str:
-    """The reader's ACL as SQL over `kb` and `d` (binds added to `params`): the base is of the
-    reader's team or of no team, and the document is open or lists one of the reader's
-    entries. Admins see everything."""
-    if reader.everything:
-        return "1 = 1"
-    params["acl_team"] = reader.team_id or ""
-    params["acl_open"] = True
-    names = []
-    for i, entry in enumerate(reader.entries):
-        params[f"acl_e{i}"] = entry
-        names.append(f":acl_e{i}")
-    listed = (
-        "EXISTS (SELECT 1 FROM rag_document_acl a WHERE a.document_id = d.id "
-        f"AND a.entry IN ({', '.join(names)}))"
-    )
-    team = "(kb.team_id = '' OR kb.team_id = :acl_team)"
-    return f"{team} AND (d.acl_open = :acl_open OR {listed})"
-
-
-def filter_sql(filters: Filters, params: dict[str, Any], tag_clause: str) -> str:
-    """Metadata filters as SQL over `d`; `tag_clause` has `{name}` for one tag's bind."""
-    parts: list[str] = []
-    if filters.paths:
-        ors = []
-        for i, prefix in enumerate(filters.paths):
-            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            params[f"f_path{i}"] = escaped + "%"
-            ors.append(f"d.path LIKE :f_path{i} ESCAPE '\\'")
-        parts.append("(" + " OR ".join(ors) + ")")
-    for i, tag in enumerate(filters.tags):
-        params[f"f_tag{i}"] = tag
-        parts.append(tag_clause.format(name=f"f_tag{i}"))
-    if filters.document_ids:
-        names = []
-        for i, doc_id in enumerate(filters.document_ids):
-            params[f"f_doc{i}"] = doc_id
-            names.append(f":f_doc{i}")
-        parts.append(f"d.id IN ({', '.join(names)})")
-    return " AND ".join(parts) if parts else "1 = 1"
-
-
-def hit_of(row: Mapping[Any, Any], score: float, retriever: Retriever, rank: int) -> Hit:
-    return Hit(
-        chunk_id=int(row["chunk_id"]),
-        document_id=row["document_id"],
-        path=row["path"],
-        title=row["title"],
-        seq=row["seq"],
-        start=row["char_start"],
-        end=row["char_end"],
-        text=row["text"],
-        heading_text=row["heading_text"],
-        score=score,
-        retrievers=(retriever,),
-        ranks={retriever: rank},
-        vector=row.get("vector"),
-        version=row["version"],
-    )
-
-
-def base_of(row: Mapping[Any, Any]) -> KnowledgeBase:
-    settings = row["settings"] or {}
-    return KnowledgeBase(
-        id=row["id"],
-        team_id=row["team_id"],
-        name=row["name"],
-        embedder=row["embedder"],
-        dim=row["dim"],
-        chunking=ChunkSettings(
-            int(settings.get("max_tokens", 256)), int(settings.get("overlap", 32))
-        ),
-        description=row["description"],
-        generation=row["generation"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        created_by=row["created_by"],
-        documents=int(row.get("documents") or 0),
-        chunks=int(row.get("chunks") or 0),
-    )
-
-
-def document_of(row: Mapping[Any, Any], acl: Sequence[str]) -> DocumentInfo:
-    return DocumentInfo(
-        id=row["id"],
-        kb_id=row["kb_id"],
-        path=row["path"],
-        title=row["title"],
-        format=row["format"],
-        content_hash=row["content_hash"],
-        version=row["version"],
-        chars=row["chars"],
-        chunk_count=row["chunk_count"],
-        tags=tuple(row["tags"] or ()),
-        meta=dict(row["meta"] or {}),
-        owner=row["owner"],
-        acl=tuple(acl),
-        end_user=row["end_user"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
 
 
 class SqlStore:
@@ -260,7 +139,7 @@ class SqlStore:
                 await conn.execute(
                     update(DOC)
                     .where(DOC.c.id == doc_id)
-                    .values(**_doc_values(doc, len(chunks)), version=version, updated_at=now)
+                    .values(**doc_values(doc, len(chunks)), version=version, updated_at=now)
                 )
             else:
                 doc_id = doc.id or "doc_" + os.urandom(12).hex()
@@ -272,7 +151,7 @@ class SqlStore:
                         version=1,
                         created_at=now,
                         updated_at=now,
-                        **_doc_values(doc, len(chunks)),
+                        **doc_values(doc, len(chunks)),
                     )
                 )
             if doc.acl:
@@ -303,7 +182,7 @@ class SqlStore:
     ) -> list[int]:
         if not chunks:
             return []
-        await conn.execute(insert(CHUNK), [_chunk_values(base, doc_id, c) for c in chunks])
+        await conn.execute(insert(CHUNK), [chunk_values(base, doc_id, c) for c in chunks])
         picked = select(CHUNK.c.id).where(CHUNK.c.document_id == doc_id).order_by(CHUNK.c.seq)
         return [int(r[0]) for r in await conn.execute(picked)]
 
@@ -388,32 +267,3 @@ class SqlStore:
         for row in rows:
             await self._replaced(base_of(row), bases.get(row["id"], []), [], [])
         return {"rag_documents": len(docs), "rag_chunks": sum(map(len, bases.values()))}
-
-
-def _doc_values(doc: DocumentInfo, chunk_count: int) -> dict[str, Any]:
-    return {
-        "title": doc.title,
-        "format": doc.format,
-        "content_hash": doc.content_hash,
-        "chars": doc.chars,
-        "chunk_count": chunk_count,
-        "tags": list(doc.tags),
-        "meta": dict(doc.meta),
-        "owner": doc.owner,
-        "acl_open": not doc.acl,
-        "end_user": doc.end_user,
-    }
-
-
-def _chunk_values(base: KnowledgeBase, doc_id: str, chunk: ChunkRow) -> dict[str, Any]:
-    return {
-        "kb_id": base.id,
-        "document_id": doc_id,
-        "seq": chunk.seq,
-        "char_start": chunk.start,
-        "char_end": chunk.end,
-        "tokens": chunk.tokens,
-        "heading_text": chunk.heading_text,
-        "text": chunk.text,
-        "vector": chunk.vector,
-    }

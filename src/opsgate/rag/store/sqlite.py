@@ -20,7 +20,8 @@ from opsgate.cache.embed.hashing import STOP_WORDS
 from opsgate.rag.model import Filters, Hit, KnowledgeBase, Reader
 from opsgate.rag.store.ann import EXACT_BELOW, AnnIndexes, decode_vectors
 from opsgate.rag.store.base import StoreUnavailableError
-from opsgate.rag.store.sql import HIT_COLUMNS, HIT_FROM, SqlStore, access_sql, filter_sql, hit_of
+from opsgate.rag.store.search_sql import HIT_COLUMNS, HIT_FROM, access_sql, filter_sql, hit_of
+from opsgate.rag.store.sql import SqlStore
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 TAG_CLAUSE = "EXISTS (SELECT 1 FROM json_each(d.tags) t WHERE t.value = :{name})"

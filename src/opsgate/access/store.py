@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Table, and_, delete, exists, func, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opsgate.access.errors import AccessStoreUnavailableError, ConflictError
@@ -27,9 +27,9 @@ from opsgate.access.records import (
     limits_from_json,
     limits_to_json,
 )
+from opsgate.store.connections import bump_changes, changes_version, reading, writing
 from opsgate.store.tables.access import access_version, api_keys, teams, users
 
-_DOWN = (OSError, TimeoutError, SQLAlchemyError)
 _NOUNS = {"teams": "team", "users": "user", "api_keys": "key"}
 KeyAndTeam = tuple[KeyRecord, Scope | None, str | None]
 """A key, its team's policy and its team's name (None when it has no team, or it is gone)."""
@@ -144,37 +144,26 @@ class AccessStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._engine.connect() as conn:
-                yield conn
-        except _DOWN as exc:
-            raise AccessStoreUnavailableError() from exc
+    def _read(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return reading(self._engine, AccessStoreUnavailableError)
 
     @contextlib.asynccontextmanager
     async def _change(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction that also bumps the change counter other replicas poll."""
         try:
-            async with self._engine.begin() as conn:
+            async with writing(
+                self._engine, AccessStoreUnavailableError, passing=(IntegrityError,)
+            ) as conn:
                 yield conn
-                bump = access_version.c.version + 1
-                await conn.execute(
-                    update(access_version).where(access_version.c.id == 1).values(version=bump)
-                )
+                await conn.execute(bump_changes(access_version))
         except IntegrityError:
             raise ConflictError("that id or name is already taken") from None
-        except _DOWN as exc:
-            raise AccessStoreUnavailableError() from exc
 
     # --- the hot path's reads ----------------------------------------------------------------
 
     async def version(self) -> int:
         async with self._read() as conn:
-            value = await conn.scalar(
-                select(access_version.c.version).where(access_version.c.id == 1)
-            )
-        return int(value or 0)
+            return await changes_version(conn, access_version)
 
     async def has_keys(self) -> bool:
         async with self._read() as conn:

@@ -5,7 +5,9 @@ in the score store, and team isolation through the chat path."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -20,8 +22,11 @@ pytestmark = pytest.mark.integration
 QUESTION = [{"role": "user", "content": "How many vacation days do employees get?"}]
 
 
-def sdk(gw: GatewayServer, key: str = MASTER) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.url, api_key=key, max_retries=0)
+@contextlib.contextmanager
+def sdk(gw: GatewayServer, key: str = MASTER) -> Iterator[openai.OpenAI]:
+    """The official client for `gw` as `key`, closed (its connection pool too) on leaving."""
+    with openai.OpenAI(base_url=gw.url, api_key=key, max_retries=0) as api:
+        yield api
 
 
 def _handbook(gw: GatewayServer) -> None:
@@ -44,12 +49,13 @@ def test_citations_in_json_and_in_the_stream(
     gw = start(gateway, fake)
     _handbook(gw)
     fake.default = Reply(text="Employees get 30 vacation days per year [1].")
-    raw = sdk(gw).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini",
-        messages=QUESTION,  # type: ignore[arg-type]
-        extra_body={"knowledge_base": {"name": "handbook", "top_k": 2}},
-    )
-    answer = raw.parse()
+    with sdk(gw) as api:
+        raw = api.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=QUESTION,  # type: ignore[arg-type]
+            extra_body={"knowledge_base": {"name": "handbook", "top_k": 2}},
+        )
+        answer = raw.parse()
     assert raw.headers["x-opsgate-retrieval"] == "2"
     cited: list[dict[str, Any]] = (answer.model_extra or {})["citations"]
     assert [c["index"] for c in cited] == [1, 2]
@@ -64,13 +70,16 @@ def test_citations_in_json_and_in_the_stream(
     spans = {s["name"]: s for s in trace.get("spans", [])}
     assert spans["retrieval"]["attributes"]["rag.hits"] == 2
 
-    stream = sdk(gw).chat.completions.create(
-        model="gpt-4o-mini",
-        messages=QUESTION,  # type: ignore[arg-type]
-        stream=True,
-        extra_body={"knowledge_base": "handbook"},
-    )
-    chunks = list(stream)
+    with (
+        sdk(gw) as api,
+        api.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=QUESTION,  # type: ignore[arg-type]
+            stream=True,
+            extra_body={"knowledge_base": "handbook"},
+        ) as stream,
+    ):
+        chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "30 vacation days" in text
     final = chunks[-1]
@@ -85,11 +94,12 @@ def test_grounding_score_lands_in_the_score_store(
     gw = start(gateway, fake)
     _handbook(gw)
     fake.default = Reply(text="30 vacation days")
-    raw = sdk(gw).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini",
-        messages=QUESTION,  # type: ignore[arg-type]
-        extra_body={"knowledge_base": "handbook"},
-    )
+    with sdk(gw) as api:
+        raw = api.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=QUESTION,  # type: ignore[arg-type]
+            extra_body={"knowledge_base": "handbook"},
+        )
     trace_id = raw.headers["x-opsgate-trace-id"]
     deadline = time.monotonic() + 30
     scores: list[dict[str, Any]] = []
@@ -110,12 +120,13 @@ def test_a_poisoned_chunk_is_dropped_or_blocks(
     _handbook(gw)
     with client(gw) as c:
         ingest(c, "handbook", {"poisoned.md": f"# Vacation policy\n\n{ATTACK}"})
-    raw = sdk(gw).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini",
-        messages=QUESTION,  # type: ignore[arg-type]
-        extra_body={"knowledge_base": {"name": "handbook", "top_k": 4}},
-    )
-    cited = (raw.parse().model_extra or {})["citations"]
+    with sdk(gw) as api:
+        raw = api.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=QUESTION,  # type: ignore[arg-type]
+            extra_body={"knowledge_base": {"name": "handbook", "top_k": 4}},
+        )
+        cited = (raw.parse().model_extra or {})["citations"]
     assert "poisoned.md" not in [c["path"] for c in cited]
     assert "DAN" not in _system_text(fake)
     trace = trace_of(gw, raw.headers["x-opsgate-trace-id"])
@@ -123,8 +134,8 @@ def test_a_poisoned_chunk_is_dropped_or_blocks(
     assert span["attributes"]["rag.dropped"] == 1
 
     blocking = start(gateway, fake, injection="block")  # the same database: the same bases
-    with pytest.raises(openai.BadRequestError) as exc:
-        sdk(blocking).chat.completions.create(
+    with sdk(blocking) as api, pytest.raises(openai.BadRequestError) as exc:
+        api.chat.completions.create(
             model="gpt-4o-mini",
             messages=QUESTION,  # type: ignore[arg-type]
             extra_body={"knowledge_base": {"name": "handbook", "top_k": 4}},
@@ -143,15 +154,16 @@ def test_bad_knowledge_base_fields_and_unknown_bases(
         ({"name": "handbook", "bogus": 1}, 400, "invalid_knowledge_base"),
         (17, 400, "invalid_knowledge_base"),
     ]
-    for value, status, code in cases:
-        with pytest.raises(openai.APIStatusError) as exc:
-            sdk(gw).chat.completions.create(
-                model="gpt-4o-mini",
-                messages=QUESTION,  # type: ignore[arg-type]
-                extra_body={"knowledge_base": value},
-            )
-        assert exc.value.status_code == status, value
-        assert exc.value.code == code  # type: ignore[attr-defined]
+    with sdk(gw) as api:
+        for value, status, code in cases:
+            with pytest.raises(openai.APIStatusError) as exc:
+                api.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=QUESTION,  # type: ignore[arg-type]
+                    extra_body={"knowledge_base": value},
+                )
+            assert exc.value.status_code == status, value
+            assert exc.value.code == code  # type: ignore[attr-defined]
 
 
 def test_team_b_cannot_reach_team_a_through_chat_search_or_listing(
@@ -182,17 +194,18 @@ def test_team_b_cannot_reach_team_a_through_chat_search_or_listing(
             == 404
         )
         assert b.delete(f"{KB}/secrets").status_code == 404
-    with pytest.raises(openai.NotFoundError):
-        sdk(gw, keys["b"]).chat.completions.create(
+    with sdk(gw, keys["b"]) as api_b, pytest.raises(openai.NotFoundError):
+        api_b.chat.completions.create(
             model="gpt-4o-mini",
             messages=QUESTION,  # type: ignore[arg-type]
             extra_body={"knowledge_base": "secrets"},
         )
-    answer = sdk(gw, keys["a"]).chat.completions.create(
-        model="gpt-4o-mini",
-        messages=QUESTION,  # type: ignore[arg-type]
-        extra_body={"knowledge_base": "secrets"},
-    )
+    with sdk(gw, keys["a"]) as api_a:
+        answer = api_a.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=QUESTION,  # type: ignore[arg-type]
+            extra_body={"knowledge_base": "secrets"},
+        )
     assert (answer.model_extra or {})["citations"][0]["path"] == "plan.md"
 
 
@@ -207,7 +220,8 @@ def test_binding_in_config_and_upload_limits(
         max_upload_bytes=4096,
     )
     _handbook(gw)
-    answer = sdk(gw).chat.completions.create(model="gpt-4o-mini", messages=QUESTION)  # type: ignore[arg-type]
+    with sdk(gw) as api:
+        answer = api.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)  # type: ignore[arg-type]
     assert len((answer.model_extra or {})["citations"]) == 1
     with client(gw) as c:
         big = {"documents": [{"path": "big.txt", "text": "x" * 10_000}]}

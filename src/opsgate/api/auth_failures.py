@@ -2,8 +2,8 @@
 alert (alerts/security.py).
 
 It sits outside every other layer, so it sees the 401s of the OpenAI routes, the admin API
-(answered by the access middleware) and the dashboard alike. Its cost on a request is one
-status comparison; a 401 adds a dictionary look-up and a deque append.
+(answered by the access middleware) and the dashboard alike. Its cost on a request is a
+wrapped `send` and one status comparison; a 401 adds a dictionary look-up and a deque append.
 """
 
 from __future__ import annotations

@@ -83,8 +83,8 @@ class JobRunner:
                 if job is not None:
                     await self._run(job)
                     continue
-            except Exception:  # a database outage: try again at the next poll
-                log.exception("tuning runner")
+            except Exception as exc:  # a database outage: try again at the next poll
+                log.warning("tuning runner: %s", exc)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._config().poll)
@@ -134,8 +134,8 @@ class JobRunner:
             try:
                 await self._store.update(job_id, state.values(self._clock()))
                 current = await self._store.job(job_id)
-            except Exception:
-                log.exception("tuning heartbeat of %s", job_id)
+            except Exception as exc:
+                log.warning("tuning heartbeat of %s: %s", job_id, exc)
                 continue
             if self._closing or (current is not None and current["cancel_requested"]):
                 (folder / STOP_FILE).touch()

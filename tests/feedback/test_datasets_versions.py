@@ -15,12 +15,13 @@ from opsgate.audit import AuditLog
 from opsgate.config.feedback import MetricConfig
 from opsgate.errors import OpsgateError
 from opsgate.feedback import SqlScoreStore
+from opsgate.feedback.datasets.changes import DatasetBusyError
 from opsgate.feedback.datasets.export import export_redactor
 from opsgate.feedback.datasets.holder import DatasetRows
 from opsgate.feedback.datasets.requests import DatasetCreate, DatasetRemove, RowSources
 from opsgate.feedback.datasets.rows import unseal
 from opsgate.feedback.datasets.service import DatasetService
-from opsgate.feedback.datasets.store import DatasetBusyError, DatasetStore
+from opsgate.feedback.datasets.store import DatasetStore
 from opsgate.store import dispose_engine, make_engine
 from opsgate.store.crypto import BodyCipher, Keyring
 from tests.store.conftest import Backend, backend, empty_backend  # noqa: F401

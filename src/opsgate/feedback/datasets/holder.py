@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.feedback.datasets.rows import unseal
-from opsgate.feedback.datasets.store import stored_row
+from opsgate.feedback.datasets.stored import stored_row
 from opsgate.store.crypto import BodyCipher, DecryptionError
 from opsgate.store.tables.datasets import dataset_rows
 

@@ -19,10 +19,11 @@ from opsgate.api.responses import JSONResponse
 from opsgate.errors import BadRequestError
 from opsgate.feedback.datasets import importer
 from opsgate.feedback.datasets.export import report_json
+from opsgate.feedback.datasets.filling import ChangeResult
 from opsgate.feedback.datasets.model import DatasetInfo, StoredRow, VersionInfo
 from opsgate.feedback.datasets.requests import DatasetCreate, DatasetRemove, RowSources
 from opsgate.feedback.datasets.rows import RowContent
-from opsgate.feedback.datasets.service import ChangeResult, DatasetService
+from opsgate.feedback.datasets.service import DatasetService
 from opsgate.web.admin import AdminCall, admin_route
 from opsgate.web.queries import flag
 

@@ -255,3 +255,21 @@ def test_a_restart_resumes_a_running_job_from_its_checkpoint(tmp_path: Path) -> 
         audit = admin.ok("GET", "/admin/v1/audit", params={"action": "tuning.job.finish"})["data"]
         assert sorted(e["detail"]["status"] for e in audit) == ["queued", "succeeded"]
         assert admin.ok("GET", f"{ADAPTERS}/long")["job_id"] == job["id"]
+
+
+def test_a_job_that_cannot_load_its_base_fails_clearly_and_the_gateway_serves_on(
+    world: tuple[Client, World], tmp_path: Path
+) -> None:
+    admin, _ = world
+    base = tiny_base(tmp_path / "base")
+    (base / "model.safetensors").write_bytes(b"not a safetensors file")  # passes the fingerprint
+    _dataset(admin, "colours", _rows())
+    body = {"dataset": "colours", "base": str(base), "adapter": "broken"}
+    job = admin.ok("POST", JOBS, body)
+    failed = _wait(admin, job["id"], lambda j: j["status"] in FINAL)
+    assert failed["status"] == "failed" and failed["steps"] == 0
+    assert failed["error"] and "Traceback" not in failed["error"], failed["error"]
+    _error(admin.call("GET", f"{ADAPTERS}/broken"), 404, "adapter_not_found")
+    assert admin.ok("GET", JOBS)["data"][0]["status"] == "failed"  # the gateway still answers
+    resumed = admin.ok("POST", f"{JOBS}/{job['id']}/resume")  # a failed job may be retried
+    assert resumed["status"] in ("queued", "running") and resumed["error"] is None

@@ -32,6 +32,8 @@ MARK = b"@opsgate "
 JOB_FILE = "job.json"
 DATA_FILE = "data.jsonl"
 STOP_FILE = "STOP"
+SHUTDOWN_WAIT = 60.0
+"""Seconds a running worker gets at shutdown to save its checkpoint and stop."""
 ACTOR = "tuning"
 """The actor of the runner's own audit entries (a job succeeding, failing, stopping)."""
 
@@ -72,8 +74,14 @@ class JobRunner:
         self._poke.set()
         self._wake.set()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), SHUTDOWN_WAIT)
+            except TimeoutError:  # a worker that does not stop is killed; its job, still
+                self._task.cancel()  # `running`, is taken up once its heart is stale
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            except asyncio.CancelledError:
+                pass
             self._task = None
 
     async def _loop(self) -> None:
@@ -115,6 +123,9 @@ class JobRunner:
                 if line.startswith(MARK):
                     state.take(orjson.loads(line[len(MARK) :]))
             await proc.wait()
+        except BaseException:
+            err.cancel()
+            raise
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,9 @@ def main(argv: list[str]) -> int:
             "error",
             message="out of memory: lower batch_size or max_length, or use a bigger machine",
         )
+    except Exception as exc:  # anything else: a clear line for the job, the traceback on stderr
+        traceback.print_exc()
+        emit("error", message=f"{type(exc).__name__}: {exc}"[:2000])
     return 1
 
 

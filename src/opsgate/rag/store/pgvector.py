@@ -3,22 +3,32 @@ knowledge base (a partial expression index with the base's dimension), and full 
 the stored `tsv` column and its GIN index (migration v0013_rag). The ACL, the filters and the
 ranking are one statement; pgvector's iterative index scan (0.8+) keeps looking when the ACL or
 a filter hides the nearest chunks, instead of returning fewer than asked.
+
+Without pgvector (`rag.postgres_vectors`: `auto`, the default, or `local`) vectors are searched
+in an in-process usearch index per replica, built from the chunks' stored vectors (`LocalVectors`,
+as the embedded store does): documents, chunks and full text stay in PostgreSQL, shared by every
+replica. Once the extension is installed, start-up adds the column, fills it from the stored
+vectors and makes the missing HNSW indexes. `pgvector` refuses to run without it (503 with how to
+install it).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opsgate.cache.embed.base import Vectors
 from opsgate.rag.model import ChunkRow, Filters, Hit, KnowledgeBase, Reader
-from opsgate.rag.store.ann import decode_vectors
+from opsgate.rag.store.ann import EXACT_BELOW, decode_vectors
 from opsgate.rag.store.base import StoreUnavailableError
+from opsgate.rag.store.local_vectors import LocalVectors
 from opsgate.rag.store.search_sql import HIT_COLUMNS, HIT_FROM, access_sql, filter_sql, hit_of
 from opsgate.rag.store.sql import SqlStore
 
@@ -26,6 +36,14 @@ TSVECTOR = "c.tsv"
 """The chunks' stored `tsvector` (a generated column with a GIN index, v0013_rag)."""
 TAG_CLAUSE = "jsonb_exists(d.tags, :{name})"
 EF_SEARCH = 100
+BACKFILL_BATCH = 1000
+VectorMode = Literal["auto", "pgvector", "local"]
+INSTALL = (
+    "install pgvector on the server (https://github.com/pgvector/pgvector#installation, e.g. "
+    "apt install postgresql-<version>-pgvector) and let the gateway's user run CREATE EXTENSION "
+    "vector, or set rag.postgres_vectors: auto to search vectors in-process"
+)
+log = logging.getLogger("opsgate.rag")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _KB_ID = re.compile(r"^kb_[0-9a-f]{16}$")
 
@@ -49,37 +67,104 @@ def _index_name(base: KnowledgeBase) -> str:
 class PgVectorStore(SqlStore):
     kind = "pgvector"
 
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        vectors: VectorMode = "pgvector",
+        index_folder: Path | None = None,
+        exact_below: int = EXACT_BELOW,
+    ) -> None:
+        super().__init__(engine)
+        self.mode: VectorMode = vectors
+        self.index_folder = index_folder
+        self.exact_below = exact_below
+        self.embedding_column = True
+        """Whether `rag_chunks.embedding` exists (written on insert even when searched locally)."""
+        self.local: LocalVectors | None = None
+        """The in-process index, when vectors are not searched with pgvector."""
+        self.fallback: str | None = None
+        """Why vectors are searched in-process (None with pgvector)."""
+
     async def start(self) -> None:
         try:
             async with self.engine.begin() as conn:
-                if not await _has_embedding(conn):
-                    await _add_embedding(conn)
+                await _check_tables(conn)
+                self.embedding_column = await _has_embedding(conn)
+            missing = None if self.embedding_column else await self._enable_pgvector()
         except (DBAPIError, OSError) as exc:
             raise StoreUnavailableError(
                 f"PostgreSQL cannot hold knowledge bases: {_reason(exc)}"
             ) from None
+        if missing is None and self.mode != "local":
+            self.local, self.fallback, self.kind = None, None, "pgvector"
+            return
+        if self.mode == "pgvector":
+            raise StoreUnavailableError(f"{missing}: {INSTALL}")
+        self.fallback = missing or "rag.postgres_vectors is local"
+        self.local = LocalVectors(
+            self.engine, self.index_folder, TAG_CLAUSE, exact_below=self.exact_below
+        )
+        self.kind = "postgres+usearch"
+        if self.mode == "auto":
+            log.warning(
+                "knowledge bases: %s; vectors are searched in an in-process index built from "
+                "the chunks table (rag.postgres_vectors: auto). For pgvector: %s",
+                missing,
+                INSTALL,
+            )
 
-    async def aclose(self) -> None:
+    async def _enable_pgvector(self) -> str | None:
+        """Create the extension and the column the migration skipped, then fill it; the reason
+        when the server cannot (None when done). Skipped under `local`."""
+        if self.mode == "local":
+            return "rag.postgres_vectors is local"
+        async with self.engine.begin() as conn:
+            offered = await conn.execute(
+                text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+            )
+            if offered.first() is None:
+                return "PostgreSQL has no pgvector extension (`vector`)"
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+                await conn.execute(
+                    text("ALTER TABLE rag_chunks ADD COLUMN IF NOT EXISTS embedding vector")
+                )
+                await _backfill(conn)
+        except ProgrammingError as exc:
+            return f"cannot enable pgvector ({_reason(exc)})"
+        self.embedding_column = True
         return None
 
+    async def aclose(self) -> None:
+        if self.local is not None:
+            await self.local.ann.save()
+
+    async def flush(self) -> None:
+        if self.local is not None:
+            await self.local.ann.save()
+
+    async def _replaced(self, base: KnowledgeBase, gone: Any, added: Any, rows: Any) -> None:
+        if self.local is not None:
+            self.local.ann.forget(base, list(gone))
+
     async def _base_created(self, conn: AsyncConnection, base: KnowledgeBase) -> None:
-        await conn.execute(
-            text(
-                f"CREATE INDEX {_index_name(base)} ON rag_chunks USING hnsw "
-                f"((embedding::vector({int(base.dim)})) vector_cosine_ops) "
-                f"WHERE kb_id = '{base.id}'"
-            )
-        )
+        if self.embedding_column:
+            await conn.execute(text(_hnsw_sql(base)))
 
     async def _base_dropped(self, base: KnowledgeBase) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(text(f"DROP INDEX IF EXISTS {_index_name(base)}"))
+        if self.local is not None:
+            self.local.ann.drop(base)
+        if self.embedding_column:
+            async with self.engine.begin() as conn:
+                await conn.execute(text(f"DROP INDEX IF EXISTS {_index_name(base)}"))
 
     async def _insert_chunks(
         self, conn: AsyncConnection, base: KnowledgeBase, doc_id: str, chunks: Sequence[ChunkRow]
     ) -> list[int]:
-        if not chunks:
-            return []
+        if not chunks or not self.embedding_column:
+            return await super()._insert_chunks(conn, base, doc_id, chunks)
         vectors = decode_vectors([c.vector for c in chunks], base.dim)
         rows = [
             {
@@ -128,6 +213,8 @@ class PgVectorStore(SqlStore):
     async def vector_search(
         self, base: KnowledgeBase, vector: Vectors, k: int, reader: Reader, filters: Filters
     ) -> list[Hit]:
+        if self.local is not None:
+            return await self.local.search(base, vector, k, reader, filters)
         dim = int(base.dim)
         params: dict[str, Any] = {"q": vector_text(vector.reshape(-1)), "kb": base.id, "k": k}
         where = f"{access_sql(reader, params)} AND {filter_sql(filters, params, TAG_CLAUSE)}"
@@ -156,26 +243,49 @@ async def _has_embedding(conn: AsyncConnection) -> bool:
     return found.first() is not None
 
 
-async def _add_embedding(conn: AsyncConnection) -> None:
-    """The column the migration skipped because the extension was missing then."""
+async def _check_tables(conn: AsyncConnection) -> None:
     tables = await conn.execute(text("SELECT to_regclass('rag_chunks') IS NOT NULL"))
     if not tables.scalar():
         raise StoreUnavailableError("the knowledge-base tables are not migrated yet (v0013_rag)")
-    offered = await conn.execute(
-        text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+
+
+def _hnsw_sql(base: KnowledgeBase, *, if_missing: bool = False) -> str:
+    exists = "IF NOT EXISTS " if if_missing else ""
+    return (
+        f"CREATE INDEX {exists}{_index_name(base)} ON rag_chunks USING hnsw "
+        f"((embedding::vector({int(base.dim)})) vector_cosine_ops) WHERE kb_id = '{base.id}'"
     )
-    if offered.first() is None:
-        raise StoreUnavailableError(
-            "PostgreSQL has no pgvector extension (`vector`): install pgvector on the server, "
-            "or use the embedded SQLite store"
+
+
+async def _backfill(conn: AsyncConnection) -> None:
+    """Chunks stored while vectors were searched in-process get their `embedding` from the
+    stored float32 bytes, and every base its HNSW index (once pgvector is installed)."""
+    bases = (await conn.execute(text("SELECT id, dim FROM rag_knowledge_bases"))).all()
+    dims = {str(kb_id): int(dim) for kb_id, dim in bases}
+    after = 0
+    while True:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT id, kb_id, vector FROM rag_chunks WHERE embedding IS NULL "
+                    "AND id > :after ORDER BY id LIMIT :n"
+                ),
+                {"after": after, "n": BACKFILL_BATCH},
+            )
+        ).all()
+        if not rows:
+            break
+        values = [
+            {"id": r[0], "e": vector_text(decode_vectors([bytes(r[2])], dims[r[1]])[0])}
+            for r in rows
+        ]
+        await conn.execute(
+            text("UPDATE rag_chunks SET embedding = CAST(:e AS vector) WHERE id = :id"), values
         )
-    try:
-        await conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
-        await conn.execute(text("ALTER TABLE rag_chunks ADD COLUMN IF NOT EXISTS embedding vector"))
-    except ProgrammingError as exc:
-        raise StoreUnavailableError(
-            f"cannot enable pgvector ({_reason(exc)}): run CREATE EXTENSION vector as a superuser"
-        ) from None
+        after = int(rows[-1][0])
+    for kb_id, dim in dims.items():
+        base = KnowledgeBase(id=kb_id, team_id="", name="", embedder="", dim=dim)
+        await conn.execute(text(_hnsw_sql(base, if_missing=True)))
 
 
 def _reason(exc: BaseException) -> str:

@@ -11,22 +11,21 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.cache.embed.base import Vectors
 from opsgate.cache.embed.hashing import STOP_WORDS
 from opsgate.rag.model import Filters, Hit, KnowledgeBase, Reader
-from opsgate.rag.store.ann import EXACT_BELOW, AnnIndexes, decode_vectors
+from opsgate.rag.store.ann import EXACT_BELOW
 from opsgate.rag.store.base import StoreUnavailableError
-from opsgate.rag.store.search_sql import HIT_COLUMNS, HIT_FROM, access_sql, filter_sql, hit_of
+from opsgate.rag.store.local_vectors import OVERSAMPLE, LocalVectors
+from opsgate.rag.store.search_sql import HIT_COLUMNS, access_sql, filter_sql, hit_of
 from opsgate.rag.store.sql import SqlStore
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 TAG_CLAUSE = "EXISTS (SELECT 1 FROM json_each(d.tags) t WHERE t.value = :{name})"
 MAX_QUERY_TERMS = 64
-OVERSAMPLE = 4
 
 
 def fts_query(query: str) -> str:
@@ -44,7 +43,8 @@ class SqliteStore(SqlStore):
         self, engine: AsyncEngine, index_folder: Path | None, *, exact_below: int = EXACT_BELOW
     ) -> None:
         super().__init__(engine)
-        self.ann = AnnIndexes(engine, index_folder, exact_below=exact_below)
+        self.vectors = LocalVectors(engine, index_folder, TAG_CLAUSE, exact_below=exact_below)
+        self.ann = self.vectors.ann
 
     async def start(self) -> None:
         async with self.engine.connect() as conn:
@@ -128,52 +128,7 @@ class SqliteStore(SqlStore):
     async def vector_search(
         self, base: KnowledgeBase, vector: Vectors, k: int, reader: Reader, filters: Filters
     ) -> list[Hit]:
-        index = await self.ann.index_for(base)
-        if index is None:
-            return await self._exact(base, vector, k, reader, filters)
-        want = max(k * OVERSAMPLE, 32)
-        for _ in range(3):
-            found = index.search(vector, want)
-            if not found:
-                return []
-            hits = await self._visible(base, dict(found), reader, filters)
-            if len(hits) >= k or len(found) < want:
-                return hits[:k]
-            want *= 8  # the ACL or a filter hid most candidates: look further
-        return await self._exact(base, vector, k, reader, filters)
-
-    async def _visible(
-        self, base: KnowledgeBase, found: dict[int, float], reader: Reader, filters: Filters
-    ) -> list[Hit]:
-        params: dict[str, Any] = {"kb": base.id, "ids": list(found)}
-        where = f"{access_sql(reader, params)} AND {filter_sql(filters, params, TAG_CLAUSE)}"
-        sql = text(
-            f"SELECT {HIT_COLUMNS} FROM {HIT_FROM} WHERE c.id IN :ids AND c.kb_id = :kb AND {where}"
-        ).bindparams(bindparam("ids", expanding=True))
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(sql, params)).mappings().all()
-        rows = sorted(rows, key=lambda r: -found[int(r["chunk_id"])])
-        return [
-            hit_of(r, found[int(r["chunk_id"])], "vector", i) for i, r in enumerate(rows, start=1)
-        ]
-
-    async def _exact(
-        self, base: KnowledgeBase, vector: Vectors, k: int, reader: Reader, filters: Filters
-    ) -> list[Hit]:
-        params: dict[str, Any] = {"kb": base.id}
-        where = f"{access_sql(reader, params)} AND {filter_sql(filters, params, TAG_CLAUSE)}"
-        sql = f"SELECT {HIT_COLUMNS} FROM {HIT_FROM} WHERE c.kb_id = :kb AND {where}"
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(text(sql), params)).mappings().all()
-        if not rows:
-            return []
-        matrix = decode_vectors([r["vector"] for r in rows], base.dim)
-        scores = matrix @ vector.reshape(-1).astype(np.float32)
-        top = np.argsort(-scores)[:k]
-        return [
-            hit_of(rows[i], float(scores[i]), "vector", rank)
-            for rank, i in enumerate(top.tolist(), start=1)
-        ]
+        return await self.vectors.search(base, vector, k, reader, filters)
 
 
 _FTS_JOIN = (

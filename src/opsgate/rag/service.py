@@ -20,6 +20,7 @@ from opsgate.guard.inspection import Scanner
 from opsgate.guard.service import load_injection
 from opsgate.rag.ingest import Ingestor, IngestResult, Progress, Upload
 from opsgate.rag.model import ChunkSettings, DocumentInfo, Filters, KnowledgeBase, Reader
+from opsgate.rag.queries import QueryVectors
 from opsgate.rag.retrieve import Mode, Retrieval, SearchOptions, retrieve
 from opsgate.rag.store.base import KnowledgeStore, StoreUnavailableError
 
@@ -40,6 +41,9 @@ class KnowledgeService:
         self.unavailable: str | None = None
         """Why knowledge bases are off on this gateway (None when they work)."""
         self._scanner: tuple[GuardConfig, Scanner] | None = None
+        self.queries = QueryVectors()
+        """Recent query vectors (by embedder name and text): a repeated question skips the
+        embedder."""
 
     async def start(self) -> None:
         try:
@@ -57,6 +61,7 @@ class KnowledgeService:
     def reload(self, config: RagConfig) -> None:
         if config.embedder != self.config.embedder:
             self._embedder = None  # built again on next use
+            self.queries.clear()
         self.config = config
 
     async def embedder(self) -> Embedder:
@@ -236,7 +241,7 @@ class KnowledgeService:
                 param="query",
             )
         base = await self.find(who, name, team_id)
-        embedder = await self._embedder_for(base)
+        embedder = self.queries.around(await self._embedder_for(base))
         found = await retrieve(self.store, embedder, base, query, Reader.of(who), options)
         return base, found
 

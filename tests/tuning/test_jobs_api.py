@@ -122,6 +122,7 @@ def test_a_job_trains_registers_an_adapter_and_is_tainted_by_an_erasure(
     assert done["steps"] == done["total_steps"] == len(done["losses"]) > 10
     assert sum(done["losses"][-3:]) < sum(done["losses"][:3]) / 2
     assert done["metrics"]["validation_after"] < done["metrics"]["validation_before"]
+    assert done["metrics"]["cpu_seconds"] > 0
 
     adapter = lead.ok("GET", f"{ADAPTERS}/colours-a")
     assert adapter["job_id"] == job["id"] and adapter["dataset_id"] == dataset
@@ -251,6 +252,7 @@ def test_a_restart_resumes_a_running_job_from_its_checkpoint(tmp_path: Path) -> 
         assert done["status"] == "succeeded", done
         assert done["steps"] == done["total_steps"] == len(done["losses"])
         assert done["metrics"]["resumed_from"] >= before["steps"] - 1
+        assert done["metrics"]["cpu_seconds"] > 0  # both workers' CPU time
         assert done["losses"][:2] == before["losses"][:2]
         audit = admin.ok("GET", "/admin/v1/audit", params={"action": "tuning.job.finish"})["data"]
         assert sorted(e["detail"]["status"] for e in audit) == ["queued", "succeeded"]

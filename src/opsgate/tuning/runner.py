@@ -153,13 +153,16 @@ class JobRunner:
 
     async def _finish(self, job: dict[str, Any], folder: Path, state: _Progress, err: str) -> None:
         now = self._clock()
-        values = {**state.values(now), "heartbeat_at": None}
         current = await self._store.job(job["id"])
+        spent = float((current or job)["metrics"].get("cpu_seconds", 0.0))
+        values = {**state.values(now), "heartbeat_at": None}
+        values["metrics"] = {**state.metrics(), "cpu_seconds": round(spent + state.cpu, 3)}
         event = state.last.get("event")
         if event == "done":
-            values |= {"status": "succeeded", "finished_at": now, "metrics": state.metrics()}
+            values |= {"status": "succeeded", "finished_at": now}
             try:
-                await self._store.insert_adapter(_adapter_row(current or job, folder, state, now))
+                row = _adapter_row(current or job, folder, state, now, values["metrics"])
+                await self._store.insert_adapter(row)
             except Exception as exc:  # the name was taken meanwhile
                 values |= {"status": "failed", "error": f"registering the adapter: {exc}"}
         elif event == "cancelled" and self._closing and not (current or {}).get("cancel_requested"):
@@ -186,6 +189,8 @@ class _Progress:
         self.steps = len(losses)
         self.total: int | None = None
         self.last: dict[str, Any] = {}
+        self.cpu = 0.0
+        """CPU seconds of this worker (its start-up included), from its last event."""
 
     def take(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -196,6 +201,7 @@ class _Progress:
         elif kind == "start":
             self.total = int(event["total_steps"])
         self.last = event if kind != "step" else self.last
+        self.cpu = float(event.get("cpu_seconds", self.cpu))
 
     def values(self, now: float) -> dict[str, Any]:
         out: dict[str, Any] = {"steps": self.steps, "losses": self.losses, "updated_at": now}
@@ -209,7 +215,9 @@ class _Progress:
         return {k: self.last[k] for k in keys if k in self.last}
 
 
-def _adapter_row(job: dict[str, Any], folder: Path, state: _Progress, now: float) -> dict[str, Any]:
+def _adapter_row(
+    job: dict[str, Any], folder: Path, state: _Progress, now: float, metrics: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "name": job["adapter"],
         "team_id": job["team_id"],
@@ -218,7 +226,7 @@ def _adapter_row(job: dict[str, Any], folder: Path, state: _Progress, now: float
         "dataset_id": job["dataset_id"],
         "dataset_version": job["dataset_version"],
         "job_id": job["id"],
-        "metrics": {**state.metrics(), "steps": state.steps, **job["examples"]},
+        "metrics": {**metrics, "steps": state.steps, **job["examples"]},
         "path": str(folder / "adapter"),
         "created_by": job["created_by"],
         "created_at": now,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ MARK = runner.MARK.decode()
 
 
 def emit(event: str, **fields: Any) -> None:
+    """One event on stdout; every event but `step` carries the CPU seconds spent so far."""
+    if event != "step":
+        fields["cpu_seconds"] = time.process_time()
     print(MARK + json.dumps({"event": event, **fields}), flush=True)
 
 

@@ -126,6 +126,44 @@ def load_base(base: Path) -> tuple[Any, Any]:
     return tokenizer, model
 
 
+def _epochs(
+    train: list[tuple[list[int], list[int]]], settings: LoraSettings, pad: int
+) -> list[Any]:
+    """Every batch of the run in order: each epoch shuffles the rows (seeded, so a resumed run
+    sees the same order)."""
+    order = random.Random(settings.seed)
+    epochs = []
+    for _ in range(settings.epochs):
+        rows = train[:]
+        order.shuffle(rows)
+        epochs.extend(_batches(rows, settings.batch_size, pad))
+    return epochs
+
+
+def _save(checkpoint: Path, model: Any, optimiser: Any, result: TrainResult) -> None:
+    state = {
+        "adapter": get_peft_model_state_dict(model),
+        "optimiser": optimiser.state_dict(),
+        "step": result.steps,
+        "losses": result.losses,
+        "validation_before": result.validation_before,
+    }
+    torch.save(state, checkpoint)
+
+
+def _restore(checkpoint: Path, model: Any, optimiser: Any, result: TrainResult) -> bool:
+    """Load a checkpoint into the model, optimiser and result; False when there is none."""
+    if not checkpoint.is_file():
+        return False
+    state = torch.load(checkpoint, weights_only=True)
+    set_peft_model_state_dict(model, state["adapter"])
+    optimiser.load_state_dict(state["optimiser"])
+    result.steps = result.resumed_from = int(state["step"])
+    result.losses = [float(x) for x in state["losses"]]
+    result.validation_before = float(state["validation_before"])
+    return True
+
+
 def train_lora(
     base: Path,
     data: Split,
@@ -159,37 +197,14 @@ def train_lora(
     out.mkdir(parents=True, exist_ok=True)
     result = TrainResult(adapter=out / "adapter", steps=0)
     checkpoint = out / CHECKPOINT
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=True)
-        set_peft_model_state_dict(model, state["adapter"])
-        optimiser.load_state_dict(state["optimiser"])
-        result.steps = result.resumed_from = int(state["step"])
-        result.losses = [float(x) for x in state["losses"]]
-        result.validation_before = float(state["validation_before"])
-    else:
+    if not _restore(checkpoint, model, optimiser, result):
         with model.disable_adapter():
             result.validation_before = _mean_loss(model, held)
-    order = random.Random(settings.seed)
-    epochs = []
-    for _ in range(settings.epochs):
-        rows = train[:]
-        order.shuffle(rows)
-        epochs.extend(_batches(rows, settings.batch_size, tokenizer.pad_token_id))
+    epochs = _epochs(train, settings, tokenizer.pad_token_id)
     model.train()
-
-    def save_checkpoint() -> None:
-        state = {
-            "adapter": get_peft_model_state_dict(model),
-            "optimiser": optimiser.state_dict(),
-            "step": result.steps,
-            "losses": result.losses,
-            "validation_before": result.validation_before,
-        }
-        torch.save(state, checkpoint)
-
     for batch in epochs[result.steps :]:
         if should_stop():
-            save_checkpoint()
+            _save(checkpoint, model, optimiser, result)
             result.cancelled = True
             return result
         loss = model(**batch).loss
@@ -203,7 +218,7 @@ def train_lora(
         result.losses.append(value)
         on_step(result.steps, value)
         if result.steps % settings.checkpoint_every == 0:
-            save_checkpoint()
+            _save(checkpoint, model, optimiser, result)
     result.validation_after = _mean_loss(model, held)
     model.save_pretrained(str(result.adapter))
     card = {"base_fingerprint": fingerprint, "base": str(base), "settings": asdict(settings)}

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.access.conftest import GatewayStarter
@@ -19,6 +20,7 @@ from tests.drift.test_roles import DRIFT_ROUTES
 from tests.evals.test_roles import EVAL_ROUTES
 from tests.experiments.test_roles import EXPERIMENT_ROUTES
 from tests.feedback.test_review_roles import LOOP_ROUTES
+from tests.fixtures.roles import assert_role_matrix, role_callers
 from tests.rag.test_roles import KNOWLEDGE_ROUTES
 from tests.tuning.test_roles import TUNING_ROUTES
 
@@ -141,24 +143,23 @@ def _path(master: Client, template: str, trace_id: str) -> str:
     return template.format(**values)
 
 
-def _run_matrix(
+def _check_matrix(
     master: Client, world: World, routes: list[tuple[str, str, frozenset[str], Body]], trace: str
-) -> list[str]:
-    callers = {"master": master.key}
-    callers |= {role: world.keys[f"{role}:{'-' if role == 'admin' else 'a'}"] for role in ROLES}
-    wrong = []
-    for method, template, allowed, body in routes:
-        for name, secret in callers.items():
-            path = _path(master, template, trace)
-            resp = master.call(method, path, body() if body else None, key=secret)
-            want_ok = name == "master" or name in allowed
-            got_ok = resp.status_code in (200, 201)
-            if want_ok != got_ok or (not want_ok and resp.status_code != 403):
-                status = f"{resp.status_code} {resp.text[:120]}"
-                wrong.append(f"{name:10} {method:6} {template}: {status}")
-            elif not want_ok:
-                assert resp.json()["error"]["type"] == "permission_error"
-    return wrong
+) -> None:
+    """Every role against `routes` (tests/fixtures/roles.py), each on fresh rows; a refused
+    call is also a `permission_error`."""
+    bodies = {(method, template): body for method, template, _, body in routes}
+
+    def call(method: str, template: str, who: str, key: str, allowed: bool) -> httpx.Response:
+        body = bodies[(method, template)]
+        path = _path(master, template, trace)
+        resp = master.call(method, path, body() if body else None, key=key)
+        if not allowed and resp.status_code == 403:
+            assert resp.json()["error"]["type"] == "permission_error"
+        return resp
+
+    matrix = [(method, template, allowed) for method, template, allowed, _ in routes]
+    assert_role_matrix(matrix, role_callers(master.key or "", world.keys), call)
 
 
 def test_every_role_against_every_access_route(
@@ -166,8 +167,7 @@ def test_every_role_against_every_access_route(
 ) -> None:
     master = access_gateway(database_url)
     world = seed(master)
-    wrong = _run_matrix(master, world, ACCESS_ROUTES, "")
-    assert not wrong, "role x route mismatches:\n" + "\n".join(wrong)
+    _check_matrix(master, world, ACCESS_ROUTES, "")
 
 
 def _trace_of(master: Client, world: World) -> str:
@@ -186,8 +186,7 @@ def test_every_role_against_every_trace_route(
 ) -> None:
     master = access_gateway(database_url)
     world = seed(master)
-    wrong = _run_matrix(master, world, TRACE_ROUTES, _trace_of(master, world))
-    assert not wrong, "role x route mismatches:\n" + "\n".join(wrong)
+    _check_matrix(master, world, TRACE_ROUTES, _trace_of(master, world))
 
 
 def test_every_role_against_every_prompt_route(
@@ -205,8 +204,7 @@ def test_every_role_against_every_prompt_route(
             "/admin/v1/prompts",
             {"name": "triage", "team_id": "team-a", **spec, "labels": ["staging"]},
         )
-    wrong = _run_matrix(master, world, PROMPT_ROUTES, "")
-    assert not wrong, "role x route mismatches:\n" + "\n".join(wrong)
+    _check_matrix(master, world, PROMPT_ROUTES, "")
 
 
 def test_the_matrix_covers_every_admin_route(access_gateway: GatewayStarter, tmp_path: Any) -> None:

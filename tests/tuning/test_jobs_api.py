@@ -204,8 +204,9 @@ def test_bad_input_is_refused_before_a_job_is_queued(
     assert not any((tmp_path / "tuning").glob("tj_*"))  # and no folder left behind
 
 
-def _long_job(admin: Client, base: Path) -> dict[str, Any]:
-    long = {**SETTINGS, "epochs": 60, "checkpoint_every": 2}
+def _long_job(admin: Client, base: Path, epochs: int) -> dict[str, Any]:
+    """A job long enough to be stopped mid-way even on a fast machine."""
+    long = {**SETTINGS, "epochs": epochs, "checkpoint_every": 2}
     body = {"dataset": "colours", "base": str(base), "adapter": "long", "settings": long}
     _dataset(admin, "colours", _rows())
     job: dict[str, Any] = admin.ok("POST", JOBS, body)
@@ -216,12 +217,12 @@ def test_a_cancelled_job_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     base = tiny_base(tmp_path / "base")
     with GatewayServer(_config(tmp_path)) as gw:
         admin = Client(gw.base, MASTER, gw)
-        job = _long_job(admin, base)
+        job = _long_job(admin, base, epochs=1000)  # never run to its end
         _wait(admin, job["id"], lambda j: j["steps"] >= 1)
         asked = admin.ok("POST", f"{JOBS}/{job['id']}/cancel")
         assert asked["status"] in ("running", "cancelled") and asked["cancel_requested"]
         first = _wait(admin, job["id"], lambda j: j["status"] in FINAL)
-        total = 60 * math.ceil(job["examples"]["train"] / 4)
+        total = 1000 * math.ceil(job["examples"]["train"] / 4)
         assert first["status"] == "cancelled" and first["total_steps"] == total
         assert 1 <= first["steps"] < total and not first["cancel_requested"]
         assert (tmp_path / "tuning" / job["id"] / "checkpoint.pt").is_file()
@@ -244,7 +245,7 @@ def test_a_restart_resumes_a_running_job_from_its_checkpoint(tmp_path: Path) -> 
     base = tiny_base(tmp_path / "base")
     with GatewayServer(_config(tmp_path)) as gw:
         admin = Client(gw.base, MASTER, gw)
-        job = _long_job(admin, base)
+        job = _long_job(admin, base, epochs=100)
         before = _wait(admin, job["id"], lambda j: j["steps"] >= 3)
     with GatewayServer(_config(tmp_path)) as gw:  # the same database and folder
         admin = Client(gw.base, MASTER, gw)

@@ -132,8 +132,14 @@ def test_a_job_trains_registers_an_adapter_and_is_tainted_by_an_erasure(
     assert not adapter["tainted"]
     tokenizer, model = load_adapter(base, Path(adapter["path"]))
     _, plain = load_base(base)
-    p_adapter, top = answer_probability(tokenizer, model, "sky", "blue")
-    assert top == "blue" and p_adapter > 5 * answer_probability(tokenizer, plain, "sky", "blue")[0]
+    # The registered weights are the trained ones: the colours are the adapter's answers (the
+    # split is random per dataset, so one thing's questions may all have been held back).
+    learned = []
+    for thing, colour in COLOURS.items():
+        p_adapter, top = answer_probability(tokenizer, model, thing, colour)
+        p_base, _ = answer_probability(tokenizer, plain, thing, colour)
+        learned.append(top == colour and p_adapter > 5 * p_base)
+    assert sum(learned) >= 4, learned
 
     # The CLI reads the same job and registry.
     env = {"OPSGATE_URL": admin.base, "OPSGATE_ADMIN_KEY": w.keys["team_admin:a"], "PATH": ""}

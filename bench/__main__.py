@@ -121,6 +121,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="guard: also score this local Hugging Face model folder (transformer backend)",
     )
+    parser.add_argument(
+        "--rag-parts",
+        default="embedded,minilm-ingest,embed,pgvector,request",
+        help="rag: which parts, comma-separated (request also runs embedded)",
+    )
     parser.add_argument("--eval-rows", type=int, default=1_000, help="evals: dataset rows")
     parser.add_argument(
         "--honest-limit",

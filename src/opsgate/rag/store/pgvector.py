@@ -29,6 +29,7 @@ from opsgate.rag.model import ChunkRow, Filters, Hit, KnowledgeBase, Reader
 from opsgate.rag.store.ann import EXACT_BELOW, decode_vectors
 from opsgate.rag.store.base import StoreUnavailableError
 from opsgate.rag.store.local_vectors import LocalVectors
+from opsgate.rag.store.pg_text import LexemeShares, query_words
 from opsgate.rag.store.search_sql import HIT_COLUMNS, HIT_FROM, access_sql, filter_sql, hit_of
 from opsgate.rag.store.sql import SqlStore
 
@@ -41,17 +42,10 @@ VectorMode = Literal["auto", "pgvector", "local"]
 INSTALL = (
     "install pgvector on the server (https://github.com/pgvector/pgvector#installation, e.g. "
     "apt install postgresql-<version>-pgvector) and let the gateway's user run CREATE EXTENSION "
-    "vector, or set rag.postgres_vectors: auto to search vectors in-process"
+    "vector, then restart the gateway"
 )
 log = logging.getLogger("opsgate.rag")
-_WORD = re.compile(r"\w+", re.UNICODE)
 _KB_ID = re.compile(r"^kb_[0-9a-f]{16}$")
-
-
-def tsquery(query: str) -> str:
-    """Any of the query's words, as `to_tsquery` text (words only: no operator survives)."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
-    return " | ".join(words[:64])
 
 
 def vector_text(row: Vectors | Sequence[float]) -> str:
@@ -84,6 +78,7 @@ class PgVectorStore(SqlStore):
         self.local: LocalVectors | None = None
         """The in-process index, when vectors are not searched with pgvector."""
         self.fallback: str | None = None
+        self.lexemes = LexemeShares()
         """Why vectors are searched in-process (None with pgvector)."""
 
     async def start(self) -> None:
@@ -100,7 +95,10 @@ class PgVectorStore(SqlStore):
             self.local, self.fallback, self.kind = None, None, "pgvector"
             return
         if self.mode == "pgvector":
-            raise StoreUnavailableError(f"{missing}: {INSTALL}")
+            raise StoreUnavailableError(
+                f"{missing}: {INSTALL}; or set rag.postgres_vectors: auto to search vectors "
+                "in-process"
+            )
         self.fallback = missing or "rag.postgres_vectors is local"
         self.local = LocalVectors(
             self.engine, self.index_folder, TAG_CLAUSE, exact_below=self.exact_below
@@ -195,19 +193,23 @@ class PgVectorStore(SqlStore):
     async def text_search(
         self, base: KnowledgeBase, query: str, k: int, reader: Reader, filters: Filters
     ) -> list[Hit]:
-        words = tsquery(query)
+        words = query_words(query)
         if not words:
             return []
-        params: dict[str, Any] = {"q": words, "kb": base.id, "k": k}
+        params: dict[str, Any] = {"kb": base.id, "k": k}
         where = f"{access_sql(reader, params)} AND {filter_sql(filters, params, TAG_CLAUSE)}"
-        sql = (
+        sql = text(
             f"SELECT {HIT_COLUMNS}, ts_rank_cd({TSVECTOR}, q.q) AS rank "
             f"FROM {HIT_FROM}, to_tsquery('english', :q) AS q(q) "
             f"WHERE {TSVECTOR} @@ q.q AND c.kb_id = :kb AND {where} "
             "ORDER BY rank DESC, c.id LIMIT :k"
         )
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(text(sql), params)).mappings().all()
+            kept = await self.lexemes.uncommon(conn, words)
+            rows = (await conn.execute(sql, {**params, "q": " | ".join(kept)})).mappings().all()
+            if len(rows) < k and len(kept) < len(words):  # too few: the common words too
+                full = {**params, "q": " | ".join(words)}
+                rows = (await conn.execute(sql, full)).mappings().all()
         return [hit_of(r, float(r["rank"]), "bm25", i) for i, r in enumerate(rows, start=1)]
 
     async def vector_search(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -22,12 +21,13 @@ from opsgate.access.limits.model import LimitExceededError, LimitScope, ScopeRef
 from opsgate.access.limits.redis import RedisRateLimiter
 from opsgate.access.principal import Limits
 
-async def main(url, prefix, limit, attempts, start_at):
+async def main(url, prefix, limit, attempts):
     client = Redis.from_url(url)
     limiter = RedisRateLimiter(client, prefix=prefix)
     scopes = [LimitScope(ScopeRef("key", "shared"), Limits(rpm=limit))]
     await client.ping()
-    await asyncio.sleep(max(0.0, start_at - time.time()))
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)  # the test starts both at once
     admitted = 0
 
     async def one():
@@ -44,22 +44,33 @@ async def main(url, prefix, limit, attempts, start_at):
     await limiter.aclose()
     await client.aclose()
 
-url, prefix, limit, attempts, start_at = sys.argv[1:6]
-asyncio.run(main(url, prefix, int(limit), int(attempts), float(start_at)))
+url, prefix, limit, attempts = sys.argv[1:5]
+asyncio.run(main(url, prefix, int(limit), int(attempts)))
 """
 
 
 async def test_two_processes_enforce_one_combined_rpm() -> None:
     limit, attempts = 200, 300
     async with redis_prefix() as (_, prefix):
-        start_at = time.time() + 3.0  # both have imported and connected by then
-        args = [REDIS_URL, prefix, str(limit), str(attempts), repr(start_at)]
+        args = [REDIS_URL, prefix, str(limit), str(attempts)]
         procs = [
             await asyncio.create_subprocess_exec(
-                sys.executable, "-c", WORKER, *args, stdout=subprocess.PIPE
+                sys.executable,
+                "-c",
+                WORKER,
+                *args,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
             )
             for _ in range(2)
         ]
+        for p in procs:  # both have imported and connected before either starts
+            assert p.stdout is not None
+            assert (await asyncio.wait_for(p.stdout.readline(), 60)).strip() == b"ready"
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write(b"go\n")
+        await asyncio.gather(*(p.stdin.drain() for p in procs if p.stdin is not None))
         outputs = [await p.communicate() for p in procs]
         assert all(p.returncode == 0 for p in procs)
         admitted = [int(out.strip()) for out, _ in outputs]

@@ -66,6 +66,7 @@ def test_sticky_variants_headers_traces_and_joined_feedback(
             lambda r: (
                 {k: v["units"] for k, v in variants(r).items()} == want
                 and variants(r)["a"]["scored_units"] == want["a"]
+                and variants(r)["b"]["scored_units"] > 0
             ),
         )
         rows = variants(report)

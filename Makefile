@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 SERVE_STAMP := $(VENV)/.installed-serve
 DEV_STAMP := $(VENV)/.installed-dev
 TEST_STAMP := $(VENV)/.installed-test
+# Test processes (pytest-xdist): the gateway under test shares a GIL with its test in one process,
+# so two workers use both cores of a 2-core machine; `make test TEST_WORKERS=0` runs in one.
+TEST_WORKERS ?= 2
 
 .PHONY: serve test lint bench bench-choices bench-profile install local clean
 
@@ -45,7 +48,7 @@ test: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench

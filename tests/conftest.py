@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,10 @@ import pytest
 from tests.fixtures.gateway import GatewayServer, make_config
 from tests.fixtures.redisdb import redis_prefix_sync  # noqa: F401 (the `redis_prefix` fixture)
 from tests.fixtures.upstream import FakeUpstream
+
+# pytest-xdist's workers get COLUMNS=80; the CLI's module-level rich consoles would freeze that
+# width when first imported, and tests that pass their own COLUMNS would then see 80.
+os.environ.pop("COLUMNS", None)
 
 
 @pytest.fixture(scope="session")

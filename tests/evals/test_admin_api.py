@@ -53,8 +53,14 @@ def test_a_member_runs_an_eval_with_its_own_key(
     assert run["status"] == "completed" and run["rows_done"] == 6
     assert run["summary"]["targets"]["gpt-4o-mini"]["scorers"]["exact"]["mean"] == 1.0
     assert len(upstreams["alpha"].requests) == 6
-    traces = admin.ok("GET", "/admin/v1/traces", params={"limit": "50"})["data"]
-    assert sum(t["key_id"] == w.key_ids["member:a"] for t in traces) >= 6  # the member's calls
+    deadline = time.monotonic() + 20  # traces are stored by a background writer
+    while True:
+        traces = admin.ok("GET", "/admin/v1/traces", params={"limit": "50"})["data"]
+        mine = sum(t["key_id"] == w.key_ids["member:a"] for t in traces)
+        if mine >= 6 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert mine >= 6  # the member's calls
     results = member.ok("GET", f"/admin/v1/evals/{body['id']}/results")["data"]
     assert [r["row_index"] for r in results] == list(range(6))
     assert all(r["trace_id"] and r["scores"]["exact"]["value"] == 1.0 for r in results)

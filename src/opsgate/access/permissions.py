@@ -177,6 +177,22 @@ def is_global(principal: Principal) -> bool:
     return principal.role is Role.ADMIN or principal.is_master or principal is ANONYMOUS
 
 
+def owning_team(principal: Principal, asked: str | None, what: str) -> str | None:
+    """The team a new `what` (e.g. "datasets") belongs to: any asked team for a global principal,
+    else the caller's own, and a team outside the caller's scope is refused."""
+    if is_global(principal):
+        return asked
+    if principal.team_id is None:
+        raise PermissionDeniedError(f"a key without a team cannot own {what}")
+    if asked not in (None, principal.team_id):
+        raise PermissionDeniedError(
+            f"team_id {asked!r} is outside your scope (team_id {principal.team_id!r})",
+            code="outside_scope",
+            param="team_id",
+        )
+    return principal.team_id
+
+
 def scope_filter(principal: Principal) -> dict[str, str]:
     """The equality filters every read of tenant data must add for this principal.
 

@@ -21,11 +21,11 @@ from typing import Any
 import orjson
 
 from opsgate.access.errors import ConflictError
-from opsgate.access.permissions import is_global
+from opsgate.access.permissions import is_global, owning_team
 from opsgate.access.principal import Principal
 from opsgate.audit import AuditLog
 from opsgate.config.tuning import TuningConfig
-from opsgate.errors import BadRequestError, NotFoundError, PermissionDeniedError
+from opsgate.errors import BadRequestError, NotFoundError
 from opsgate.feedback.datasets.model import DatasetInfo
 from opsgate.feedback.datasets.service import DatasetService
 from opsgate.tuning.base import BaseModelError, base_fingerprint
@@ -162,17 +162,7 @@ class TuningService:
         return examples, sorted(end_users)
 
     def _team_for(self, who: Principal, asked: str | None) -> str | None:
-        if is_global(who):
-            return asked
-        if who.team_id is None:
-            raise PermissionDeniedError("a key without a team cannot own tuning jobs")
-        if asked not in (None, who.team_id):
-            raise PermissionDeniedError(
-                f"team_id {asked!r} is outside your scope (team_id {who.team_id!r})",
-                code="outside_scope",
-                param="team_id",
-            )
-        return who.team_id
+        return owning_team(who, asked, "tuning jobs")
 
     def _base(self, raw: str) -> Path:
         base = Path(raw).expanduser().resolve()

@@ -18,12 +18,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from opsgate.access.errors import ConflictError
-from opsgate.access.permissions import is_global
+from opsgate.access.permissions import is_global, owning_team
 from opsgate.access.principal import Principal
 from opsgate.accounting.tokens import get_tokenizer
 from opsgate.audit import AuditLog
 from opsgate.config.feedback import MetricConfig
-from opsgate.errors import BadRequestError, NotFoundError, PermissionDeniedError
+from opsgate.errors import BadRequestError, NotFoundError
 from opsgate.feedback.datasets import sources
 from opsgate.feedback.datasets.export import Export, ExportOptions, Renderer
 from opsgate.feedback.datasets.filling import ChangeFiller, ChangeResult, QueueLookup
@@ -107,17 +107,7 @@ class DatasetService:
         return found[0]
 
     def _team_for(self, who: Principal, asked: str | None) -> str | None:
-        if is_global(who):
-            return asked
-        if who.team_id is None:
-            raise PermissionDeniedError("a key without a team cannot own datasets")
-        if asked not in (None, who.team_id):
-            raise PermissionDeniedError(
-                f"team_id {asked!r} is outside your scope (team_id {who.team_id!r})",
-                code="outside_scope",
-                param="team_id",
-            )
-        return who.team_id
+        return owning_team(who, asked, "datasets")
 
     # --- reading ---------------------------------------------------------------------------
 

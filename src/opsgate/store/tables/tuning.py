@@ -1,4 +1,4 @@
-"""The tuning tables (migration `v0015_tuning`).
+"""The tuning tables (migrations `v0015_tuning`, `v0016_tuning_cards`).
 
 - `tuning_jobs`: one LoRA job: its dataset version, base model, settings, status, progress
   (steps, the loss per step), metrics, the error of a failed job, a heartbeat (a job whose
@@ -42,6 +42,9 @@ tuning_jobs = Table(
     Column("heartbeat_at", Double),
     Column("tainted_at", Double),
     Column("tainted_subjects", Integer, nullable=False),
+    # v0016: the scorers comparing base and adapter, and the data card (sources, filters, counts)
+    Column("evaluation", json_type()),
+    Column("card", json_type()),
     Index(None, "status", "created_at"),
     Index(None, "team_id", "created_at"),
 )
@@ -69,4 +72,5 @@ tuning_adapters = Table(
     Column("created_by", String, nullable=False),
     Column("created_at", Double, nullable=False),
     Column("tainted_at", Double),
+    Column("card", json_type()),  # v0016: the data card of the job that trained it
 )

@@ -75,6 +75,7 @@ TABLES = {
     "tuning_jobs",
     "tuning_subjects",
     "tuning_adapters",
+    "tuning_promotions",
     VERSION_TABLE,
 }
 FTS_PREFIX = "rag_chunks_fts"

@@ -21,6 +21,7 @@ import opsgate.store.tables.datasets
 import opsgate.store.tables.drift
 import opsgate.store.tables.evals
 import opsgate.store.tables.feedback
+import opsgate.store.tables.promotions
 import opsgate.store.tables.prompts
 import opsgate.store.tables.rag
 import opsgate.store.tables.review

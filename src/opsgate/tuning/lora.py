@@ -35,8 +35,10 @@ __all__ = [
     "LoraSettings",
     "TrainResult",
     "base_fingerprint",
+    "lengths",
     "load_adapter",
     "load_base",
+    "load_tokenizer",
     "train_lora",
 ]
 
@@ -84,13 +86,25 @@ def render(tokenizer: Any, messages: list[dict[str, Any]], answer: bool) -> str:
     return "\n".join(lines) + ("" if answer else "\nassistant:")
 
 
-def encode(tokenizer: Any, ex: Example, max_length: int) -> tuple[list[int], list[int]]:
-    """Token ids and labels; prompt tokens are masked (-100) so only the answer is learned."""
+def _tokens(tokenizer: Any, ex: Example) -> tuple[list[int], list[int]]:
+    """The prompt's token ids and the answer's (with the end-of-sequence token)."""
     prompt = tokenizer(render(tokenizer, ex.prompt, answer=False), add_special_tokens=True)
     answer = tokenizer(" " + ex.answer, add_special_tokens=False)
-    ids = list(prompt["input_ids"]) + list(answer["input_ids"]) + [tokenizer.eos_token_id]
-    labels = [-100] * len(prompt["input_ids"]) + ids[len(prompt["input_ids"]) :]
+    return list(prompt["input_ids"]), [*answer["input_ids"], tokenizer.eos_token_id]
+
+
+def encode(tokenizer: Any, ex: Example, max_length: int) -> tuple[list[int], list[int]]:
+    """Token ids and labels; prompt tokens are masked (-100) so only the answer is learned."""
+    prompt, answer = _tokens(tokenizer, ex)
+    ids = prompt + answer
+    labels = [-100] * len(prompt) + answer
     return ids[:max_length], labels[:max_length]
+
+
+def lengths(tokenizer: Any, ex: Example) -> tuple[int, int]:
+    """Prompt and answer tokens of an example as training sees them, before truncation."""
+    prompt, answer = _tokens(tokenizer, ex)
+    return len(prompt), len(answer)
 
 
 def _batches(rows: list[tuple[list[int], list[int]]], size: int, pad: int) -> list[Any]:
@@ -117,12 +131,17 @@ def _mean_loss(model: Any, batches: list[Any]) -> float:
     return sum(losses) / len(losses)
 
 
-def load_base(base: Path) -> tuple[Any, Any]:
+def load_tokenizer(base: Path) -> Any:
     base_fingerprint(base)  # refuses remote code before transformers reads anything
     tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=False)
-    model = AutoModelForCausalLM.from_pretrained(base, trust_remote_code=False, dtype=torch.float32)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base(base: Path) -> tuple[Any, Any]:
+    tokenizer = load_tokenizer(base)
+    model = AutoModelForCausalLM.from_pretrained(base, trust_remote_code=False, dtype=torch.float32)
     return tokenizer, model
 
 

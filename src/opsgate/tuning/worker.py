@@ -7,10 +7,16 @@ one). It reads `job.json` and `data.jsonl` from the job folder, trains with
 on stdout, one `@opsgate <json>` line per event: `start`, `step`, then `done`, `cancelled` or
 `error`. A `STOP` file in the folder asks it to stop after the current step (the checkpoint
 is saved first).
+
+Around training it writes the data card (`tuning.card`: the service's part from `job.json`,
+with token counts by the base's tokenizer) and, once trained, compares base and adapter on the
+validation split (`tuning.evaluate`); both travel in its events. Plain lines on stdout and
+stderr (progress every twentieth of the run, warnings, a traceback) are the job's log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import sys
@@ -22,8 +28,19 @@ from typing import Any
 import torch
 
 from opsgate.tuning import runner
-from opsgate.tuning.data import TrainingDataError, parse_lines, split
-from opsgate.tuning.lora import BaseModelError, LoraSettings, train_lora
+from opsgate.tuning.card import CARD_FILE, completed, token_counts
+from opsgate.tuning.data import Example, Split, TrainingDataError, parse_lines, split
+from opsgate.tuning.evaluate import EvaluationBody, compare
+from opsgate.tuning.generate import generate
+from opsgate.tuning.lora import (
+    BaseModelError,
+    LoraSettings,
+    base_fingerprint,
+    lengths,
+    load_adapter,
+    load_tokenizer,
+    train_lora,
+)
 
 MARK = runner.MARK.decode()
 
@@ -48,25 +65,27 @@ def run(folder: Path) -> int:
     settings = settings_of(spec["settings"])
     with (folder / runner.DATA_FILE).open("rb") as lines:
         data = split(parse_lines(lines), float(spec.get("validation", 0.2)), seed=spec["seed"])
-    per_epoch = math.ceil(len(data.train) / settings.batch_size)
-    emit(
-        "start",
-        total_steps=per_epoch * settings.epochs,
-        train=len(data.train),
-        validation=len(data.validation),
-    )
+    base = Path(spec["base"])
+    card = data_card(folder, spec, base, data, settings)
+    total = math.ceil(len(data.train) / settings.batch_size) * settings.epochs
+    emit("start", total_steps=total, train=len(data.train), validation=len(data.validation))
+    say(f"training on {len(data.train)} examples ({len(data.validation)} held back): {total} steps")
+    every = max(1, total // 20)
+
+    def on_step(step: int, loss: float) -> None:
+        emit("step", step=step, loss=loss)
+        if step % every == 0 or step == total:
+            say(f"step {step}/{total} loss {loss:.4f}")
+
     stop = folder / runner.STOP_FILE
-    result = train_lora(
-        Path(spec["base"]),
-        data,
-        folder,
-        settings,
-        should_stop=stop.exists,
-        on_step=lambda step, loss: emit("step", step=step, loss=loss),
-    )
+    result = train_lora(base, data, folder, settings, should_stop=stop.exists, on_step=on_step)
     if result.cancelled:
+        say(f"stopped after step {result.steps} (checkpoint saved)")
         emit("cancelled", steps=result.steps)
         return 0
+    say(f"validation loss {result.validation_before:.4f} -> {result.validation_after:.4f}")
+    if card is not None:
+        (result.adapter / CARD_FILE).write_text(json.dumps(card, indent=2))
     emit(
         "done",
         steps=result.steps,
@@ -74,8 +93,56 @@ def run(folder: Path) -> int:
         validation_after=result.validation_after,
         resumed_from=result.resumed_from,
         adapter=str(result.adapter),
+        evaluation=evaluate(base, result.adapter, data.validation, spec.get("evaluation")),
     )
     return 0
+
+
+def say(line: str) -> None:
+    """A line of the job's log (not an event)."""
+    print(line, flush=True)
+
+
+def data_card(
+    folder: Path, spec: dict[str, Any], base: Path, data: Split, settings: LoraSettings
+) -> dict[str, Any] | None:
+    """The service's card completed with token counts; written to the folder, and sent."""
+    if not isinstance(spec.get("card"), dict):
+        return None
+    tokenizer = load_tokenizer(base)
+    tokens = token_counts(data, lambda ex: lengths(tokenizer, ex), settings.max_length)
+    card = completed(
+        spec["card"], tokens=tokens, base={"path": str(base), "fingerprint": base_fingerprint(base)}
+    )
+    (folder / CARD_FILE).write_text(json.dumps(card, indent=2))
+    emit("card", card=card)
+    return card
+
+
+def evaluate(
+    base: Path, adapter: Path, validation: list[Example], raw: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Base vs adapter on the validation split; a failure is recorded, not the job's end (the
+    adapter is trained and saved)."""
+    settings = EvaluationBody(**(raw or {}))
+    if not settings.scorers:
+        return None
+    rows = validation[: settings.limit]
+    say(f"evaluating base and adapter on {len(rows)} validation examples")
+    try:
+        tokenizer, model = load_adapter(base, adapter)
+        prompts = [ex.prompt for ex in rows]
+        with model.disable_adapter():
+            plain = generate(model, tokenizer, prompts, settings.max_new_tokens)
+        tuned = generate(model, tokenizer, prompts, settings.max_new_tokens)
+        out = asyncio.run(compare(rows, plain, tuned, settings.scorers, keep=settings.examples))
+    except Exception as exc:
+        traceback.print_exc()
+        return {"error": f"{type(exc).__name__}: {exc}"[:2000], "n": len(rows)}
+    out["max_new_tokens"] = settings.max_new_tokens
+    for name, s in out["scorers"].items():
+        say(f"{name}: base {s['base']} adapter {s['adapter']} delta {s['delta']} n {s['scored']}")
+    return dict(out)
 
 
 def main(argv: list[str]) -> int:

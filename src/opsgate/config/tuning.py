@@ -6,6 +6,7 @@ tuning:
   folder: ./opsgate-tuning   # job folders: exported data, checkpoints, adapters
   threads: 2                 # torch CPU threads of a training worker
   bases: [/models]           # base model folders must lie under one of these (empty: any)
+  hosted_poll: 30            # seconds between looks at a provider-hosted job
 ```
 """
 
@@ -25,6 +26,12 @@ class TuningConfig(BaseModel):
     )
     poll: float = Field(
         default=2.0, gt=0, le=60, description="seconds between looks at the queue and heartbeats"
+    )
+    hosted_poll: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="seconds between looks at a provider-hosted job (method openai)",
     )
     stale_after: float = Field(
         default=60.0, gt=0, description="seconds without a heartbeat before a job is taken up"

@@ -123,6 +123,45 @@ class HTTPClient:
         except aiohttp.ClientError as exc:
             raise UpstreamProtocolError(f"upstream request failed: {exc}") from None
 
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        timeout: float,
+        *,
+        files: dict[str, tuple[str, bytes]] | None = None,
+        fields: dict[str, str] | None = None,
+        body: JSONObject | None = None,
+    ) -> HTTPResult:
+        """Any other call (a GET, a JSON POST, a multipart upload of `files` with `fields`),
+        for APIs beside chat such as fine-tuning."""
+        data: aiohttp.FormData | bytes | None = None
+        if files is not None:
+            data = aiohttp.FormData()
+            for name, value in (fields or {}).items():
+                data.add_field(name, value)
+            for name, (filename, content) in files.items():
+                data.add_field(
+                    name, content, filename=filename, content_type="application/octet-stream"
+                )
+        elif body is not None:
+            data = orjson.dumps(body)
+            headers = {"content-type": "application/json", **headers}
+        try:
+            async with asyncio.timeout(timeout):
+                async with self.session.request(method, url, data=data, headers=headers) as resp:
+                    raw = await resp.read()
+                    return HTTPResult(
+                        resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw
+                    )
+        except TimeoutError:
+            raise UpstreamTimeoutError(f"upstream did not answer within {timeout:g}s") from None
+        except aiohttp.ClientConnectionError as exc:
+            raise UpstreamConnectionError(f"cannot reach upstream: {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamProtocolError(f"upstream request failed: {exc}") from None
+
     @asynccontextmanager
     async def stream(
         self,

@@ -17,9 +17,9 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -38,6 +38,22 @@ ACTOR = "tuning"
 """The actor of the runner's own audit entries (a job succeeding, failing, stopping)."""
 
 
+class Elsewhere(Protocol):
+    """Runs a job that does not train here (`tuning.hosted`: a provider's fine-tuning API).
+    It gets a pause that a cancel request or shutdown cuts short, and whether we are closing;
+    it records the job's progress and end itself."""
+
+    def deployment(self, model: str) -> object:
+        """Where a job naming `model` would run; a 400 when it cannot run there."""
+
+    async def run(
+        self,
+        job: dict[str, Any],
+        wait: Callable[[float], Awaitable[None]],
+        closing: Callable[[], bool],
+    ) -> None: ...
+
+
 class JobRunner:
     def __init__(
         self,
@@ -46,11 +62,13 @@ class JobRunner:
         audit: AuditLog,
         *,
         clock: Callable[[], float] = time.time,
+        hosted: Elsewhere | None = None,
     ) -> None:
         self._store = store
         self._config = config
         self._audit = audit
         self._clock = clock
+        self.hosted = hosted
         self._wake = asyncio.Event()
         self._poke = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -103,6 +121,9 @@ class JobRunner:
         now = self._clock()
         if job["started_at"] is None:
             await self._store.update(job["id"], {"started_at": now})
+        if job["method"] != "lora" and self.hosted is not None:
+            await self.hosted.run(job, self._pause, lambda: self._closing)
+            return
         env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "TQDM_DISABLE": "1"}
         env["HF_HUB_OFFLINE"] = "1"
         proc = await asyncio.create_subprocess_exec(
@@ -134,6 +155,13 @@ class JobRunner:
                 proc.kill()
                 await proc.wait()
         await self._finish(job, folder, state, (await err).strip())
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less when a cancel is asked or the runner is closing."""
+        self._poke.clear()
+        if not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), seconds)
 
     async def _beat(self, job_id: str, folder: Path, state: _Progress) -> None:
         """Every `poll` seconds (or when poked): write progress, beat the heart, pass on a

@@ -73,8 +73,7 @@ class TuningService:
             raise BadRequestError("datasets are not available on this gateway")
         info = await self._datasets.resolve(who, req.dataset)
         version = self._datasets.version_of(info, req.dataset_version)
-        base = self._base(req.base)
-        fingerprint = await asyncio.to_thread(_fingerprint, base)
+        base, fingerprint, settings, provider = await self._method(req)
         if await self.store.adapter_taken(req.adapter):
             raise ConflictError(
                 f"an adapter named {req.adapter!r} exists or is being trained",
@@ -87,7 +86,7 @@ class TuningService:
             examples, end_users = await self._prepare(who, info, version, req, folder, actor)
             spec = {
                 "base": str(base),
-                "settings": req.settings.model_dump(),
+                "settings": settings,
                 "validation": req.validation,
                 "seed": f"{info.id}@{version}",
                 "threads": self._config().threads,
@@ -107,7 +106,9 @@ class TuningService:
                 "base": str(base),
                 "base_fingerprint": fingerprint,
                 "adapter": req.adapter,
-                "settings": req.settings.model_dump(),
+                "settings": settings,
+                "method": req.method,
+                "provider": provider,
                 "examples": examples,
                 "steps": 0,
                 "losses": [],
@@ -160,6 +161,21 @@ class TuningService:
                 param="dataset",
             ) from None
         return examples, sorted(end_users)
+
+    async def _method(
+        self, req: JobCreate
+    ) -> tuple[str, str, dict[str, Any], dict[str, Any] | None]:
+        """Base, its fingerprint, settings and provider state: a LoRA job's base folder is
+        checked; a hosted job's deployment must be an `openai` one (`tuning.hosted`)."""
+        if req.hosted is None:
+            base = self._base(req.base)
+            fingerprint = await asyncio.to_thread(_fingerprint, base)
+            return str(base), fingerprint, req.settings.model_dump(), None
+        if self.runner.hosted is None:
+            raise BadRequestError("hosted fine-tuning is not available on this gateway")
+        self.runner.hosted.deployment(req.hosted.deployment)
+        settings = req.hosted.model_dump(exclude={"deployment"})
+        return req.base, "", settings, {"deployment": req.hosted.deployment}
 
     def _team_for(self, who: Principal, asked: str | None) -> str | None:
         return owning_team(who, asked, "tuning jobs")
@@ -248,7 +264,8 @@ class TuningService:
         """Unregister an adapter and delete its weights (the job and its loss curve stay)."""
         found = await self.adapter(who, name)
         if await self.store.delete_adapter(name):
-            await asyncio.to_thread(shutil.rmtree, found["path"], True)
+            if found["path"]:  # a hosted adapter has no local weights
+                await asyncio.to_thread(shutil.rmtree, found["path"], True)
             await self._audit.append(actor, "tuning.adapter.delete", f"adapter:{name}")
         return found
 

@@ -1,4 +1,4 @@
-"""The tuning tables (migrations `v0015_tuning`, `v0016_tuning_cards`).
+"""The tuning tables (migrations `v0015_tuning`, `v0016_tuning_cards`, `v0019_hosted_tuning`).
 
 - `tuning_jobs`: one LoRA job: its dataset version, base model, settings, status, progress
   (steps, the loss per step), metrics, the error of a failed job, a heartbeat (a job whose
@@ -45,6 +45,10 @@ tuning_jobs = Table(
     # v0016: the scorers comparing base and adapter, and the data card (sources, filters, counts)
     Column("evaluation", json_type()),
     Column("card", json_type()),
+    # v0019: `lora` (a local worker) or `openai` (the provider's fine-tuning jobs API), and
+    # a hosted job's provider state (deployment, job and file ids, status, recent events)
+    Column("method", String, nullable=False, server_default="lora"),
+    Column("provider", json_type()),
     Index(None, "status", "created_at"),
     Index(None, "team_id", "created_at"),
 )
@@ -73,4 +77,8 @@ tuning_adapters = Table(
     Column("created_at", Double, nullable=False),
     Column("tainted_at", Double),
     Column("card", json_type()),  # v0016: the data card of the job that trained it
+    # v0019: `lora` (weights at `path`) or `hosted` (no local weights: the provider serves it
+    # under `model`)
+    Column("kind", String, nullable=False, server_default="lora"),
+    Column("model", String),
 )

@@ -46,6 +46,7 @@ BENCHES = (
     "drift",
     "drift-gateway",
     "local",
+    "quant",
     "rag",
 )
 
@@ -69,9 +70,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "prompts: prompt resolution and rendering, prompt requests' throughput against plain; "
         "experiments: A/A, power and bandit simulations of the statistics, a real-gateway "
         "A/B with simulated users and feedback, stickiness across reload and replicas; "
-        "best-of: best-of-n's valid-JSON rate, latency and cost on a 40%-invalid upstream; "
-        "online: c=32 throughput with online scoring of 5% of answers against none; local: "
+        "best-of: best-of-n's valid-JSON rate, latency and cost on a 40%%-invalid upstream; "
+        "online: c=32 throughput with online scoring of 5%% of answers against none; local: "
         "the local model's tokens/s and TTFT at c=1 and 4, direct vs through the gateway; "
+        "quant: the local model requantised from Q4_1 to other llama.cpp types, each measured "
+        "for size, memory, tokens/s and quality against Q4_1 (about 10 min); "
         "drift: the drift tests' false-alarm rate and power on the question sets; "
         "drift-gateway: a topic shift detected end to end through the gateway (about 2 min)",
     )
@@ -285,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.local import main_local
 
         main_local(args, note, console, progress)
+    if args.which == "quant":
+        from bench.quant import main_quant
+
+        main_quant(args, note, console, progress)
     if args.which == "feedback":
         from bench.feedback import main_feedback
 

@@ -67,6 +67,7 @@ from opsgate.pipeline.stages.record import Record
 from opsgate.pipeline.stages.retrieval import Retrieve
 from opsgate.pipeline.stages.settle import Settle, SettleEmbedding
 from opsgate.prompts.service import PromptService
+from opsgate.providers.adapter_loading import AdapterLoading
 from opsgate.providers.transport import HTTPClient
 from opsgate.rag.build import KnowledgeData, build_store
 from opsgate.rag.grounding import GroundingScorer
@@ -84,6 +85,7 @@ from opsgate.telemetry.loop_lag import LoopLagMonitor
 from opsgate.telemetry.metrics import Metrics, create_metrics, mark_process_dead, multiprocess_dir
 from opsgate.telemetry.otel import GenAITracer, create_tracer
 from opsgate.tuning.build import build_tuning
+from opsgate.tuning.rollout import AdapterRollout, promoted_config
 from opsgate.tuning.service import TuningService
 
 log = logging.getLogger("opsgate")
@@ -118,9 +120,14 @@ def build_runtime(
     knowledge: KnowledgeService | None = None,
     grounding: GroundingScorer | None = None,
     judge: ChatClient | None = None,
+    adapters: AdapterLoading | None = None,
 ) -> Runtime:
     router = build_router(
-        config, http, source=source, previous=previous.router if previous else None
+        config,
+        http,
+        source=source,
+        previous=previous.router if previous else None,
+        adapters=adapters,
     )
     master = config.settings.master_key
     auth = Authenticate(master.get_secret_value() if master else None, access)
@@ -266,6 +273,11 @@ class Gateway:
         )
         self.drift = self._drift()
         self.tuning = self._tuning()
+        # Adapters: the registry behind vLLM's run-time loading; direct promotions laid over
+        # the config file whenever the router is built (docs/tuning.md "Rolling out").
+        self.rollout = AdapterRollout(self._engine, self.tuning.store, self.audit)
+        self.rollout.on_change = self._apply_promotions
+        self.adapter_loading = AdapterLoading(self.http, self.rollout.weights)
         self.experiments = ExperimentService(
             self._engine,
             lambda: self.runtime.config,
@@ -279,10 +291,16 @@ class Gateway:
         self.best_of_judge = PipelineClient(
             lambda: self.runtime.chat, source=BEST_OF_JUDGE, key=self._judge_key
         )
-        self.runtime = build_runtime(
-            config,
+        self.runtime = self._build(config, None)
+        self._reload_lock = asyncio.Lock()
+
+    def _build(self, config: Config, previous: Runtime | None) -> Runtime:
+        """A runtime for `config` with the stored adapter promotions laid over it."""
+        return build_runtime(
+            promoted_config(config, self.rollout.promotions),
             self.http,
             source=self.source,
+            previous=previous,
             publisher=self._publisher(config),
             access=self.access,
             admission=self.admission,
@@ -293,8 +311,23 @@ class Gateway:
             knowledge=self.knowledge,
             grounding=self.grounding,
             judge=self.best_of_judge,
+            adapters=self.adapter_loading,
         )
-        self._reload_lock = asyncio.Lock()
+
+    async def _refresh_promotions(self) -> bool:
+        """Read the stored adapter promotions; False (and the old ones kept) when the
+        database cannot be read."""
+        try:
+            await self.rollout.refresh()
+        except Exception as exc:
+            log.warning("adapter promotions not read (%s); the config file's adapters serve", exc)
+            return False
+        return True
+
+    async def _apply_promotions(self) -> None:
+        """Build the router again after a promotion (the config file itself is unchanged)."""
+        async with self._reload_lock:
+            self.runtime = self._build(self.runtime.config, self.runtime)
 
     def _feedback(self, config: Config) -> FeedbackService:
         """Scores: their own writer, registered for erasure (after the trace writer's flush)
@@ -389,8 +422,6 @@ class Gateway:
             self._engine,
             audit=self.audit,
             datasets=self.datasets,
-            models=lambda: self.runtime.config.models,
-            http=self.http,
         )
         self.compliance.register(holder, tables=["tuning_subjects"])
         return tuning
@@ -421,6 +452,8 @@ class Gateway:
         await self.access.start()
         await self.prompts.start()
         await self.experiments.start()
+        if await self._refresh_promotions() and self.rollout.promotions:
+            await self._apply_promotions()
         await self.admission.start(self.access.store)
         self.compliance.start()
         if self.writer is not None:
@@ -468,22 +501,8 @@ class Gateway:
             self.compliance.reload(config, self.source)
             self.feedback.reload(config.feedback)
             self.knowledge.reload(config.rag)
-            runtime = build_runtime(
-                config,
-                self.http,
-                source=self.source,
-                previous=self.runtime,
-                publisher=self._publisher(config),
-                access=self.access,
-                admission=self.admission,
-                cache=self.cache,
-                prompts=self.prompts,
-                feedback=self.feedback,
-                experiments=self.experiments,
-                knowledge=self.knowledge,
-                grounding=self.grounding,
-                judge=self.best_of_judge,
-            )
+            await self._refresh_promotions()
+            runtime = self._build(config, self.runtime)
             self.runtime = runtime
             await self.experiments.reload()
             log.info("config reloaded from %s", self.source)

@@ -22,14 +22,17 @@ TUNING_ROUTES: list[Route] = [
     ("POST", J, MANAGERS),  # tuning:manage and datasets:read
     ("GET", J, READERS),
     ("GET", J + "/{job_id}", READERS),
+    ("GET", J + "/{job_id}/logs", READERS),
     ("POST", J + "/{job_id}/cancel", MANAGERS),
     ("POST", J + "/{job_id}/resume", MANAGERS),
     ("GET", A, READERS),
     ("GET", A + "/{name}", READERS),
     ("DELETE", A + "/{name}", MANAGERS),
+    ("POST", A + "/{name}/promote", MANAGERS),
 ]
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", J): {"dataset": "nope", "base": "/nonexistent", "adapter": "x"},
+    ("POST", A + "/{name}/promote"): {"model": "nope"},
 }
 
 

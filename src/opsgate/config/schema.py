@@ -74,6 +74,17 @@ class DeploymentConfig(Strict):
         description="per team id: the adapter that team's requests get (else `adapter`, else "
         "the base `model`)",
     )
+    adapter_loading: Literal["off", "vllm"] = Field(
+        default="off",
+        description="vllm: load a registered adapter on first use through vLLM's "
+        "/v1/load_lora_adapter (docs/tuning.md)",
+    )
+    base: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the base model folder the upstream serves: an adapter trained on another "
+        "base is refused (default: `model`)",
+    )
 
     @field_validator("base_url")
     @classmethod

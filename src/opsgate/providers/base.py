@@ -10,6 +10,7 @@ from typing import ClassVar
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest
 from opsgate.config.schema import DeploymentConfig
 from opsgate.errors import BadRequestError
+from opsgate.providers.adapter_loading import UpstreamAdapters
 from opsgate.providers.transport import HTTPClient
 from opsgate.types import JSONObject
 
@@ -54,6 +55,8 @@ class Provider(ABC):
     def __init__(self, deployment: DeploymentConfig, http: HTTPClient) -> None:
         self.deployment = deployment
         self.http = http
+        self.adapters: UpstreamAdapters | None = None
+        """Set by the router's build for `adapter_loading: vllm`: loads adapters on first use."""
 
     @classmethod
     def check(cls, deployment: DeploymentConfig) -> list[str]:

@@ -7,7 +7,7 @@ usage, and turn error statuses into the project's error types.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import ClassVar
 
 import orjson
@@ -112,6 +112,17 @@ class OpenAIProvider(Provider):
         return body
 
     async def complete(self, req: ChatRequest, ctx: CallContext) -> ChatResponse:
+        if self.adapters is not None and ctx.adapter:
+            return await self.adapters.call(
+                ctx.adapter,
+                self.deployment,
+                self._headers(ctx),
+                ctx.timeout,
+                lambda: self._complete(req, ctx),
+            )
+        return await self._complete(req, ctx)
+
+    async def _complete(self, req: ChatRequest, ctx: CallContext) -> ChatResponse:
         result = await self.http.post_json(
             self._url("chat/completions"),
             self._chat_body(req, ctx),
@@ -120,7 +131,18 @@ class OpenAIProvider(Provider):
         )
         return response_from_wire(result)
 
-    async def stream(self, req: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
+    def stream(self, req: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatChunk]:
+        if self.adapters is not None and ctx.adapter:
+            return self.adapters.stream(
+                ctx.adapter,
+                self.deployment,
+                self._headers(ctx),
+                ctx.timeout,
+                lambda: self._stream(req, ctx),
+            )
+        return self._stream(req, ctx)
+
+    async def _stream(self, req: ChatRequest, ctx: CallContext) -> AsyncGenerator[ChatChunk, None]:
         async with self.http.stream(
             self._url("chat/completions"),
             self._chat_body(req, ctx),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from opsgate.accounting import resolve_price
 from opsgate.config.loader import ConfigError
 from opsgate.config.schema import Config
+from opsgate.providers.adapter_loading import AdapterLoading
 from opsgate.providers.registry import provider_class, provider_names
 from opsgate.providers.transport import HTTPClient
 from opsgate.routing.deployment import Deployment, ModelGroup
@@ -33,6 +34,10 @@ def check_providers(config: Config, source: str) -> None:
                 problems.append(f"{path}.provider: {dep.provider!r} does not serve embeddings")
             if (dep.adapter or dep.team_adapters) and not cls.capabilities.adapters:
                 problems.append(f"{path}.adapter: {dep.provider!r} does not serve LoRA adapters")
+            if dep.adapter_loading != "off" and not cls.capabilities.adapters:
+                problems.append(
+                    f"{path}.adapter_loading: {dep.provider!r} does not serve LoRA adapters"
+                )
             problems.extend(f"{path}.{p}" for p in cls.check(dep))
     if problems:
         raise ConfigError(source, problems)
@@ -44,8 +49,12 @@ def build_router(
     *,
     source: str = "<config>",
     previous: Router | None = None,
+    adapters: AdapterLoading | None = None,
 ) -> Router:
+    """`adapters`: the process's adapter loading, kept across reloads (a fresh one, without
+    the registry, when not given)."""
     check_providers(config, source)
+    adapters = adapters or AdapterLoading(http)
     old = {
         d.id: d.health
         for g in (previous.groups.values() if previous else ())
@@ -68,6 +77,8 @@ def build_router(
             )
             health.window.rpm, health.window.tpm = dep.rpm, dep.tpm
             price = resolve_price(dep.model, dep.price)
-            deployments.append(Deployment(dep_id, group.name, dep, cls(dep, http), health, price))
+            provider = cls(dep, http)
+            provider.adapters = adapters.for_deployment(dep)
+            deployments.append(Deployment(dep_id, group.name, dep, provider, health, price))
         groups[group.name] = ModelGroup(group.name, group.kind, deployments, group.description)
     return Router(groups, config.router)

@@ -1,5 +1,5 @@
 """Admin API of tuning: `/admin/v1/tuning/jobs` (create, list, get, cancel, resume) and
-`/admin/v1/adapters` (list, get, delete).
+`/admin/v1/adapters` (list, get, delete, promote).
 
 Thin handlers over `TuningService`. Jobs and adapters are scoped by team: an admin sees all,
 a team admin or viewer those of its team; one outside the caller's scope is a 404, as for an
@@ -18,6 +18,7 @@ from opsgate.access.permissions import Permission
 from opsgate.api.responses import JSONResponse
 from opsgate.errors import BadRequestError
 from opsgate.tuning.requests import JobCreate
+from opsgate.tuning.rollout import PromoteRequest
 from opsgate.tuning.service import TuningService
 from opsgate.web.admin import AdminCall, admin_route
 
@@ -120,6 +121,24 @@ async def delete_adapter(call: AdminCall) -> Response:
     return JSONResponse({"object": "adapter.deleted", "name": row["name"]})
 
 
+async def promote_adapter(call: AdminCall) -> Response:
+    """Serve an adapter on a model's deployments from now on, for every caller or one team
+    (stored, audited; 409 for a tainted adapter or one on another base)"""
+    body: PromoteRequest = call.body
+    adapter = await _tuning(call).adapter(call.who, call.path("name"))
+    gateway = call.gateway
+    promotion = await gateway.rollout.promote(
+        call.who,
+        adapter,
+        gateway.runtime.config,
+        model=body.model,
+        team=body.team,
+        actor=call.actor,
+    )
+    call.audited()
+    return JSONResponse(promotion.to_json())
+
+
 routes = [
     admin_route("POST", JOBS, create_job, P.TUNING_MANAGE, P.DATASETS_READ, body=JobCreate),
     admin_route("GET", JOBS, list_jobs, P.TUNING_READ, query=("status", "limit")),
@@ -129,4 +148,7 @@ routes = [
     admin_route("GET", ADAPTERS, list_adapters, P.TUNING_READ),
     admin_route("GET", ADAPTER, get_adapter, P.TUNING_READ),
     admin_route("DELETE", ADAPTER, delete_adapter, P.TUNING_MANAGE),
+    admin_route(
+        "POST", ADAPTER + "/promote", promote_adapter, P.TUNING_MANAGE, body=PromoteRequest
+    ),
 ]

@@ -134,6 +134,7 @@ def test_registry_lists_pages_by_role() -> None:
         "experiments",
         "drift",
         "knowledge",
+        "tuning",
         "models",
         "security",
     ]
@@ -146,6 +147,7 @@ def test_registry_lists_pages_by_role() -> None:
         "experiments",
         "drift",
         "knowledge",
+        "tuning",
         "models",
     ]
     assert names(Principal("k", Role.MEMBER)) == [
@@ -159,7 +161,7 @@ def test_registry_lists_pages_by_role() -> None:
     # A service key may search knowledge bases (an application's own retrieval), so it sees
     # that page's search playground and nothing else.
     assert names(Principal("k", Role.SERVICE)) == ["knowledge"]
-    assert len(pages.routes()) == 39
+    assert len(pages.routes()) == 43
 
 
 def test_a_new_page_is_one_registration() -> None:
@@ -182,6 +184,7 @@ def test_a_new_page_is_one_registration() -> None:
         "experiments",
         "drift",
         "knowledge",
+        "tuning",
         "models",
         "security",
     ]

@@ -16,6 +16,7 @@ BUILTIN: tuple[str, ...] = (
     "keys",
     "prompts",
     "experiments",
+    "tuning",
     "drift",
     "knowledge",
     "models",

@@ -34,7 +34,7 @@
   function draw(el, data, spec) {
     var width = Math.max(el.clientWidth, 280);
     var fmt = formatValue(spec.unit);
-    var series = [{}];
+    var series = [data.x_label ? { label: data.x_label } : {}];
     var columns = [data.x];
     spec.series.forEach(function (s, i) {
       var color = PALETTE[i % PALETTE.length];
@@ -53,7 +53,7 @@
       width: width,
       height: 220,
       series: series,
-      scales: { y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
+      scales: { x: { time: data.time !== false }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } } },
       axes: [{}, { size: 64, values: function (u, ticks) { return ticks.map(function (t) { return fmt(u, t); }); } }],
       legend: { live: true },
       cursor: { drag: { x: false, y: false } },
@@ -69,6 +69,7 @@
 
   function drawAll(root) {
     if (typeof uPlot === "undefined") return;
+    charts = charts.filter(function (c) { return c.el.isConnected; }); // swapped out by htmx
     (root || document).querySelectorAll("[data-chart]").forEach(function (el) {
       var data = chartData(el.dataset.source);
       if (!data) return;

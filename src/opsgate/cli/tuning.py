@@ -3,7 +3,8 @@
 ```
 opsgate tuning create --dataset support-good --base /models/llama --adapter support-a [--epochs 3]
 opsgate tuning jobs [--status running]
-opsgate tuning show JOB_ID          # status, progress, the loss curve, metrics
+opsgate tuning show JOB_ID          # status, progress, the loss curve, metrics, base vs adapter
+opsgate tuning logs JOB_ID [--follow]   # the worker's log lines (follow: until the job ends)
 opsgate tuning cancel JOB_ID | opsgate tuning resume JOB_ID
 opsgate tuning adapters | opsgate tuning adapter NAME | opsgate tuning delete-adapter NAME
 ```
@@ -12,6 +13,7 @@ opsgate tuning adapters | opsgate tuning adapter NAME | opsgate tuning delete-ad
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any
 
 import typer
@@ -27,6 +29,7 @@ tuning_app = typer.Typer(
 out = Console()
 JOBS, ADAPTERS = "/admin/v1/tuning/jobs", "/admin/v1/adapters"
 BARS = "▁▂▃▄▅▆▇█"
+FINAL = ("succeeded", "failed", "cancelled")
 
 
 def register(app: typer.Typer) -> None:
@@ -147,12 +150,87 @@ def show(job_id: str, url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> No
         if losses
         else "loss -",
     ]
-    lines += [f"{k} {v}" for k, v in sorted(job["metrics"].items())]
+    metrics = dict(job["metrics"])
+    evaluation = metrics.pop("evaluation", None)
+    lines += [f"{k} {v}" for k, v in sorted(metrics.items())]
+    lines += _evaluation_lines(evaluation)
+    lines += _card_lines(job.get("card"))
     if job["error"]:
         lines.append(f"error: {job['error']}")
     if job["tainted"]:
         lines.append("tainted: trained on rows of an erased end user (retrain without them)")
     out.print("\n".join(lines), highlight=False)
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
+    """Base vs adapter per scorer, then the example rows."""
+    if not evaluation:
+        return []
+    if "error" in evaluation:
+        return [f"evaluation failed: {evaluation['error']}"]
+    lines = [f"evaluation on {evaluation['n']} validation examples (base → adapter):"]
+    for name, s in evaluation["scorers"].items():
+        delta = "" if s["delta"] is None else f"  ({s['delta']:+.3f})"
+        failed = f"  {s['failed']} failed" if s["failed"] else ""
+        lines.append(f"  {name}  {_figure(s['base'])} → {_figure(s['adapter'])}{delta}{failed}")
+    for row in evaluation.get("examples", []):
+        lines.append(f"  > {row['input']}")
+        lines.append(f"    expected {row['expected']!r}")
+        lines.append(f"    base     {row['base']!r}")
+        lines.append(f"    adapter  {row['adapter']!r}")
+    return lines
+
+
+def _card_lines(card: dict[str, Any] | None) -> list[str]:
+    if not card:
+        return []
+    counts, export = card["counts"], card["export"]
+    lines = [
+        f"data card: {card['dataset']['name']}@{card['dataset']['version']}, "
+        f"{counts['rows_exported']} rows exported of {counts['dataset_rows']} "
+        f"({counts['duplicates_dropped']} duplicates dropped, "
+        f"{counts['skipped_without_answer']} without an answer), "
+        f"{export['corrections_used']} corrections, {export['redactions']} PII redactions",
+        f"  train {counts['train']} / validation {counts['validation']} examples "
+        f"({counts['conversations']['train']} / {counts['conversations']['validation']} "
+        f"conversations), split seed {card['split']['seed']}",
+    ]
+    if tokens := card.get("tokens"):
+        train, held = tokens["train"], tokens["validation"]
+        lines.append(
+            f"  tokens: train {train['prompt']} prompt + {train['answer']} answer, "
+            f"validation {held['prompt']} + {held['answer']}"
+        )
+    return lines
+
+
+@tuning_app.command("logs")
+def logs(
+    job_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="until the job ends")] = False,
+    after: Annotated[int, typer.Option(help="only lines numbered above this")] = 0,
+    poll: Annotated[float, typer.Option(help="seconds between looks (--follow)")] = 1.0,
+    url: UrlOpt = DEFAULT_URL,
+    as_json: JsonOpt = False,
+) -> None:
+    """The job's log: the worker's output and events (its last 500 lines)."""
+    while True:
+        body = get_json(url, f"{JOBS}/{job_id}/logs", [("after", str(after))])
+        if body["first"] is not None and body["first"] > after + 1 and after:
+            out.print(f"… lines {after + 1} to {body['first'] - 1} dropped", highlight=False)
+        for line in body["data"]:
+            if as_json:
+                typer.echo(json.dumps(line, ensure_ascii=False))
+            else:
+                typer.echo(f"{line['seq']:>5} {line['stream']:<6} {line['line']}")
+        after = body["last"]
+        if not follow or body["status"] in FINAL:
+            return
+        time.sleep(poll)
 
 
 def _change(url: str, job_id: str, action: str, as_json: bool) -> None:

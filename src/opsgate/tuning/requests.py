@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from opsgate.tuning.evaluate import EvaluationBody
+
 ADAPTER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
@@ -59,6 +61,9 @@ class JobCreate(BaseModel):
     settings: LoraBody = Field(default_factory=LoraBody)
     hosted: HostedBody | None = Field(default=None, description="method openai: its settings")
     validation: float = Field(default=0.2, ge=0.05, le=0.5, description="held-back share")
+    evaluation: EvaluationBody = Field(
+        default_factory=EvaluationBody, description="base vs adapter after training"
+    )
     team_id: str | None = Field(default=None, description="owning team (admins only)")
 
     @model_validator(mode="after")

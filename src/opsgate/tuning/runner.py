@@ -7,6 +7,8 @@ job's heart and watches for a cancel request (it then leaves a `STOP` file: the 
 its checkpoint and stops after the step). When the worker ends, the job succeeds (its adapter
 is registered), fails (with the worker's message) or is cancelled. At shutdown a running job
 is stopped the same way and queued again: the next start resumes it from its checkpoint.
+The worker's other lines on stdout and stderr, and its events but steps, are the job's log
+(`tuning.logs`), saved at every heartbeat.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import orjson
 
 from opsgate.audit import AuditLog
 from opsgate.config.tuning import TuningConfig
+from opsgate.tuning.logs import JobLog
 from opsgate.tuning.store import TuningStore
 
 log = logging.getLogger("opsgate.tuning")
@@ -32,6 +35,8 @@ MARK = b"@opsgate "
 JOB_FILE = "job.json"
 DATA_FILE = "data.jsonl"
 STOP_FILE = "STOP"
+LINE_LIMIT = 2**20
+"""Bytes of one line the runner reads from the worker (an event carries the evaluation)."""
 SHUTDOWN_WAIT = 60.0
 """Seconds a running worker gets at shutdown to save its checkpoint and stop."""
 ACTOR = "tuning"
@@ -125,7 +130,7 @@ class JobRunner:
             await self.hosted.run(job, self._pause, lambda: self._closing)
             return
         env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error", "TQDM_DISABLE": "1"}
-        env["HF_HUB_OFFLINE"] = "1"
+        env |= {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -134,15 +139,15 @@ class JobRunner:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
+            limit=LINE_LIMIT,
         )
-        state = _Progress(list(job["losses"] or []))
+        state = _Progress(list(job["losses"] or []), await asyncio.to_thread(JobLog, folder))
         beat = asyncio.create_task(self._beat(job["id"], folder, state))
-        err = asyncio.create_task(_tail(proc.stderr))
+        err = asyncio.create_task(_tail(proc.stderr, state.log, self._clock))
         try:
             assert proc.stdout is not None
             async for line in proc.stdout:
-                if line.startswith(MARK):
-                    state.take(orjson.loads(line[len(MARK) :]))
+                state.line(line, self._clock())
             await proc.wait()
         except BaseException:
             err.cancel()
@@ -154,7 +159,9 @@ class JobRunner:
             if proc.returncode is None:  # the runner itself was cancelled
                 proc.kill()
                 await proc.wait()
-        await self._finish(job, folder, state, (await err).strip())
+        failure = (await err).strip()
+        await asyncio.to_thread(state.log.save)
+        await self._finish(job, folder, state, failure)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep `seconds`, or less when a cancel is asked or the runner is closing."""
@@ -172,6 +179,7 @@ class JobRunner:
                 await asyncio.wait_for(self._poke.wait(), self._config().poll)
             try:
                 await self._store.update(job_id, state.values(self._clock()))
+                await asyncio.to_thread(state.log.save)
                 current = await self._store.job(job_id)
             except Exception as exc:
                 log.warning("tuning heartbeat of %s: %s", job_id, exc)
@@ -212,7 +220,9 @@ class JobRunner:
 class _Progress:
     """What the worker has reported so far."""
 
-    def __init__(self, losses: list[float]) -> None:
+    def __init__(self, losses: list[float], log: JobLog) -> None:
+        self.log = log
+        self.card: dict[str, Any] | None = None
         self.losses = losses
         self.steps = len(losses)
         self.total: int | None = None
@@ -220,8 +230,21 @@ class _Progress:
         self.cpu = 0.0
         """CPU seconds of this worker (its start-up included), from its last event."""
 
+    def line(self, raw: bytes, at: float) -> None:
+        """A line of the worker's stdout: an event, or a line of the log."""
+        if not raw.startswith(MARK):
+            self.log.add("stdout", raw.decode(errors="replace"), at)
+            return
+        event = orjson.loads(raw[len(MARK) :])
+        self.take(event)
+        if event.get("event") not in ("step", "card"):  # the curve and the card are kept apart
+            shown = {k: v for k, v in event.items() if k != "evaluation"}
+            self.log.add("event", orjson.dumps(shown).decode(), at)
+
     def take(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
+        if kind == "card":
+            self.card = event.get("card")
         if kind == "step":
             del self.losses[int(event["step"]) - 1 :]  # a resumed run repeats nothing
             self.losses.append(float(event["loss"]))
@@ -236,10 +259,12 @@ class _Progress:
         out["heartbeat_at"] = now
         if self.total is not None:
             out["total_steps"] = self.total
+        if self.card is not None:
+            out["card"] = self.card
         return out
 
     def metrics(self) -> dict[str, Any]:
-        keys = ("validation_before", "validation_after", "resumed_from")
+        keys = ("validation_before", "validation_after", "resumed_from", "evaluation")
         return {k: self.last[k] for k in keys if k in self.last}
 
 
@@ -259,13 +284,20 @@ def _adapter_row(
         "created_by": job["created_by"],
         "created_at": now,
         "tainted_at": job["tainted_at"],
+        "card": state.card or job.get("card"),
     }
 
 
-async def _tail(stream: asyncio.StreamReader | None, keep: int = 8192) -> str:
-    """The last `keep` bytes of the worker's stderr (its traceback when it crashed)."""
+async def _tail(
+    stream: asyncio.StreamReader | None,
+    log: JobLog,
+    clock: Callable[[], float],
+    keep: int = 8192,
+) -> str:
+    """The worker's stderr into the log; its last `keep` bytes (the traceback of a crash)."""
     buf = b""
     if stream is not None:
-        async for chunk in stream:
-            buf = (buf + chunk)[-keep:]
+        async for line in stream:
+            log.add("stderr", line.decode(errors="replace"), clock())
+            buf = (buf + line)[-keep:]
     return buf.decode(errors="replace")

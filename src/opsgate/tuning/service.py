@@ -5,7 +5,9 @@ later: the dataset (by id or name, in the caller's scope) is exported as `openai
 PII redacted and every line checked (`tuning.data`), the base folder is fingerprinted (remote
 code refused), the adapter name must be free (409). The export and a `job.json` go into the
 job's folder; the runner (`tuning.runner`) trains in a worker process. State changes are
-audited; the end users whose rows a job trained on are recorded for erasure (`holders`).
+audited; the end users whose rows a job trained on are recorded for erasure (`holders`). The
+job's scorers (`tuning.evaluate`) are checked too, and the export's facts start its data card
+(`tuning.card`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from opsgate.config.tuning import TuningConfig
 from opsgate.errors import BadRequestError, NotFoundError
 from opsgate.feedback.datasets.model import DatasetInfo
 from opsgate.feedback.datasets.service import DatasetService
+from opsgate.tuning import logs
 from opsgate.tuning.base import BaseModelError, base_fingerprint
+from opsgate.tuning.card import CARD_FILE, ExportFacts, first_part
 from opsgate.tuning.data import TrainingDataError, parse_lines, split
+from opsgate.tuning.evaluate import check_scorers
 from opsgate.tuning.requests import JobCreate
 from opsgate.tuning.runner import DATA_FILE, JOB_FILE, JobRunner
 from opsgate.tuning.store import TuningStore
@@ -73,6 +78,7 @@ class TuningService:
             raise BadRequestError("datasets are not available on this gateway")
         info = await self._datasets.resolve(who, req.dataset)
         version = self._datasets.version_of(info, req.dataset_version)
+        check_scorers(req.evaluation.scorers)
         base, fingerprint, settings, provider = await self._method(req)
         if await self.store.adapter_taken(req.adapter):
             raise ConflictError(
@@ -83,13 +89,16 @@ class TuningService:
         job_id = f"tj_{secrets.token_hex(8)}"
         folder = Path(self._config().folder) / job_id
         try:
-            examples, end_users = await self._prepare(who, info, version, req, folder, actor)
+            examples, end_users, card = await self._prepare(who, info, version, req, folder, actor)
+            evaluation = req.evaluation.model_dump() if req.method == "lora" else None
             spec = {
                 "base": str(base),
                 "settings": settings,
                 "validation": req.validation,
                 "seed": f"{info.id}@{version}",
                 "threads": self._config().threads,
+                "evaluation": evaluation,
+                "card": card,
             }
             await asyncio.to_thread((folder / JOB_FILE).write_bytes, orjson.dumps(spec))
             now = self._clock()
@@ -114,6 +123,8 @@ class TuningService:
                 "losses": [],
                 "metrics": {},
                 "tainted_subjects": 0,
+                "evaluation": evaluation,
+                "card": card,
             }
             await self.store.insert_job(row, end_users)
         except BaseException:
@@ -132,35 +143,53 @@ class TuningService:
         req: JobCreate,
         folder: Path,
         actor: str,
-    ) -> tuple[dict[str, int], list[str]]:
-        """Export the dataset into the job folder and check it; the example counts and the
-        end users whose rows it holds."""
+    ) -> tuple[dict[str, int], list[str], dict[str, Any]]:
+        """Export the dataset into the job folder and check it; the example counts, the end
+        users whose rows it holds and the data card's first part."""
         assert self._datasets is not None
-        _, export, _ = await self._datasets.export(
+        _, export, total = await self._datasets.export(
             who, info.id, fmt="openai-chat", version=version, redact=True, metric=None, actor=actor
         )
         chunks = [chunk async for chunk in export.lines()]
         end_users: set[str] = set()
+        corrections = 0
         async for batch in self._datasets.store.batches(info.id, version):
             end_users.update(r.end_user for r in batch if r.end_user)
+            corrections += sum(1 for r in batch if r.has_reference)
         data = b"".join(chunks)
+        report = export.report
+        facts = ExportFacts(
+            report.id, total, report.rows, report.duplicates, report.skipped,
+            export.renderer.undecryptable, report.redactions, corrections,
+        )  # fmt: skip
+        created = self._clock()
 
-        def check_and_write() -> dict[str, int]:
+        def check_and_write() -> tuple[dict[str, int], dict[str, Any]]:
             seed = f"{info.id}@{version}"  # one dataset version: one split, whatever the job
             parts = split(parse_lines(data.splitlines()), req.validation, seed=seed)
+            card = first_part(
+                job_id=folder.name,
+                dataset={"id": info.id, "name": info.name, "version": version},
+                facts=facts,
+                parts=parts,
+                seed=seed,
+                validation=req.validation,
+                created_at=created,
+            )
             folder.mkdir(parents=True, exist_ok=False)
             (folder / DATA_FILE).write_bytes(data)
-            return {"train": len(parts.train), "validation": len(parts.validation)}
+            (folder / CARD_FILE).write_bytes(orjson.dumps(card, option=orjson.OPT_INDENT_2))
+            return {"train": len(parts.train), "validation": len(parts.validation)}, card
 
         try:
-            examples = await asyncio.to_thread(check_and_write)
+            examples, card = await asyncio.to_thread(check_and_write)
         except TrainingDataError as exc:
             raise BadRequestError(
                 f"dataset {info.name!r} v{version} cannot train a model: {exc}",
                 code="invalid_training_data",
                 param="dataset",
             ) from None
-        return examples, sorted(end_users)
+        return examples, sorted(end_users), card
 
     async def _method(
         self, req: JobCreate
@@ -206,6 +235,13 @@ class TuningService:
 
     async def jobs(self, who: Principal, *, status: str | None, limit: int) -> list[dict[str, Any]]:
         return await self.store.jobs(_owners(who), status=status, limit=limit)
+
+    async def logs(self, who: Principal, job_id: str, after: int) -> dict[str, Any]:
+        """The job's log lines numbered above `after` (`tuning.logs`), with its status."""
+        job = await self.job(who, job_id)
+        folder = Path(self._config().folder) / job_id
+        found = await asyncio.to_thread(logs.after, folder, after)
+        return {"object": "list", "job_id": job_id, "status": job["status"], **found}
 
     async def cancel(self, who: Principal, job_id: str, actor: str) -> dict[str, Any]:
         """A queued job is cancelled at once; a running one is asked to stop after its current

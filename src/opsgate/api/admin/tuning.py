@@ -88,6 +88,17 @@ async def get_job(call: AdminCall) -> Response:
     return JSONResponse(job_json(await _tuning(call).job(call.who, call.path("job_id"))))
 
 
+async def job_logs(call: AdminCall) -> Response:
+    """The job's log lines numbered above `after` (its last 500: worker output and events), to
+    poll: ask again with `after` set to the answer's `last`"""
+    raw = call.query.get("after", "0")
+    if not raw.isdigit():
+        raise BadRequestError(
+            "after must be a non-negative integer", code="invalid_parameter", param="after"
+        )
+    return JSONResponse(await _tuning(call).logs(call.who, call.path("job_id"), int(raw)))
+
+
 async def cancel_job(call: AdminCall) -> Response:
     """Cancel a queued job, or stop a running one at its next step (checkpoint kept; 409 when
     finished)"""
@@ -143,6 +154,7 @@ routes = [
     admin_route("POST", JOBS, create_job, P.TUNING_MANAGE, P.DATASETS_READ, body=JobCreate),
     admin_route("GET", JOBS, list_jobs, P.TUNING_READ, query=("status", "limit")),
     admin_route("GET", JOB, get_job, P.TUNING_READ),
+    admin_route("GET", JOB + "/logs", job_logs, P.TUNING_READ, query=("after",)),
     admin_route("POST", JOB + "/cancel", cancel_job, P.TUNING_MANAGE),
     admin_route("POST", JOB + "/resume", resume_job, P.TUNING_MANAGE),
     admin_route("GET", ADAPTERS, list_adapters, P.TUNING_READ),

@@ -85,6 +85,7 @@ from opsgate.telemetry.loop_lag import LoopLagMonitor
 from opsgate.telemetry.metrics import Metrics, create_metrics, mark_process_dead, multiprocess_dir
 from opsgate.telemetry.otel import GenAITracer, create_tracer
 from opsgate.tuning.build import build_tuning
+from opsgate.tuning.distill import DistillService
 from opsgate.tuning.rollout import AdapterRollout, promoted_config
 from opsgate.tuning.service import TuningService
 
@@ -273,6 +274,14 @@ class Gateway:
         )
         self.drift = self._drift()
         self.tuning = self._tuning()
+        self.distill = DistillService(
+            self.tuning,
+            self.datasets,
+            self._engine,
+            self.audit,
+            lambda: self.runtime.config.tuning,
+            cipher=lambda: self.compliance.cipher,
+        )
         # Adapters: the registry behind vLLM's run-time loading; direct promotions laid over
         # the config file whenever the router is built (docs/tuning.md "Rolling out").
         self.rollout = AdapterRollout(self._engine, self.tuning.store, self.audit)
@@ -527,6 +536,7 @@ class Gateway:
         await self.deferred.drain()  # traces still being masked reach the writer first
         await self.drift.aclose()  # after the drain: the last traces' samples are written
         await self.evals.aclose()  # runs stop (cancelled, resumable) while the API is up
+        await self.distill.aclose()  # a run in progress ends failed (interrupted)
         await self.tuning.runner.aclose()  # a running job is queued again at its checkpoint
         await self.feedback.aclose()
         if self.writer is not None:

@@ -23,6 +23,7 @@ from opsgate.api.admin import alerts as admin_alerts
 from opsgate.api.admin import cache as admin_cache
 from opsgate.api.admin import compliance as admin_compliance
 from opsgate.api.admin import datasets as admin_datasets
+from opsgate.api.admin import distill as admin_distill
 from opsgate.api.admin import drift as admin_drift
 from opsgate.api.admin import evals as admin_evals
 from opsgate.api.admin import experiments as admin_experiments
@@ -68,6 +69,7 @@ routes: list[BaseRoute] = [
     *admin_evals.routes,
     *admin_drift.routes,
     *admin_tuning.routes,
+    *admin_distill.routes,
     *admin_access.routes,
     *admin_cache.routes,
     *admin_compliance.routes,

@@ -17,6 +17,7 @@ from opsgate.cli.cache import register as register_cache_commands
 from opsgate.cli.client import call
 from opsgate.cli.compliance import register as register_compliance_commands
 from opsgate.cli.datasets import register as register_dataset_commands
+from opsgate.cli.distill import register as register_distill_commands
 from opsgate.cli.drift import register as register_drift_commands
 from opsgate.cli.evals import register as register_eval_commands
 from opsgate.cli.experiments import register as register_experiment_commands
@@ -150,6 +151,7 @@ register_experiment_commands(app)  # experiments create, list, show, pause, resu
 register_knowledge_commands(app)  # kb create, list, ingest, docs, search, delete
 register_drift_commands(app)  # drift monitors, run, compare, proposals, accept, dismiss
 register_tuning_commands(app)  # tuning create, jobs, show, cancel, resume, adapters, ...
+register_distill_commands(app)  # tuning distill, distillation(s); tune distill
 register_local_commands(app)  # local quantize
 register_wait_command(app)  # wait
 

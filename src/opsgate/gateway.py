@@ -431,6 +431,8 @@ class Gateway:
             self._engine,
             audit=self.audit,
             datasets=self.datasets,
+            models=lambda: self.runtime.config.models,
+            http=self.http,
         )
         self.compliance.register(holder, tables=["tuning_subjects"])
         return tuning

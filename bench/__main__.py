@@ -100,6 +100,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--ref", default="HEAD~1", help="baseline: the git commit to compare this tree with"
     )
+    parser.add_argument(
+        "--concurrency", default="1,32", help="baseline: concurrencies, comma-separated"
+    )
+    parser.add_argument(
+        "--delay-ms", type=float, default=0.0, help="baseline: the fake upstream's answer delay"
+    )
     parser.add_argument("--no-docs", action="store_true", help=f"do not update {DOCS_PATH}")
     parser.add_argument("--profile-dir", type=Path, default=Path("/tmp/opsgate-profile"))
     parser.add_argument(
@@ -167,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         from bench.baseline import baseline_grid, run_baseline
         from bench.report import grids_markdown, print_grids
 
-        grid = baseline_grid(args.ref, run_baseline(args.ref, settings, progress))
+        concurrencies = tuple(int(c) for c in args.concurrency.split(","))
+        rows = run_baseline(args.ref, settings, progress, concurrencies, args.delay_ms)
+        grid = baseline_grid(args.ref, rows, args.delay_ms)
         print_grids([grid], console)
         if not args.no_docs:
             update_section("baseline", "\n".join([note, *grids_markdown([grid])]))

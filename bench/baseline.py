@@ -65,28 +65,35 @@ def old_gateway(upstream: Server, tree: Path) -> Iterator[Server]:
             yield gw
 
 
-def run_baseline(ref: str, settings: Settings, progress: Progress | None = None) -> list[Row]:
+def run_baseline(
+    ref: str,
+    settings: Settings,
+    progress: Progress | None = None,
+    concurrencies: tuple[int, ...] = CONCURRENCIES,
+    delay_ms: float = 0.0,
+) -> list[Row]:
     rows: list[Row] = []
     with contextlib.ExitStack() as running:
         tree = running.enter_context(worktree(ref))
-        upstream = running.enter_context(fake_upstream())
+        upstream = running.enter_context(fake_upstream(delay_ms))
         head = running.enter_context(gateway(upstream, name="this tree"))
         base = running.enter_context(old_gateway(upstream, tree))
         targets = [
             Target("direct", upstream.url + CHAT_PATH),
-            Target("head", head.url + CHAT_PATH),
-            Target("base", base.url + CHAT_PATH),
+            Target("head", head.url + CHAT_PATH, pid=head.pid),
+            Target("base", base.url + CHAT_PATH, pid=base.pid),
         ]
         body = request_body()
-        for c in CONCURRENCIES:
+        for c in concurrencies:
             got = measure(targets, body, c, settings, progress)
             rows.append(Row(c, got["direct"], got["head"], got["base"]))
     return rows
 
 
-def baseline_grid(ref: str, rows: list[Row]) -> Grid:
+def baseline_grid(ref: str, rows: list[Row], delay_ms: float = 0.0) -> Grid:
+    delay = f", upstream delay {delay_ms:g} ms" if delay_ms else ""
     grid = Grid(
-        f"This tree vs {ref} (JSON, same run, medians over rounds)",
+        f"This tree vs {ref} (JSON{delay}, same run, medians over rounds)",
         (
             "c",
             "direct req/s",
@@ -95,6 +102,8 @@ def baseline_grid(ref: str, rows: list[Row]) -> Grid:
             "ratio",
             f"{ref} added p50",
             "this tree added p50",
+            f"{ref} CPU µs/req",
+            "this tree CPU µs/req",
         ),
     )
     for r in rows:
@@ -107,7 +116,17 @@ def baseline_grid(ref: str, rows: list[Row]) -> Grid:
                 f"{r.head.rps / r.base.rps:.2f}" if r.base.rps else "-",
                 f"{r.base.p50_ms - r.direct.p50_ms:+.3f} ms",
                 f"{r.head.p50_ms - r.direct.p50_ms:+.3f} ms",
+                _us(r.base.cpu_us),
+                _us(r.head.cpu_us),
             )
         )
     grid.notes.append("ratio = this tree's req/s over the baseline's: 1.00 is no change.")
+    grid.notes.append(
+        "CPU µs/req = the gateway process's CPU time (all threads) over the requests it served"
+        " in a round, median of rounds: the figure other load on the machine moves least."
+    )
     return grid
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"

@@ -56,9 +56,11 @@ class Stack:
 
 
 @contextlib.contextmanager
-def fake_upstream() -> Iterator[Server]:
+def fake_upstream(delay_ms: float = 0.0) -> Iterator[Server]:
     port = free_port()
     argv = [sys.executable, "-m", "bench.upstream", "--port", str(port)]
+    if delay_ms:
+        argv += ["--delay-ms", f"{delay_ms:g}"]
     with serve("upstream", argv, port, "/health") as upstream:
         yield upstream
 

@@ -1,13 +1,14 @@
 """The fast fake OpenAI upstream: a raw ASGI app on uvicorn (uvloop + httptools).
 
-Every POST answers with the same small `chat.completion` (precomputed bytes), or, when the
-request says `"stream": true`, the same short SSE stream in one write. Anything else is a 200
+Every POST answers (after `--delay-ms`, 0 by default) with the same small `chat.completion`
+(precomputed bytes), or, when the request says `"stream": true`, the same short SSE stream in one write. Anything else is a 200
 `{"status":"ok"}` so readiness probes work. Run it with `python -m bench.upstream --port N`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -67,7 +68,9 @@ def stream_body() -> bytes:
     return b"".join(events) + b"data: [DONE]\n\n"
 
 
-def make_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def make_app(delay: float = 0.0) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """`delay` seconds pass before a POST is answered: an upstream that takes time, as a real
+    model does, so queueing in front of it shows (the head and body still go in one write)."""
     json_body, sse_body = completion_body(), stream_body()
     json_head = _head(b"application/json", len(json_body))
     sse_head = _head(b"text/event-stream", len(sse_body))
@@ -89,6 +92,8 @@ def make_app() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
             head, payload = sse_head, sse_body
         else:
             head, payload = json_head, json_body
+        if delay and scope["method"] == "POST":
+            await asyncio.sleep(delay)
         await send(head)
         await send({"type": "http.response.body", "body": payload})
 
@@ -122,9 +127,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="wait before each answer")
     args = parser.parse_args()
     uvicorn.run(
-        make_app(),
+        make_app(args.delay_ms / 1000),
         host=args.host,
         port=args.port,
         loop="uvloop",

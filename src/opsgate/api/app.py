@@ -36,6 +36,7 @@ from opsgate.api.admin import traces as admin_traces
 from opsgate.api.admin import tuning as admin_tuning
 from opsgate.api.audit_middleware import AuditMiddleware
 from opsgate.api.auth_failures import AuthFailureMiddleware
+from opsgate.api.chat_endpoint import HotPath
 from opsgate.api.middleware import TraceIdMiddleware
 from opsgate.api.responses import (
     error_response,
@@ -82,6 +83,7 @@ routes: list[BaseRoute] = [
 
 middleware = [
     Middleware(AuthFailureMiddleware),  # outermost: it sees every 401, whoever answers it
+    Middleware(HotPath, endpoint=openai_routes.chat_endpoint),  # chat: none of the layers below
     Middleware(TraceIdMiddleware),
     Middleware(AccessMiddleware),
     Middleware(AuditMiddleware),  # inside: it reads the caller the access layer found

@@ -1,8 +1,9 @@
 """The fast fake OpenAI upstream: a raw ASGI app on uvicorn (uvloop + httptools).
 
 Every POST answers (after `--delay-ms`, 0 by default) with the same small `chat.completion`
-(precomputed bytes), or, when the request says `"stream": true`, the same short SSE stream in one write. Anything else is a 200
-`{"status":"ok"}` so readiness probes work. Run it with `python -m bench.upstream --port N`.
+(precomputed bytes), or, when the request says `"stream": true`, the same short SSE stream in
+one write. Anything else is a 200 `{"status":"ok"}` so readiness probes work. Run it with
+`python -m bench.upstream --port N`.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ log = logging.getLogger("opsgate.tuning")
 T = TypeVar("T")
 ATTEMPTS = 5
 """Provider calls tried in a row on a 429, a 5xx or an unreachable provider before the job
-fails (one `tuning.poll` apart)."""
+fails (1, 2, 3, 4 times `tuning.hosted_poll` apart)."""
 EVENT_PAGES = 10
 """Pages of 100 events read per look at most: a longer gap leaves a hole in the curve."""
 KEEP_EVENTS = 20
@@ -105,7 +105,7 @@ class HostedTrainer:
             except BadRequestError as exc:
                 raise HostedError(str(exc)) from None
             client = OpenAIFineTuning(dep, self._http, timeout=dep.timeout)
-            calls = _Calls(wait)
+            calls = _Calls(wait, self._config().hosted_poll)
             if not state.get("job") or state.get("status") in FINAL:
                 await self._start(follow, client, calls)
             outcome = await self._follow(follow, client, calls, wait, closing)
@@ -220,8 +220,9 @@ class _Calls:
     """Provider calls with the error policy: refusals fail the job at once with what was
     refused; a 429, a 5xx or an unreachable provider is tried again, `ATTEMPTS` in a row."""
 
-    def __init__(self, wait: Wait) -> None:
+    def __init__(self, wait: Wait, pause: float) -> None:
         self._wait = wait
+        self._pause = pause
 
     async def do(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         for n in range(1, ATTEMPTS + 1):
@@ -231,7 +232,7 @@ class _Calls:
                 if not exc.retryable or n == ATTEMPTS:
                     raise HostedError(_message(what, exc, n)) from None
                 log.warning("hosted tuning: %s: %s (attempt %d)", what, exc, n)
-            await self._wait(float(n))
+            await self._wait(n * self._pause)
         raise AssertionError("unreachable")
 
 

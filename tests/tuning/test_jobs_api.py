@@ -123,8 +123,33 @@ def test_a_job_trains_registers_an_adapter_and_is_tainted_by_an_erasure(
     assert sum(done["losses"][-3:]) < sum(done["losses"][:3]) / 2
     assert done["metrics"]["validation_after"] < done["metrics"]["validation_before"]
     assert done["metrics"]["cpu_seconds"] > 0
+    # Base vs adapter on the validation split, with the default scorers (tests/tuning/
+    # test_evaluate.py checks the figures against the answers).
+    evaluation = done["metrics"]["evaluation"]
+    assert evaluation["n"] == job["examples"]["validation"], evaluation
+    assert set(evaluation["scorers"]) == {"exact", "contains", "overlap"}
+    for figures in evaluation["scorers"].values():
+        assert 0 <= figures["base"] <= 1 and 0 <= figures["adapter"] <= 1, figures
+        assert figures["scored"] == evaluation["n"] and figures["failed"] == 0
+    assert len(evaluation["examples"]) == min(3, evaluation["n"])
+    # The data card: on the job, next to the weights and in the registry, the same.
+    card = done["card"]
+    assert card["job_id"] == job["id"] and card["dataset"]["id"] == dataset
+    assert card["counts"]["train"] == job["examples"]["train"]
+    assert card["tokens"]["train"]["prompt"] > 0 and card["base"]["fingerprint"]
 
     adapter = lead.ok("GET", f"{ADAPTERS}/colours-a")
+    assert adapter["metrics"]["evaluation"] == evaluation and adapter["card"] == card
+    assert json.loads((Path(adapter["path"]) / "data-card.json").read_text()) == card
+    # The job's log: the worker's lines and events, numbered, read on from a number.
+    logs = lead.ok("GET", f"{JOBS}/{job['id']}/logs")
+    lines = [line["line"] for line in logs["data"]]
+    assert [line["seq"] for line in logs["data"]] == list(range(1, len(lines) + 1))
+    assert any(line.startswith("step ") for line in lines), lines
+    assert any('"event":"done"' in line for line in lines), lines
+    later = lead.ok("GET", f"{JOBS}/{job['id']}/logs", params={"after": str(len(lines) - 2)})
+    assert [line["line"] for line in later["data"]] == lines[-2:]
+    assert later["last"] == logs["last"] == len(lines) and logs["status"] == "succeeded"
     assert adapter["job_id"] == job["id"] and adapter["dataset_id"] == dataset
     assert (
         adapter["dataset_version"] == 1 and adapter["base_fingerprint"] == job["base_fingerprint"]
@@ -145,6 +170,9 @@ def test_a_job_trains_registers_an_adapter_and_is_tainted_by_an_erasure(
     env = {"OPSGATE_URL": admin.base, "OPSGATE_ADMIN_KEY": w.keys["team_admin:a"], "PATH": ""}
     shown = opsgate("tuning", "show", job["id"], env=env)
     assert shown.returncode == 0 and "succeeded" in shown.stdout and "loss " in shown.stdout
+    assert "evaluation on" in shown.stdout and "data card: colours@1" in shown.stdout
+    followed = opsgate("tuning", "logs", job["id"], "--follow", env=env)
+    assert followed.returncode == 0 and followed.stdout.count("\n") == len(lines)
     listed = json.loads(opsgate("tuning", "adapters", "--json", env=env).stdout)
     assert [a["name"] for a in listed["data"]] == ["colours-a"]
     refused = opsgate("tuning", "cancel", job["id"], env=env)
@@ -154,6 +182,9 @@ def test_a_job_trains_registers_an_adapter_and_is_tainted_by_an_erasure(
     other = admin.as_(w.keys["team_admin:b"])
     _error(other.call("GET", f"{JOBS}/{job['id']}"), 404, "job_not_found")
     _error(other.call("GET", f"{ADAPTERS}/colours-a"), 404, "adapter_not_found")
+    _error(other.call("GET", f"{JOBS}/{job['id']}/logs"), 404, "job_not_found")
+    bad_after = lead.call("GET", f"{JOBS}/{job['id']}/logs", params={"after": "-1"})
+    _error(bad_after, 400, "invalid_parameter")
     assert other.ok("GET", JOBS)["data"] == [] and other.ok("GET", ADAPTERS)["data"] == []
     viewer = admin.as_(w.keys["viewer:a"])
     assert [j["id"] for j in viewer.ok("GET", JOBS)["data"]] == [job["id"]]
@@ -204,6 +235,9 @@ def test_bad_input_is_refused_before_a_job_is_queued(
     assert post(settings={"rank": 0}).status_code in (400, 422)
     assert post(settings={"nope": 1}).status_code in (400, 422)
     assert post(team_id="team-b").status_code == 403
+    for scorers in (["nope"], ["judge"], [{"type": "embedding", "embedder": "gateway"}]):
+        err = _error(post(evaluation={"scorers": scorers}), 400, "invalid_scorer")
+        assert err["param"] == "evaluation.scorers", err
     _error(lead.call("POST", f"{JOBS}/tj_unknown/cancel"), 404, "job_not_found")
     _error(lead.call("GET", JOBS, params={"status": "nope"}), 400, "invalid_parameter")
     assert lead.ok("GET", JOBS)["data"] == []  # nothing was queued

@@ -2,15 +2,18 @@
 numbered, in `logs.jsonl` in the job folder.
 
 The runner adds lines as the worker writes them and saves the file at every heartbeat and when
-the worker ends (written whole to a temporary file, then renamed: a reader never sees half a
-file). Sequence numbers go on across resumes (the file is read back first), so a reader asking
-for the lines after the last one it saw (`GET .../logs?after=N`) gets each line once; when lines
-were dropped for the bound meanwhile, the answer's `first` says where the kept ones start.
+the worker ends: the lines are taken on the event loop (`snapshot`), written whole in a thread
+to a temporary file, then renamed (a reader never sees half a file; an older snapshot never
+replaces a newer one). Sequence numbers go on across resumes (the file is read back first), so
+a reader asking for the lines after the last one it saw (`GET .../logs?after=N`) gets each line
+once; when lines were dropped for the bound meanwhile, the answer's `first` says where the kept
+ones start.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,8 @@ class JobLog:
         self.path = folder / LOG_FILE
         self.lines: deque[dict[str, Any]] = deque(read(folder), maxlen=keep)
         self.seq = self.lines[-1]["seq"] if self.lines else 0
-        self._dirty = False
+        self._taken = self._written = self.seq
+        self._lock = threading.Lock()
 
     def add(self, stream: str, text: str, at: float) -> None:
         line = text.rstrip("\r\n")
@@ -39,16 +43,27 @@ class JobLog:
             line = line[:MAX_LINE] + " [cut]"
         self.seq += 1
         self.lines.append({"seq": self.seq, "at": round(at, 3), "stream": stream, "line": line})
-        self._dirty = True
 
-    def save(self) -> None:
-        """Write the kept lines (only when some were added since the last save)."""
-        if not self._dirty or not self.path.parent.is_dir():
+    def snapshot(self) -> tuple[int, bytes] | None:
+        """The file's content when lines came since the last snapshot (take it where lines
+        are added: the event loop)."""
+        if self.seq == self._taken:
+            return None
+        self._taken = self.seq
+        return self.seq, b"".join(orjson.dumps(line) + b"\n" for line in self.lines)
+
+    def write(self, taken: tuple[int, bytes] | None) -> None:
+        """Save a snapshot (in a thread), unless a newer one was saved already."""
+        if taken is None or not self.path.parent.is_dir():
             return
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in self.lines))
-        os.replace(tmp, self.path)
-        self._dirty = False
+        seq, content = taken
+        with self._lock:
+            if seq <= self._written:
+                return
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_bytes(content)
+            os.replace(tmp, self.path)
+            self._written = seq
 
 
 def read(folder: Path) -> list[dict[str, Any]]:

@@ -160,7 +160,7 @@ class JobRunner:
                 proc.kill()
                 await proc.wait()
         failure = (await err).strip()
-        await asyncio.to_thread(state.log.save)
+        await asyncio.to_thread(state.log.write, state.log.snapshot())
         await self._finish(job, folder, state, failure)
 
     async def _pause(self, seconds: float) -> None:
@@ -179,7 +179,7 @@ class JobRunner:
                 await asyncio.wait_for(self._poke.wait(), self._config().poll)
             try:
                 await self._store.update(job_id, state.values(self._clock()))
-                await asyncio.to_thread(state.log.save)
+                await asyncio.to_thread(state.log.write, state.log.snapshot())
                 current = await self._store.job(job_id)
             except Exception as exc:
                 log.warning("tuning heartbeat of %s: %s", job_id, exc)

@@ -196,7 +196,8 @@ def test_a_hosted_job_registers_the_tuned_model_and_a_deployment_serves_it(
         # What went over the wire: the train and validation split, then a supervised job.
         uploads = _posts(fake, "/v1/files")
         assert len(uploads) == 3 and all(u["purpose"] == "fine-tune" for u in uploads)
-        files = {f["filename"]: f["content"] for f in fake.tuning.files.values()}
+        assert fake.tuning.files == {}  # deleted from the provider once its job was over
+        files = {f["filename"]: f["content"] for f in fake.tuning.deleted.values()}
         train = files[f"{job['id']}-train.jsonl"].splitlines()
         held = files[f"{job['id']}-validation.jsonl"].splitlines()
         assert (len(train), len(held)) == (job["examples"]["train"], job["examples"]["validation"])

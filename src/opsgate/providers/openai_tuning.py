@@ -50,6 +50,10 @@ class OpenAIFineTuning:
         )
         return _id(made, "file")
 
+    async def delete_file(self, file_id: str) -> None:
+        """`DELETE /files/{id}`: the training data leaves the provider."""
+        await self._call("DELETE", f"files/{file_id}")
+
     async def create(self, body: JSONObject) -> JSONObject:
         """`POST /fine_tuning/jobs`: the new job (`id`, `status`, ...)."""
         job = await self._call("POST", "fine_tuning/jobs", body=body)

@@ -9,6 +9,7 @@ read: metrics events become the loss curve (`train_loss` per step, `total_steps`
 `valid_loss`), messages the job's recent `provider.events`. A cancel request is passed on
 (`POST .../cancel`). When the provider's job succeeds, its `fine_tuned_model` is registered as
 an adapter of kind `hosted` (no local weights: a deployment serves it by that model name).
+Once the provider's job is over, the uploaded files are deleted from the provider.
 
 The heart still beats every `tuning.poll` seconds, so replicas share hosted jobs through the
 same claim: a gateway that stops leaves the job queued with its provider job id, and the next
@@ -99,6 +100,7 @@ class HostedTrainer:
         """Follow one claimed job until the provider finishes it, it fails, or we shut down."""
         state: JSONObject = dict(job.get("provider") or {})
         follow = _Follow(job, state)
+        client: OpenAIFineTuning | None = None
         try:
             try:
                 dep = self.deployment(str(state.get("deployment") or ""))
@@ -111,6 +113,8 @@ class HostedTrainer:
             outcome = await self._follow(follow, client, calls, wait, closing)
         except HostedError as exc:
             outcome = {"status": "failed", "error": str(exc)}
+        if client is not None and outcome["status"] != "queued":
+            await _forget_files(client, state)
         await self._finish(follow, outcome)
 
     async def _start(self, follow: _Follow, client: OpenAIFineTuning, calls: _Calls) -> None:
@@ -214,6 +218,22 @@ class HostedTrainer:
                 f"adapter:{job['adapter']}",
                 {"job": job["id"], "model": outcome["model"]},
             )
+
+
+async def _forget_files(client: OpenAIFineTuning, state: JSONObject) -> None:
+    """Delete the uploaded training data from the provider once no provider job needs it
+    (its job is final, or none was created); a failure is logged, not the job's."""
+    if state.get("job") and state.get("status") not in FINAL:
+        return  # our side failed while the provider's job goes on: it still reads them
+    for key in ("training_file", "validation_file"):
+        file_id = state.get(key)
+        if not file_id:
+            continue
+        try:
+            await client.delete_file(str(file_id))
+            state[key] = None
+        except UpstreamError as exc:
+            log.warning("hosted tuning: deleting the provider's file %s: %s", file_id, exc)
 
 
 class _Calls:

@@ -23,10 +23,12 @@ import httpx
 import pytest
 
 from opsgate.store import dispose_engine, make_engine
+from opsgate.tuning.logs import JobLog
 from opsgate.tuning.store import TuningStore
 from tests.access.helpers import MASTER, Client, World, seed
 from tests.experiments.helpers import METRICS
 from tests.fixtures.gateway import GatewayServer, make_config
+from tests.fixtures.needs import import_or_need
 from tests.ui.test_browser import _login, _page, browser, shot
 
 if TYPE_CHECKING:
@@ -157,6 +159,15 @@ async def _insert(db: Path, dataset_id: str) -> None:
         await dispose_engine(engine)
 
 
+def _log(folder: Path, lines: list[tuple[str, str]]) -> None:
+    """A job's log as the runner keeps it (`tuning.logs.JobLog`)."""
+    folder.mkdir(parents=True)
+    log = JobLog(folder)
+    for stream, text in lines:
+        log.add(stream, text, time.time())
+    log.write(log.snapshot())
+
+
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuned]:
     tmp = tmp_path_factory.mktemp("tuning-ui")
@@ -169,6 +180,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuned]:
         lead = admin.as_(world.keys["team_admin:a"])
         made = lead.ok("POST", "/admin/v1/datasets", {"name": "colour-facts", "rows": ROWS})
         dataset_id = str(made["dataset"]["id"])
+        _log(tmp / "tuning" / "tj_evil", [("stdout", "loading the base"), ("stderr", EVIL)])
         with ThreadPoolExecutor(1) as pool:  # Playwright's sync API runs a loop in this thread
             pool.submit(asyncio.run, _insert(tmp / "gw.db", dataset_id)).result()
         yield Tuned(gw.base, world.keys, dataset_id)
@@ -215,6 +227,7 @@ def test_jobs_adapters_curve_evaluation_and_lineage(browser: Browser, tuned: Tun
     assert int(chart.get_attribute("data-points") or "0") == 3 * len(LOSSES)
     expect(page.locator("#val-before")).to_have_text("2.4")
     expect(page.locator("#scorer-exact_match")).to_contain_text("+0.800")
+    expect(page.locator("#logs")).to_contain_text("No lines yet")
     expect(page.locator("#evaluation table.examples")).to_contain_text(EVIL)
     expect(page.locator("#job-adapter-card a.experiment-link")).to_have_text("colours-rollout")
     assert page.locator("#live[hx-trigger]").count() == 0  # a final job is not polled
@@ -303,8 +316,72 @@ def test_names_and_errors_are_escaped(browser: Browser, tuned: Tuned) -> None:
     expect(page.locator("#job-adapter")).to_have_text(EVIL)
     expect(page.locator("#job-base")).to_have_text(f"/models/{EVIL}")
     expect(page.locator("#job-error")).to_have_text(EVIL_ERROR)
-    assert page.locator("main img").count() == 0 and page.locator("main script").count() == 1
+    expect(page.locator("#logs .log-stderr")).to_have_text(EVIL)
+    expect(page.locator("#logs .log-stdout")).to_have_text("loading the base")
+    assert page.locator("main img").count() == 0 and page.locator("main script").count() == 0
     assert page.evaluate("window.__xss") is None
     shot(page, "62-tuning-escaped")
     assert errors == [], f"browser errors: {errors}"
     page.context.close()
+
+
+def test_a_real_job_is_followed_live_to_its_adapter(browser: Browser, tmp_path: Path) -> None:
+    """A LoRA job on the tiny Llama, trained for real by the gateway's worker: its page, opened
+    while the job waits for the worker, updates itself (htmx polling) until it succeeded."""
+    from playwright.sync_api import expect
+
+    import_or_need("torch", "torch's CPU build (scripts/ensure-ml-extras.sh)")
+    import_or_need("peft", "the tune extra (peft)")
+    from tests.tuning.tiny import ALL_LINEAR, COLOURS, tiny_base
+
+    settings = {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}", "master_key": MASTER}
+    tuning = {"folder": str(tmp_path / "tuning"), "poll": 0.1, "threads": 1}
+    traces = {"flush_interval": 0.05, "store_bodies": "full"}
+    config = make_config({"settings": settings, "tuning": tuning, "traces": traces})
+    rows = [
+        {
+            "messages": [{"role": "user", "content": f"what colour is the {thing} {'? ' * n}"}],
+            "output": f"the {thing} is {colour}",
+        }
+        for n in range(1, 5)
+        for thing, colour in COLOURS.items()
+    ]
+    with GatewayServer(config) as gw:
+        admin = Client(gw.base, MASTER, gw)
+        lead = admin.as_(seed(admin).keys["team_admin:a"])
+        lead.ok("POST", "/admin/v1/datasets", {"name": "colours", "rows": rows})
+        lora = {"epochs": 5, "batch_size": 4, "learning_rate": 1e-2}
+        body = {
+            "dataset": "colours",
+            "base": str(tiny_base(tmp_path / "base")),
+            "adapter": "colours-live",
+            "settings": {**lora, "target_modules": list(ALL_LINEAR)},
+        }
+        job = lead.ok("POST", "/admin/v1/tuning/jobs", body)
+
+        errors: list[str] = []
+        page = _page(browser, errors)
+        _login(page, gw.base, lead.key or "")
+        page.goto(f"{gw.base}/ui/tuning/jobs/{job['id']}")
+        assert page.locator("#live[hx-trigger]").count() == 1  # queued or running: polled
+        expect(page.locator("#status")).to_have_text("succeeded", timeout=150_000)
+        done = lead.ok("GET", f"/admin/v1/tuning/jobs/{job['id']}")
+        steps = done["steps"]
+        assert steps == done["total_steps"] > 0
+        expect(page.locator("#progress")).to_have_text(f"{steps} / {steps}")
+        chart = page.locator("div.chart[data-chart=loss]")
+        chart.locator("canvas").wait_for()
+        assert int(chart.get_attribute("data-points") or "0") == 3 * steps  # curve + 2 lines
+        before = done["metrics"]["validation_before"]
+        expect(page.locator("#val-before")).to_have_text(f"{before:.4g}")
+        card = page.locator("#job-adapter-card")
+        expect(card).to_contain_text("colours-live")
+        expect(card.locator("a.dataset-link")).to_have_text("colours")
+        page.reload()  # the log as saved when the worker ended
+        expect(page.locator("#logs")).to_contain_text('"event":"start"')
+        expect(page.locator("#card summary")).to_contain_text("Data card")
+        shot(page, "63-tuning-real-job")
+        page.goto(f"{gw.base}/ui/tuning")
+        expect(page.locator("#adapter-colours-live")).to_contain_text(job["id"])
+        assert errors == [], f"browser errors: {errors}"
+        page.context.close()

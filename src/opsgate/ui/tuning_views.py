@@ -68,7 +68,9 @@ def _scorer_rows(raw: Any) -> list[dict[str, Any]]:
         if delta is None and base is not None and adapter is not None:
             delta = adapter - base
         row = {"name": name, "base": base, "adapter": adapter, "delta": delta}
-        rows.append({**row, "n": value.get("n")})
+        rows.append(
+            {**row, "n": value.get("scored", value.get("n")), "failed": value.get("failed")}
+        )
     return rows
 
 
@@ -93,6 +95,12 @@ def _served_adapters(group: ModelGroup | None) -> set[str]:
             names.add(config.adapter)
         names.update((config.team_adapters or {}).values())
     return names
+
+
+def served_by(adapter: str, groups: Mapping[str, ModelGroup]) -> list[str]:
+    """The models with a deployment serving `adapter` (for everyone or for a team), promotions
+    included: they are laid over the config the groups are built from."""
+    return sorted(name for name, group in groups.items() if adapter in _served_adapters(group))
 
 
 def mentions(exp: Experiment, adapter: str, groups: Mapping[str, ModelGroup]) -> bool:

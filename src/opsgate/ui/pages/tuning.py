@@ -1,7 +1,9 @@
 """Tuning: LoRA jobs (status, progress, times, CPU seconds, validation loss before and after)
 and the adapter registry with its lineage, dataset version → job → adapter → the experiments
-that put the adapter in front of traffic; per job its loss curve, the scorer evaluation base
-vs adapter when the job made one, its error, and cancel/resume for `tuning:manage`.
+that put the adapter in front of traffic (and the models serving it); per job its loss curve,
+the scorer evaluation base vs adapter when the job made one, its data card, its error, its log
+(the worker's output, read by `TuningService.logs` as `GET .../logs` reads it) and
+cancel/resume for `tuning:manage`.
 
 Everything goes through `TuningService`, as the admin API does: the same team scope (another
 team's job is a 404), the same state rules (409 from the wrong state) and audit entries. While
@@ -23,12 +25,21 @@ from opsgate.experiments.service import ExperimentService
 from opsgate.feedback.datasets.service import DatasetService
 from opsgate.tuning.service import TuningService
 from opsgate.ui.registry import Page
-from opsgate.ui.tuning_views import FINAL, evaluation, loss_chart, mentions, progress
+from opsgate.ui.tuning_views import (
+    FINAL,
+    evaluation,
+    loss_chart,
+    mentions,
+    progress,
+    served_by,
+)
 from opsgate.ui.visit import Visit, view
 from opsgate.web.audit import actor_of
 
 P = Permission
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+LOG_LINES = 200
+"""The newest log lines a job's page shows (the job keeps up to 500: `opsgate tuning logs`)."""
 STOP_POLLING = 286
 """htmx stops polling an element whose request is answered with this status."""
 
@@ -82,6 +93,7 @@ async def tuning_page(visit: Visit) -> Response:
         "jobs": [{**j, "progress": progress(j)} for j in jobs],
         "adapters": adapters,
         "used_by": used_by,
+        "served": {a["name"]: served_by(a["name"], groups) for a in adapters},
         "datasets": await _dataset_names(visit),
         "statuses": STATUSES,
         "status": status or "",
@@ -101,11 +113,14 @@ async def _job_context(visit: Visit) -> dict[str, Any]:
         if adapter is not None and adapter["job_id"] != job["id"]:
             adapter = None  # the name was registered again by a later job
     used_by: list[str] = []
+    served: list[str] = []
     if adapter is not None:
         groups = visit.gateway.model_groups
         used_by = [
             e.name for e in await _experiments(visit) if mentions(e, adapter["name"], groups)
         ]
+        served = served_by(adapter["name"], groups)
+    log = await service.logs(visit.principal, job["id"], 0)
     return {
         "j": {**job, "progress": progress(job)},
         "active": job["status"] not in FINAL,
@@ -113,6 +128,9 @@ async def _job_context(visit: Visit) -> dict[str, Any]:
         "evaluation": evaluation(job.get("metrics")),
         "adapter": adapter,
         "used_by": used_by,
+        "served": served,
+        "log": log["data"][-LOG_LINES:],
+        "log_first": log["first"],
         "datasets": await _dataset_names(visit),
         "may_manage": visit.may(P.TUNING_MANAGE),
         "done": visit.request.query_params.get("done"),

@@ -68,10 +68,10 @@ def world(
 
 
 def _questions() -> list[tuple[str, str]]:
-    """(question, right answer), 4 distinct questions per thing (1 to 4 question marks)."""
+    """(question, right answer), 8 distinct questions per thing (1 to 8 question marks)."""
     return [
         (f"what colour is the {thing} " + " ".join("?" * (n + 1)), f"the {thing} is {colour}")
-        for n in range(4)
+        for n in range(8)
         for thing, colour in COLOURS.items()
     ]
 
@@ -82,11 +82,11 @@ def _dataset(client: Client, name: str, pairs: list[tuple[str, str]]) -> None:
 
 
 def _body(base: Path, **extra: Any) -> dict[str, Any]:
-    settings = {"rank": 8, "alpha": 16, "epochs": 20, "batch_size": 4, "learning_rate": 1e-2,
+    settings = {"rank": 8, "alpha": 16, "epochs": 30, "batch_size": 4, "learning_rate": 1e-2,
                 "target_modules": list(ALL_LINEAR)}  # fmt: skip
     body = {"teacher": TEACHER, "dataset": "colours", "student": str(base),
             "adapter": "colours-student", "settings": settings, "concurrency": 1,
-            "max_new_tokens": 8, "cpu_hour_usd": 0.05}  # fmt: skip
+            "max_new_tokens": 8, "cpu_hour_usd": 0.05, "validation": 0.1}  # fmt: skip
     return {**body, **extra}
 
 

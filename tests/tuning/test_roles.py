@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 MANAGERS = frozenset({"admin", "team_admin"})
 READERS = frozenset({"admin", "team_admin", "viewer"})
 J, A = "/admin/v1/tuning/jobs", "/admin/v1/adapters"
+D = "/admin/v1/tuning/distill"
 TUNING_ROUTES: list[Route] = [
     ("POST", J, MANAGERS),  # tuning:manage and datasets:read
     ("GET", J, READERS),
@@ -29,10 +30,14 @@ TUNING_ROUTES: list[Route] = [
     ("GET", A + "/{name}", READERS),
     ("DELETE", A + "/{name}", MANAGERS),
     ("POST", A + "/{name}/promote", MANAGERS),
+    ("POST", D, MANAGERS),  # also datasets:read, datasets:manage and models:call
+    ("GET", D, READERS),
+    ("GET", D + "/{distill_id}", READERS),
 ]
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", J): {"dataset": "nope", "base": "/nonexistent", "adapter": "x"},
     ("POST", A + "/{name}/promote"): {"model": "nope"},
+    ("POST", D): {"teacher": "nope", "dataset": "nope", "student": "/nonexistent", "adapter": "x"},
 }
 
 
@@ -45,7 +50,7 @@ def test_every_role_against_every_tuning_route(
     callers = role_callers(master.key or "", world.keys)
 
     def call(method: str, template: str, who: str, key: str, allowed: bool) -> httpx.Response:
-        path = template.format(job_id="tj_nope", name="nope")
+        path = template.format(job_id="tj_nope", name="nope", distill_id="dst_nope")
         resp = master.call(method, path, BODIES.get((method, template)), key=key)
         assert resp.status_code < 500, resp.text
         return resp

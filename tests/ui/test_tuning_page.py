@@ -115,11 +115,27 @@ async def _insert(db: Path, dataset_id: str) -> None:
             }
         ],
     }
+
+    def row(role: str, name: str, quality: float, cost: float) -> dict[str, Any]:
+        latency = {"median": 120.0, "p95": 250.0}
+        return {"role": role, "name": name, "quality": {"exact": quality},
+                "cost_per_1k_usd": cost, "latency_ms": latency}  # fmt: skip
+
+    distilled = {  # the shape `opsgate tuning distill` leaves in a job's metrics
+        "id": "dst_1",
+        "teacher": EVIL,
+        "held_out": 5,
+        "reference": "teacher",
+        "scorers": ["exact"],
+        "rows": [row("teacher", EVIL, 1.0, 0.5), row("student", "colours-a", 0.6, 0.002)],
+        "assumptions": {"cpu_hour_usd": 0.05},
+    }
     metrics = {
         "validation_before": 2.4,
         "validation_after": 0.8,
         "cpu_seconds": 12.5,
         "evaluation": evaluation,
+        "distillation": distilled,
     }
     try:
         done = _job(
@@ -228,6 +244,11 @@ def test_jobs_adapters_curve_evaluation_and_lineage(browser: Browser, tuned: Tun
     expect(page.locator("#val-before")).to_have_text("2.4")
     expect(page.locator("#scorer-exact_match")).to_contain_text("+0.800")
     expect(page.locator("#logs")).to_contain_text("No lines yet")
+    student = page.locator("#distillation tr.distill-student")
+    expect(student).to_contain_text("colours-a")
+    expect(student).to_contain_text("0.600")
+    expect(student).to_contain_text("$0.002")
+    expect(page.locator("#distillation tr.distill-teacher")).to_contain_text(EVIL)
     expect(page.locator("#evaluation table.examples")).to_contain_text(EVIL)
     expect(page.locator("#job-adapter-card a.experiment-link")).to_have_text("colours-rollout")
     assert page.locator("#live[hx-trigger]").count() == 0  # a final job is not polled

@@ -87,6 +87,42 @@ def evaluation(metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {"scorers": scorers, "examples": examples[:10], "n": raw.get("n")}
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def distillation(metrics: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A distilled student's comparison with its teacher and base (`metrics.distillation`,
+    written by `opsgate tuning distill`): per row its role, model, quality per scorer, cost per
+    1k requests and latency; None when the job was no distillation."""
+    raw = (metrics or {}).get("distillation")
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("rows"), list):
+        return None
+    rows = [r for r in raw["rows"] if isinstance(r, Mapping)]
+    scorers = [str(s) for s in raw.get("scorers") or []]
+    table = []
+    for row in rows:
+        quality, latency = _mapping(row.get("quality")), _mapping(row.get("latency_ms"))
+        table.append(
+            {
+                "role": str(row.get("role") or ""),
+                "name": str(row.get("name") or ""),
+                "quality": [_number(quality.get(s)) for s in scorers],
+                "cost_per_1k_usd": _number(row.get("cost_per_1k_usd")),
+                "median_ms": _number(latency.get("median")),
+                "p95_ms": _number(latency.get("p95")),
+            }
+        )
+    return {
+        "teacher": raw.get("teacher"),
+        "held_out": raw.get("held_out"),
+        "reference": raw.get("reference"),
+        "scorers": scorers,
+        "rows": table,
+        "assumptions": _mapping(raw.get("assumptions")),
+    }
+
+
 def _served_adapters(group: ModelGroup | None) -> set[str]:
     names: set[str] = set()
     for deployment in group.deployments if group is not None else ():

@@ -27,6 +27,7 @@ from opsgate.tuning.service import TuningService
 from opsgate.ui.registry import Page
 from opsgate.ui.tuning_views import (
     FINAL,
+    distillation,
     evaluation,
     loss_chart,
     mentions,
@@ -126,6 +127,7 @@ async def _job_context(visit: Visit) -> dict[str, Any]:
         "active": job["status"] not in FINAL,
         "chart": loss_chart(job),
         "evaluation": evaluation(job.get("metrics")),
+        "distillation": distillation(job.get("metrics")),
         "adapter": adapter,
         "used_by": used_by,
         "served": served,

@@ -197,3 +197,46 @@ def test_bad_distillations_are_refused_before_anything_starts(
     refused(_body(base, into="colours"), 409, "dataset_exists")
     refused(_body(base), 403, "permission_denied", admin.as_(w.keys["viewer:a"]))
     assert fake.requests == [] and lead.ok("GET", DISTILL)["data"] == []
+
+
+def test_seed_topics_become_inputs_and_a_teacher_that_only_refuses_fails_the_run(
+    world: tuple[Client, World, FakeUpstream], tmp_path: Path
+) -> None:
+    """The teacher writes the inputs from seed topics (numbering and repeats cut); when the
+    filter drops every answer the run fails at the teacher stage, saying why, and makes
+    neither a dataset nor a job."""
+    admin, w, fake = world
+    lead = admin.as_(w.keys["team_admin:a"])
+    written = {
+        "sky": "1. what colour is the sky ?\n2) what colour is the sky ? ?\n\n- what colour is "
+        "the sky ? ? ?\nwhat colour is the sky ?",
+        "grass": "what colour is the grass ?\n* what colour is the grass ? ?\nwhat colour is the "
+        "grass ? ? ?\nwhat colour is the grass ? ? ? ?\nwhat colour is the grass ? ? ? ? ?",
+    }
+    fake.script(Reply(written["sky"]), Reply(written["grass"]))
+    fake.default = Reply(REFUSAL)
+    body = _body(tiny_base(tmp_path / "base"), topics=["sky", "grass"], per_topic=4)
+    del body["dataset"]
+    both = lead.call("POST", DISTILL, {**body, "dataset": "colours"})
+    assert both.status_code == 422 and "one of them" in both.json()["error"]["message"]
+    started = lead.call("POST", DISTILL, body)
+    assert started.status_code == 201, started.text
+    assert started.json()["stage"] == "inputs" and started.json()["inputs"] is None
+    record = _wait(lead, started.json()["id"])
+
+    asked = [r.body["messages"][0]["content"] for r in fake.requests[:2]]
+    assert all("Write 4 different questions" in a for a in asked)
+    assert asked[0].endswith("about: sky\nOne per line, no numbering, nothing else.")
+    inputs, calls = record["inputs"], record["teacher_calls"]
+    assert inputs["total"] == 3 + 4 and inputs["errors"] == []  # 4 per topic, repeats once
+    assert inputs["train"] + inputs["held_out"] == inputs["total"] == calls["calls"]
+    asked_teacher = [r.body["messages"][0]["content"] for r in fake.requests[2:]]
+    assert sorted(asked_teacher) == sorted(
+        ["what colour is the sky " + " ".join("?" * n) for n in (1, 2, 3)]
+        + ["what colour is the grass " + " ".join("?" * n) for n in (1, 2, 3, 4)]
+    )
+    assert calls["kept"] == 0 and calls["dropped_by"] == {"refusal": inputs["train"]}
+    assert (record["status"], record["stage"]) == ("failed", "teacher")
+    assert record["error"].startswith("0 teacher answers were kept"), record["error"]
+    assert record["dataset"] is None and record["job_id"] is None
+    assert lead.ok("GET", "/admin/v1/tuning/jobs")["data"] == []

@@ -5,12 +5,14 @@ small student, then the two are compared, through the running gateway.
 opsgate tuning distill --teacher gpt-4o --dataset support@3 --student /models/smol \
     --adapter support-smol [--filter refusal --filter '{"type": "length", "max": 400}'] \
     [--scorer exact] [--epochs 3] [--cpu-hour-usd 0.05] [--no-wait]
+opsgate tuning distill --teacher gpt-4o --topic "refunds" --topic "invoices" --per-topic 20 ...
 opsgate tuning distillation DIST_ID      # the stage, the counts, the comparison table
 opsgate tuning distillations
 ```
 
-Starting returns at once; without `--no-wait` the command follows the run (teacher, dataset,
-training, comparing) and prints the comparison table: quality, cost per 1k requests, latency.
+Starting returns at once; without `--no-wait` the command follows the run (inputs, teacher,
+dataset, training, comparing) and prints the comparison table: quality, cost per 1k requests,
+latency.
 """
 
 from __future__ import annotations
@@ -57,9 +59,13 @@ def _dataset(raw: str) -> tuple[str, int | None]:
 
 def distill(
     teacher: Annotated[str, typer.Option(help="a model the gateway serves")],
-    dataset: Annotated[str, typer.Option(help="NAME or NAME@VERSION: the inputs")],
     student: Annotated[str, typer.Option(help="base model folder of the student")],
     adapter: Annotated[str, typer.Option(help="the student adapter's name")],
+    dataset: Annotated[str | None, typer.Option(help="NAME or NAME@VERSION: the inputs")] = None,
+    topic: Annotated[
+        list[str] | None, typer.Option(help="a seed topic the teacher writes inputs about")
+    ] = None,
+    per_topic: Annotated[int, typer.Option(help="inputs written per topic")] = 10,
     into: Annotated[str | None, typer.Option(help="distilled dataset's name")] = None,
     filter_: Annotated[list[str] | None, typer.Option("--filter", help="keep-filter")] = None,
     scorer: Specs = None,
@@ -77,16 +83,21 @@ def distill(
     as_json: JsonOpt = False,
 ) -> None:
     """Distil a teacher model into a student adapter and compare the two."""
-    name, version = _dataset(dataset)
+    if (dataset is None) == (not topic):
+        raise typer.BadParameter("give --dataset or --topic (one of them)")
     settings: dict[str, Any] = {"epochs": epochs, "rank": rank, "learning_rate": learning_rate,
                                 "batch_size": batch_size}  # fmt: skip
     if target_module:
         settings["target_modules"] = target_module
     body: dict[str, Any] = {
-        "teacher": teacher, "dataset": name, "dataset_version": version, "student": student,
+        "teacher": teacher, "student": student,
         "adapter": adapter, "held_out": held_out, "settings": settings,
         "max_new_tokens": max_new_tokens, "concurrency": concurrency, "cpu_hour_usd": cpu_hour_usd,
     }  # fmt: skip
+    if dataset is not None:
+        body["dataset"], body["dataset_version"] = _dataset(dataset)
+    else:
+        body["topics"], body["per_topic"] = topic, per_topic
     if into:
         body["into"] = into
     if filter_ is not None:
@@ -138,6 +149,15 @@ def listed(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
 
 def _print(record: dict[str, Any]) -> None:
     out.print(f"{record['id']}  {record['status']}  (stage {record['stage']})", highlight=False)
+    inputs = record.get("inputs")
+    if inputs:
+        out.print(
+            f"inputs: {inputs['total']} ({inputs['train']} to train on, {inputs['held_out']} "
+            "held out)",
+            highlight=False,
+        )
+        for line in inputs.get("errors", []):
+            out.print(f"  {line}", highlight=False)
     calls = record.get("teacher_calls")
     if calls:
         out.print(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from opsgate.feedback.datasets.requests import Name
 from opsgate.tuning.requests import ADAPTER_NAME, LoraBody
 
+Topic = Annotated[str, Field(min_length=1, max_length=500)]
+MIN_INPUTS = 5
+"""4 to train on (a tuning job's minimum) and 1 held out to compare."""
 DEFAULT_FILTERS: list[Any] = ["refusal"]
 DEFAULT_SCORERS: list[Any] = ["exact"]
 CPU_HOUR_USD = 0.05
@@ -20,8 +23,12 @@ class DistillCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     teacher: str = Field(min_length=1, description="a model the gateway serves")
-    dataset: str = Field(min_length=1, description="dataset id or name: the inputs")
+    dataset: str | None = Field(default=None, min_length=1, description="dataset id or name")
     dataset_version: int | None = Field(default=None, ge=1, description="default: the latest")
+    topics: list[Topic] | None = Field(
+        default=None, min_length=1, max_length=100, description="seed topics, instead of a dataset"
+    )
+    per_topic: int = Field(default=10, ge=1, le=100, description="inputs written per topic")
     student: str = Field(min_length=1, description="base model folder the student starts from")
     adapter: str = Field(pattern=ADAPTER_NAME, description="the student adapter's name")
     into: Name | None = Field(
@@ -51,6 +58,14 @@ class DistillCreate(BaseModel):
     settings: LoraBody = Field(default_factory=LoraBody)
     validation: float = Field(default=0.2, ge=0.05, le=0.5, description="job's held-back share")
     team_id: str | None = Field(default=None, description="owning team (admins only)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DistillCreate:
+        if (self.dataset is None) == (self.topics is None):
+            raise ValueError("give the inputs as a `dataset` or as seed `topics` (one of them)")
+        if self.topics is not None and len(self.topics) * self.per_topic < MIN_INPUTS:
+            raise ValueError(f"topics x per_topic must ask for at least {MIN_INPUTS} inputs")
+        return self
 
     @property
     def dataset_name(self) -> str:

@@ -2,10 +2,11 @@
 gateway, filtered by scorers.
 
 Inputs are the dataset rows' conversations up to the answer; a stable hash of each input puts
-it in the held-out share (compared later, never trained on) or the training share. The teacher
-is called through the gateway's own API with the caller's key (`GatewayClient`, as eval runs
-call models), so each call is routed, traced, costed, budgeted and cached like any other, at
-most `concurrency` at a time. A failed call is counted and its reason kept, never dropped
+it in the held-out share (compared later, never trained on) or the training share. Without a
+dataset the teacher first writes the inputs itself, from seed topics (`Teacher.inputs`). The
+teacher is called through the gateway's own API with the caller's key (`GatewayClient`, as eval
+runs call models), so each call is routed, traced, costed, budgeted and cached like any other,
+at most `concurrency` at a time. A failed call is counted and its reason kept, never dropped
 silently; an answer to a training input is kept only when it passes every filter scorer
 (value >= 0.5), and the drops are counted per filter.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,11 +101,43 @@ async def read_inputs(dataset: StoredDataset, share: float, limit: int) -> list[
         if messages:
             held = _held_out(messages, seed, share)
             inputs.append(Input(len(inputs), messages, row.input, row.expected, held))
+    _both_sides(inputs)
+    return inputs
+
+
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\(?\d+[.):])\s*")
+ASK_FOR_INPUTS = (
+    "Write {n} different questions or requests a user could send about: {topic}\n"
+    "One per line, no numbering, nothing else."
+)
+
+
+def questions_in(text: str, n: int) -> list[str]:
+    """The first `n` distinct non-empty lines of a teacher's list, bullets and numbers cut."""
+    out: list[str] = []
+    for line in text.splitlines():
+        question = _BULLET.sub("", line).strip()
+        if question and question not in out:
+            out.append(question)
+    return out[:n]
+
+
+def inputs_from(questions: list[str], share: float) -> list[Input]:
+    """Generated questions as inputs (one user turn, no expected answer), held out by hash."""
+    inputs: list[Input] = []
+    for question in dict.fromkeys(questions):  # the same question from two topics: once
+        messages = [{"role": "user", "content": question}]
+        held = _held_out(messages, "topics", share)
+        inputs.append(Input(len(inputs), messages, question, None, held))
+    _both_sides(inputs)
+    return inputs
+
+
+def _both_sides(inputs: list[Input]) -> None:
     if len(inputs) >= 2 and all(i.held_out for i in inputs):
         inputs[-1].held_out = False
     if len(inputs) >= 2 and not any(i.held_out for i in inputs):
         inputs[-1].held_out = True
-    return inputs
 
 
 class Teacher:
@@ -134,6 +168,28 @@ class Teacher:
             else:
                 result.dropped[failed] += 1
         return result
+
+    async def inputs(
+        self, topics: list[str], per_topic: int, share: float
+    ) -> tuple[list[Input], list[str]]:
+        """Inputs the teacher writes: `per_topic` questions per seed topic (one call each);
+        the failed calls' reasons."""
+        asked = [
+            self.client.chat(
+                self.model,
+                [{"role": "user", "content": ASK_FOR_INPUTS.format(n=per_topic, topic=topic)}],
+                **self.params,
+            )
+            for topic in topics
+        ]
+        questions: list[str] = []
+        errors: list[str] = []
+        for topic, answer in zip(topics, await asyncio.gather(*asked), strict=True):
+            if isinstance(answer, CallError):
+                errors.append(f"topic {topic[:80]!r}: {answer.status} {answer.message}")
+            else:
+                questions.extend(questions_in(answer.text, per_topic))
+        return inputs_from(questions, share), errors
 
     async def _ask(self, item: Input) -> Completion | CallError:
         return await self.client.chat(self.model, item.messages, **self.params)

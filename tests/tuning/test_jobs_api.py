@@ -200,6 +200,11 @@ def test_a_job_trains_registers_an_adapter_and_is_tainted_by_an_erasure(
     assert json.dumps(receipt).count("tuning_jobs_tainted") == 1
     assert lead.ok("GET", f"{JOBS}/{job['id']}")["tainted"]
     assert lead.ok("GET", f"{ADAPTERS}/colours-a")["tainted"]
+    # The evaluation's example rows (validation prompts and answers) go with the erasure.
+    assert '"tuning_evaluation_examples": 2' in json.dumps(receipt), receipt
+    assert lead.ok("GET", f"{JOBS}/{job['id']}")["metrics"]["evaluation"]["examples"] == []
+    after_erasure = lead.ok("GET", f"{ADAPTERS}/colours-a")["metrics"]["evaluation"]
+    assert after_erasure["examples"] == [] and after_erasure["scorers"] == evaluation["scorers"]
     assert admin.ok("GET", "/admin/v1/end-users/u1/export")["data"]["tuning"] == []
     audit = admin.ok("GET", "/admin/v1/audit", params={"action": "tuning.job.finish"})["data"]
     assert [e["detail"]["status"] for e in audit] == ["succeeded"]
@@ -312,6 +317,10 @@ def test_a_job_that_cannot_load_its_base_fails_clearly_and_the_gateway_serves_on
     failed = _wait(admin, job["id"], lambda j: j["status"] in FINAL)
     assert failed["status"] == "failed" and failed["steps"] == 0
     assert failed["error"] and "Traceback" not in failed["error"], failed["error"]
+    # The log keeps what the worker said, the traceback on stderr and the error event.
+    logged = admin.ok("GET", f"{JOBS}/{job['id']}/logs")["data"]
+    assert any(e["stream"] == "stderr" and "Traceback" in e["line"] for e in logged), logged
+    assert any(e["stream"] == "event" and '"event":"error"' in e["line"] for e in logged)
     _error(admin.call("GET", f"{ADAPTERS}/broken"), 404, "adapter_not_found")
     assert admin.ok("GET", JOBS)["data"][0]["status"] == "failed"  # the gateway still answers
     resumed = admin.ok("POST", f"{JOBS}/{job['id']}/resume")  # a failed job may be retried

@@ -5,8 +5,10 @@ end users whose dataset rows it exported; erasing an end user marks every job tr
 rows, and the adapters those jobs registered, as tainted (`tainted_at`, shown by the API and
 the CLI: retrain without them and delete the tainted adapter), deletes the exported training
 file of those jobs (a queued or cancelled one then fails with a clear message when it runs)
-and forgets the end user's id in `tuning_subjects`. Their rows left the datasets with the
-same erasure, so no later job trains on them. An export lists the jobs and adapters.
+and forgets the end user's id in `tuning_subjects`; the example rows of those jobs'
+evaluations (validation prompts and answers, base vs adapter) are emptied. Their rows left the
+datasets with the same erasure, so no later job trains on them. An export lists the jobs and
+adapters.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class TrainedOn:
 
     async def erase(self, end_user: str) -> dict[str, int]:
         jobs, adapters = await self._store.taint(end_user, self._clock())
+        examples = await self._store.drop_examples(jobs) if jobs else 0
         folder = Path(self._config().folder)
         files = 0
         for job_id in jobs:
@@ -53,4 +56,5 @@ class TrainedOn:
             "tuning_jobs_tainted": len(jobs),
             "tuning_adapters_tainted": adapters,
             "tuning_data_files": files,
+            "tuning_evaluation_examples": examples,
         }

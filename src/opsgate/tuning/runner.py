@@ -160,7 +160,7 @@ class JobRunner:
                 proc.kill()
                 await proc.wait()
         failure = (await err).strip()
-        await asyncio.to_thread(state.log.write, state.log.snapshot())
+        await _save_log(state.log)
         await self._finish(job, folder, state, failure)
 
     async def _pause(self, seconds: float) -> None:
@@ -179,7 +179,7 @@ class JobRunner:
                 await asyncio.wait_for(self._poke.wait(), self._config().poll)
             try:
                 await self._store.update(job_id, state.values(self._clock()))
-                await asyncio.to_thread(state.log.write, state.log.snapshot())
+                await _save_log(state.log)
                 current = await self._store.job(job_id)
             except Exception as exc:
                 log.warning("tuning heartbeat of %s: %s", job_id, exc)
@@ -286,6 +286,17 @@ def _adapter_row(
         "tainted_at": job["tainted_at"],
         "card": state.card or job.get("card"),
     }
+
+
+async def _save_log(job_log: JobLog) -> None:
+    """Save the job's log; a failure to write it is a warning, never the job's end."""
+    taken = job_log.snapshot()
+    try:
+        await asyncio.to_thread(job_log.write, taken)
+    except RuntimeError:  # the loop's threads are shut down (the gateway is stopping)
+        job_log.write(taken)
+    except OSError as exc:
+        log.warning("tuning log of %s: %s", job_log.path.parent.name, exc)
 
 
 async def _tail(

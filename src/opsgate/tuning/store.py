@@ -154,3 +154,19 @@ class TuningStore:
                 adapters = done.rowcount or 0
                 await conn.execute(delete(tuning_subjects).where(S.end_user == end_user))
         return ids, adapters
+
+    async def drop_examples(self, job_ids: Sequence[str]) -> int:
+        """Empty the example rows (validation inputs and answers) of these jobs' evaluations
+        and of their adapters'; how many records changed."""
+        changed = 0
+        async with self._engine.begin() as conn:
+            for table, key in ((tuning_jobs, J.id), (tuning_adapters, A.job_id)):
+                found = await conn.execute(select(key, table.c.metrics).where(key.in_(job_ids)))
+                for k, metrics in found.all():
+                    evaluation = (metrics or {}).get("evaluation")
+                    if not isinstance(evaluation, dict) or not evaluation.get("examples"):
+                        continue
+                    kept = {**metrics, "evaluation": {**evaluation, "examples": []}}
+                    await conn.execute(update(table).where(key == k).values(metrics=kept))
+                    changed += 1
+        return changed

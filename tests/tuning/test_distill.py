@@ -196,6 +196,9 @@ def test_bad_distillations_are_refused_before_anything_starts(
     refused(_body(base, filters=["no-such-scorer"]), 400, "invalid_scorer")
     refused(_body(base, into="colours"), 409, "dataset_exists")
     refused(_body(base), 403, "permission_denied", admin.as_(w.keys["viewer:a"]))
+    narrow = admin.ok("POST", "/admin/v1/keys", {"role": "team_admin", "team_id": "team-a",
+                                                 "models": ["small-*"]})["key"]  # fmt: skip
+    refused(_body(base), 403, "model_not_allowed", admin.as_(narrow))
     assert fake.requests == [] and lead.ok("GET", DISTILL)["data"] == []
 
 

@@ -5,7 +5,7 @@ Thin handlers over `DistillService`. Starting needs `tuning:manage` (it trains a
 `datasets:read` (it reads a dataset's rows), `datasets:manage` (it makes the distilled
 dataset) and `models:call` (the teacher is called with the caller's own key, through this
 gateway: routed, traced, costed and budgeted as the caller's traffic). A teacher the gateway
-does not serve is a 404 before anything starts.
+does not serve is a 404, one the caller's key may not call a 403, before anything starts.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from opsgate.access.permissions import Permission
 from opsgate.api.admin.evals import _base_url, _key
 from opsgate.api.responses import JSONResponse
 from opsgate.errors import BadRequestError
+from opsgate.pipeline.stages.authenticate import check_model
 from opsgate.tuning.distill import DistillService
 from opsgate.tuning.distill_requests import DistillCreate
 from opsgate.web.admin import AdminCall, admin_route
@@ -34,6 +35,7 @@ async def start(call: AdminCall) -> Response:
     """Start a distillation: teacher answers, filtered, a dataset, a student job, a comparison"""
     body: DistillCreate = call.body
     call.gateway.runtime.router.group(body.teacher)  # 404 for a model the gateway does not serve
+    check_model(call.who, body.teacher)  # 403 for one the caller's key may not call
     record = await _distill(call).start(call.who, body, _key(call), _base_url(call), call.actor)
     call.audited()
     return JSONResponse(record, status_code=201)

@@ -31,6 +31,7 @@ BENCHES = (
     "profile",
     "traces",
     "access",
+    "hotpath",
     "cache",
     "ui",
     "guard-pii",
@@ -61,7 +62,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="gateway (default): gateway vs direct upstream; choices: ASGI "
         "server, HTTP client, JSON; all: both; profile: py-spy the gateway; traces: trace "
         "writer throughput, tracing overhead, rollups over --rows traces; access: what auth, "
-        "rate limits and budgets add per request (in-memory and Redis); ui: dashboard page "
+        "rate limits and budgets add per request (in-memory and Redis); hotpath: direct, bare "
+        "forwarder, gateway and gateway with key + limits + budget + traces at c=1, c=32 and "
+        "c=64 behind a 50 ms upstream, with CPU per request and event-loop lag; ui: dashboard page "
         "render times over --rows traces; guard-pii: the PII detectors on the dev set; "
         "guard: the injection detector's held-out quality and scan() latency; evals: an eval "
         "run's rows/s through the gateway and the hallucination detector's latency; feedback: "
@@ -200,6 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         print_grids(traces_grids(traced), console)
         if not args.no_docs:
             update_section("traces", traces_markdown(traced, note))
+    if args.which == "hotpath":
+        from bench.hotpath import hotpath_grids, run_hotpath
+        from bench.report import grids_markdown, print_grids
+
+        grids = hotpath_grids(run_hotpath(settings, progress=progress))
+        print_grids(grids, console)
+        if not args.no_docs:
+            update_section("hotpath", "\n".join([note, *grids_markdown(grids)]))
     if args.which == "access":
         from bench.access import access_grids, access_markdown, run_access
         from bench.report import print_grids

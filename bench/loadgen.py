@@ -61,6 +61,7 @@ def run_load(
     *,
     warmup: float = 0.0,
     client: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """POST `body` to `url` from `concurrency` connections for `seconds` after `warmup`.
 
@@ -69,17 +70,29 @@ def run_load(
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         if client is None and wrk_path():
             if warmup > 0:
-                _wrk(url, body, concurrency, warmup, Path(tmp))
-            return _wrk(url, body, concurrency, seconds, Path(tmp))
+                _wrk(url, body, concurrency, warmup, Path(tmp), headers)
+            return _wrk(url, body, concurrency, seconds, Path(tmp), headers)
+        if headers:
+            raise ValueError("request headers need wrk (apt-get install wrk)")
         return _client(url, body, concurrency, seconds, warmup, client or "aiohttp", Path(tmp))
 
 
-def _wrk(url: str, body: bytes, concurrency: int, seconds: float, tmp: Path) -> LoadResult:
+def _wrk(
+    url: str,
+    body: bytes,
+    concurrency: int,
+    seconds: float,
+    tmp: Path,
+    headers: dict[str, str] | None = None,
+) -> LoadResult:
     script = tmp / "post.lua"
+    extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
     script.write_text(
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [==[{body.decode()}]==]\n" + WRK_DONE
+        + extra
+        + f"wrk.body = [==[{body.decode()}]==]\n"
+        + WRK_DONE
     )
     whole = max(1, math.ceil(seconds))  # wrk takes whole seconds
     argv = [

@@ -31,6 +31,8 @@ class Target:
     url: str
     client: str | None = None
     """Overrides `Settings.load_client` for this target (the client benchmark)."""
+    headers: dict[str, str] | None = None
+    """Sent with every request (wrk only), e.g. a key."""
     pid: int | None = None
     """The server's process: its CPU time per request is measured too (`Summary.cpu_us`)."""
 
@@ -77,7 +79,15 @@ def measure(
 ) -> dict[str, Summary]:
     def load(target: Target, seconds: float, warmup: float = 0.0) -> LoadResult:
         client = target.client or settings.load_client
-        return run_load(target.url, body, concurrency, seconds, warmup=warmup, client=client)
+        return run_load(
+            target.url,
+            body,
+            concurrency,
+            seconds,
+            warmup=warmup,
+            client=client,
+            headers=target.headers,
+        )
 
     for target in targets:
         if progress:

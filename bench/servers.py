@@ -124,7 +124,12 @@ def _gateway_argv(server: str, config: Path, port: int) -> list[str]:
 
 @contextlib.contextmanager
 def gateway(
-    upstream: Server, server: str = "uvicorn", *, extra_config: str = "", name: str = ""
+    upstream: Server,
+    server: str = "uvicorn",
+    *,
+    extra_config: str = "",
+    name: str = "",
+    env_extra: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """The gateway with one model `bench` -> the fake upstream, checked with one real request.
 
@@ -139,11 +144,11 @@ def gateway(
             + extra_config
         )
         port = free_port()
-        env = clean_env({"OPSGATE_CONFIG": str(config)})
+        env = clean_env({"OPSGATE_CONFIG": str(config), **(env_extra or {})})
         argv = _gateway_argv(server, config, port)
         label = f"gateway ({name or server})"
         with serve(label, argv, port, "/healthz", env=env, cwd=Path(tmp)) as gw:
-            _smoke(gw)
+            _smoke(gw, (env_extra or {}).get("OPSGATE_MASTER_KEY"))
             yield gw
 
 
@@ -156,13 +161,14 @@ def stack(server: str = "uvicorn", *, with_bare: bool = False) -> Iterator[Stack
         yield Stack(upstream, gw, server, bare)
 
 
-def _smoke(gw: Server) -> None:
+def _smoke(gw: Server, key: str | None = None) -> None:
     """One plain and one streamed request must succeed before any timing counts."""
+    headers = {"content-type": "application/json"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
     for stream in (False, True):
         req = urllib.request.Request(
-            gw.url + CHAT_PATH,
-            data=request_body(stream=stream),
-            headers={"content-type": "application/json"},
+            gw.url + CHAT_PATH, data=request_body(stream=stream), headers=headers
         )
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:

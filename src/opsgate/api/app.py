@@ -82,8 +82,9 @@ routes: list[BaseRoute] = [
 ]
 
 middleware = [
-    Middleware(AuthFailureMiddleware),  # outermost: it sees every 401, whoever answers it
-    Middleware(HotPath, endpoint=openai_routes.chat_endpoint),  # chat: none of the layers below
+    # Chat completions, the hot path, first: none of the layers below (it counts its 401s).
+    Middleware(HotPath, endpoint=openai_routes.chat_endpoint),
+    Middleware(AuthFailureMiddleware),  # it sees every other 401, whoever answers it
     Middleware(TraceIdMiddleware),
     Middleware(AccessMiddleware),
     Middleware(AuditMiddleware),  # inside: it reads the caller the access layer found

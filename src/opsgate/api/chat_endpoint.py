@@ -5,7 +5,9 @@ object and four middleware layers meant for the admin API, which cost about a qu
 event loop's time per request under load (docs/benchmarks.md). `HotPath` hands the chat
 paths to `ChatEndpoint` before all that; the answers are byte for byte what the routed
 handler gave: OpenAI-shaped errors with the trace id, a backend outage as a 503, a stream as
-Starlette's `StreamingResponse` (which also stops the upstream when the client goes away).
+Starlette's `StreamingResponse` (which also stops the upstream when the client goes away). A
+401 is counted for the credential-stuffing alert here, as `AuthFailureMiddleware` counts the
+other routes'.
 """
 
 from __future__ import annotations
@@ -83,13 +85,13 @@ class ChatEndpoint:
             body = await read_json_stream(_pieces(receive), headers.get("content-length"), limit)
         except OpsgateError as exc:
             record.rejected(ctx, exc)
-            await send_error(send, exc, {"x-opsgate-trace-id": ctx.trace_id})
+            await _refuse(scope, send, gateway, exc, {"x-opsgate-trace-id": ctx.trace_id})
             return
         try:
             call = ChatCall(ctx, parse_chat(body))
         except OpsgateError as exc:
             record.rejected(ctx, exc, body.get("model"))
-            await send_error(send, exc, {"x-opsgate-trace-id": ctx.trace_id})
+            await _refuse(scope, send, gateway, exc, {"x-opsgate-trace-id": ctx.trace_id})
             return
         result: ChatResult | None = None
         try:
@@ -101,11 +103,11 @@ class ChatEndpoint:
         except OpsgateError as exc:
             if result is not None and not isinstance(result, ChatResponse):
                 await close(result)
-            await send_error(send, exc, route_headers(ctx))
+            await _refuse(scope, send, gateway, exc, route_headers(ctx))
             return
         except StopAsyncIteration:
             empty = OpsgateError("the upstream stream ended without any chunk")
-            await send_error(send, empty, route_headers(ctx))
+            await _refuse(scope, send, gateway, empty, route_headers(ctx))
             return
         stream_headers = {
             **route_headers(ctx),
@@ -116,6 +118,16 @@ class ChatEndpoint:
             sse(first, result), media_type="text/event-stream", headers=stream_headers
         )
         await response(scope, receive, send)
+
+
+async def _refuse(
+    scope: Scope, send: Send, gateway: Gateway, exc: OpsgateError, headers: dict[str, str]
+) -> None:
+    """An error answer; a 401 is counted against the client's address (alerts/security.py)."""
+    if exc.status == 401:
+        client = scope.get("client")
+        gateway.compliance.security.auth_failed(client[0] if client else "unknown")
+    await send_error(send, exc, headers)
 
 
 async def _pieces(receive: Receive) -> AsyncIterator[bytes]:

@@ -21,15 +21,26 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
 
 Array = npt.NDArray[np.float64]
+
+
+@functools.cache
+def _sps() -> ModuleType:
+    """`scipy.stats`, imported by the first test that needs it: importing it adds about 75 MB
+    to a worker's memory, which a worker that never runs a drift check should not carry."""
+    return importlib.import_module("scipy.stats")
+
+
 PSI_EPS = 1e-4
 """Share given to an empty bin, so PSI stays finite."""
 
@@ -205,7 +216,7 @@ def ks_test(ref: npt.ArrayLike, cur: npt.ArrayLike) -> TwoSample:
     y = np.asarray(cur, dtype=np.float64).ravel()
     if len(x) == 0 or len(y) == 0:
         raise ValueError("KS needs two non-empty samples")
-    result = sps.ks_2samp(x, y, method="asymp")
+    result = _sps().ks_2samp(x, y, method="asymp")
     return TwoSample(float(result.statistic), float(result.pvalue), psi(x, y), len(x), len(y))
 
 
@@ -223,10 +234,10 @@ def chi_square(table: Sequence[npt.ArrayLike]) -> TwoSample:
     effect = psi_counts(t[0], t[1])
     expected = t.sum(1)[:, None] * t.sum(0)[None] / t.sum()
     if t.shape[1] == 2 and expected.min() < 5:
-        _, p = sps.fisher_exact(t.astype(np.int64))
+        _, p = _sps().fisher_exact(t.astype(np.int64))
         stat = float(((t - expected) ** 2 / expected).sum())
         return TwoSample(stat, float(p), effect, n_ref, n_cur)
-    stat, p, _, _ = sps.chi2_contingency(t, correction=False)
+    stat, p, _, _ = _sps().chi2_contingency(t, correction=False)
     return TwoSample(float(stat), float(p), effect, n_ref, n_cur)
 
 
@@ -312,7 +323,7 @@ def mean_test(ref: npt.ArrayLike, cur: npt.ArrayLike) -> TwoSample:
     if float(x.var()) == 0 and float(y.var()) == 0:
         p = 1.0 if x[0] == y[0] else 0.0
         return TwoSample(0.0, p, (float(y.mean()) - float(x.mean())) / sd, len(x), len(y))
-    result = sps.ttest_ind(x, y, equal_var=False)
+    result = _sps().ttest_ind(x, y, equal_var=False)
     effect = (float(y.mean()) - float(x.mean())) / sd
     return TwoSample(float(result.statistic), float(result.pvalue), effect, len(x), len(y))
 
@@ -342,7 +353,7 @@ def binomial_interval(successes: int, trials: int, confidence: float = 0.95) -> 
     """Wilson score interval for a rate (the false-alarm rate of a simulation)."""
     if trials == 0:
         return 0.0, 1.0
-    z = float(sps.norm.ppf(0.5 + confidence / 2))
+    z = float(_sps().norm.ppf(0.5 + confidence / 2))
     p = successes / trials
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = (

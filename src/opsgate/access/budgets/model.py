@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from opsgate.access.limits.model import ScopeRef, end_user_of
+from opsgate.access.limits.model import ScopeRef, end_user_of, scope_ref
 from opsgate.access.principal import BudgetPeriod, BudgetPolicy, Principal
 from opsgate.accounting.cost import MICROS_PER_USD, micros_to_usd
 from opsgate.alerts.events import Alert
@@ -105,9 +105,9 @@ def budget_scopes(
             return
         found.append(BudgetScope(ref, policy))
 
-    add(ScopeRef("key", principal.key_id), principal.key.budget)
+    add(scope_ref("key", principal.key_id), principal.key.budget)
     if principal.team_id is not None:
-        add(ScopeRef("team", principal.team_id), principal.team.budget)
+        add(scope_ref("team", principal.team_id), principal.team.budget)
     user = end_user_of(principal, end_user)
     if user is not None:
         add(user, principal.end_user.budget)

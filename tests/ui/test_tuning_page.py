@@ -6,6 +6,7 @@ adapter with metrics, an evaluation and lineage to a dataset made through the ad
 to an experiment from the config, another team's job, and names built to break the HTML.
 `test_a_real_job_is_followed_live_to_its_adapter` trains the tiny Llama for real (a worker
 process, 30-50 s) and watches its page update itself until the adapter is registered.
+The last test checks the page's own reading of experiments and evaluations, without a browser.
 Screenshots: test-output/ui-screenshots/6x-*.png.
 """
 
@@ -22,9 +23,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from opsgate.config.experiments import ExperimentConfig
+from opsgate.experiments.model import Experiment
 from opsgate.store import dispose_engine, make_engine
 from opsgate.tuning.logs import JobLog
 from opsgate.tuning.store import TuningStore
+from opsgate.ui.tuning_views import evaluation, mentions
 from tests.access.helpers import MASTER, Client, World, seed
 from tests.experiments.helpers import METRICS
 from tests.fixtures.gateway import GatewayServer, make_config
@@ -398,6 +402,10 @@ def test_a_real_job_is_followed_live_to_its_adapter(browser: Browser, tmp_path: 
         card = page.locator("#job-adapter-card")
         expect(card).to_contain_text("colours-live")
         expect(card.locator("a.dataset-link")).to_have_text("colours")
+        scorers = done["metrics"]["evaluation"]["scorers"]  # the job's own base vs adapter
+        assert scorers, done["metrics"]
+        for name, figures in scorers.items():
+            expect(page.locator(f"#scorer-{name}")).to_contain_text(f"{figures['adapter']:.3f}")
         page.reload()  # the log as saved when the worker ended
         expect(page.locator("#logs")).to_contain_text('"event":"start"')
         expect(page.locator("#card summary")).to_contain_text("Data card")
@@ -406,3 +414,38 @@ def test_a_real_job_is_followed_live_to_its_adapter(browser: Browser, tmp_path: 
         expect(page.locator("#adapter-colours-live")).to_contain_text(job["id"])
         assert errors == [], f"browser errors: {errors}"
         page.context.close()
+
+
+def _experiment(*variants: dict[str, Any]) -> Experiment:
+    spec = ExperimentConfig.model_validate(
+        {
+            "name": "e1",
+            "traffic": {"model": "base-model"},
+            "variants": [{"name": "control"}, *variants],
+            "metric": "thumbs",
+        }
+    )
+    return Experiment(spec, "team-a", "config", "running", 0.0, 0.0, 0.0)
+
+
+def test_which_experiments_mention_an_adapter_and_what_an_evaluation_shows() -> None:
+    by_model = _experiment({"name": "tuned", "model": "colours-a"})
+    by_param = _experiment({"name": "tuned", "params": {"adapter": "colours-a"}})
+    other = _experiment({"name": "tuned", "model": "colours-b", "params": {"x": "colours-ab"}})
+    assert [mentions(e, "colours-a", {}) for e in (by_model, by_param, other)] == [
+        True,
+        True,
+        False,
+    ]
+    # A job's evaluation *settings* (which scorers to run) are no results: nothing to show.
+    assert evaluation({"evaluation": {"scorers": [{"name": "exact"}]}}) is None
+    assert evaluation({}) is None and evaluation(None) is None
+    shown = evaluation(
+        {"evaluation": {"n": 4, "scorers": {"exact": {"base": 0.25, "adapter": 1.0, "scored": 4}}}}
+    )
+    assert shown is not None and shown["n"] == 4
+    failing = evaluation({"evaluation": {"scorers": {"judge": {"scored": 0, "failed": 8}}}})
+    assert failing is not None and failing["scorers"][0]["failed"] == 8
+    assert shown["scorers"] == [
+        {"name": "exact", "base": 0.25, "adapter": 1.0, "delta": 0.75, "n": 4, "failed": None}
+    ]

@@ -64,6 +64,8 @@ def _scorer_rows(raw: Any) -> list[dict[str, Any]]:
         if not isinstance(value, Mapping):
             continue
         base, adapter = _number(value.get("base")), _number(value.get("adapter"))
+        if base is None and adapter is None and not {"scored", "failed"} & set(value):
+            continue  # a scorer's settings, not its results (all-failed results stay)
         delta = _number(value.get("delta"))
         if delta is None and base is not None and adapter is not None:
             delta = adapter - base

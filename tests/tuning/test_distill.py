@@ -90,6 +90,16 @@ def _body(base: Path, **extra: Any) -> dict[str, Any]:
     return {**body, **extra}
 
 
+def _env(admin: Client, w: World) -> dict[str, str]:
+    return {"OPSGATE_URL": admin.base, "OPSGATE_ADMIN_KEY": w.keys["team_admin:a"], "PATH": "",
+            "COLUMNS": "160", "HOME": os.environ.get("HOME", "/tmp")}  # fmt: skip
+
+
+def opsgate(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    run = [sys.executable, "-m", "opsgate", *args]
+    return subprocess.run(run, capture_output=True, text=True, timeout=120, env=env, check=False)
+
+
 def _wait(client: Client, record_id: str, timeout: float = 150) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -165,10 +175,7 @@ def test_a_distillation_trains_a_student_and_compares_it_with_the_teacher(
     # Scope: team B does not see it; the CLI prints the table.
     other = admin.as_(w.keys["team_admin:b"]).call("GET", f"{DISTILL}/{record['id']}")
     assert other.status_code == 404
-    env = {"OPSGATE_URL": admin.base, "OPSGATE_ADMIN_KEY": w.keys["team_admin:a"], "PATH": "",
-           "COLUMNS": "160", "HOME": os.environ.get("HOME", "/tmp")}  # fmt: skip
-    run = [sys.executable, "-m", "opsgate", "tuning", "distillation", record["id"]]
-    shown_cli = subprocess.run(run, capture_output=True, text=True, timeout=60, env=env)
+    shown_cli = opsgate("tuning", "distillation", record["id"], env=_env(admin, w))
     assert shown_cli.returncode == 0, shown_cli.stderr
     for word in (TEACHER, "colours-student", "teacher", "student", "base", "p95 ms"):
         assert word in shown_cli.stdout, shown_cli.stdout
@@ -222,11 +229,15 @@ def test_seed_topics_become_inputs_and_a_teacher_that_only_refuses_fails_the_run
     del body["dataset"]
     both = lead.call("POST", DISTILL, {**body, "dataset": "colours"})
     assert both.status_code == 422 and "one of them" in both.json()["error"]["message"]
-    started = lead.call("POST", DISTILL, body)
-    assert started.status_code == 201, started.text
-    assert started.json()["stage"] == "inputs" and started.json()["inputs"] is None
-    record = _wait(lead, started.json()["id"])
-
+    # Started and followed by the CLI, which prints the record and exits 1 for a failed run.
+    cli = opsgate(
+        "tuning", "distill", "--teacher", TEACHER, "--topic", "sky", "--topic", "grass",
+        "--per-topic", "4", "--student", body["student"], "--adapter", "colours-student",
+        "--concurrency", "1", "--json", env=_env(admin, w),
+    )  # fmt: skip
+    assert cli.returncode == 1, cli.stderr
+    record = json.loads(cli.stdout)
+    assert f"{record['id']}: inputs" in cli.stderr  # the first stage, as the run started
     asked = [r.body["messages"][0]["content"] for r in fake.requests[:2]]
     assert all("Write 4 different questions" in a for a in asked)
     assert asked[0].endswith("about: sky\nOne per line, no numbering, nothing else.")

@@ -109,8 +109,8 @@ def distill(
         record = _follow(url, record)
     if as_json:
         typer.echo(json.dumps(record, indent=2, ensure_ascii=False))
-        return
-    _print(record)
+    else:
+        _print(record)
     if record["status"] == "failed":
         raise typer.Exit(1)
 

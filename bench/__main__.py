@@ -32,6 +32,7 @@ BENCHES = (
     "traces",
     "access",
     "hotpath",
+    "stages",
     "cache",
     "ui",
     "guard-pii",
@@ -64,7 +65,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "writer throughput, tracing overhead, rollups over --rows traces; access: what auth, "
         "rate limits and budgets add per request (in-memory and Redis); hotpath: direct, bare "
         "forwarder, gateway and gateway with key + limits + budget + traces at c=1, c=32 and "
-        "c=64 behind a 50 ms upstream, with CPU per request and event-loop lag; ui: dashboard page "
+        "c=64 behind a 50 ms upstream, with CPU per request and event-loop lag; stages: each chat "
+        "pipeline stage's own µs per request; ui: dashboard page "
         "render times over --rows traces; guard-pii: the PII detectors on the dev set; "
         "guard: the injection detector's held-out quality and scan() latency; evals: an eval "
         "run's rows/s through the gateway and the hallucination detector's latency; feedback: "
@@ -211,6 +213,14 @@ def main(argv: list[str] | None = None) -> int:
         print_grids(grids, console)
         if not args.no_docs:
             update_section("hotpath", "\n".join([note, *grids_markdown(grids)]))
+    if args.which == "stages":
+        from bench.report import grids_markdown, print_grids
+        from bench.stages import run_stages, stages_grid
+
+        grid = stages_grid(run_stages(max(2.0, settings.rounds * settings.seconds * 2)))
+        print_grids([grid], console)
+        if not args.no_docs:
+            update_section("stages", "\n".join([note, *grids_markdown([grid])]))
     if args.which == "access":
         from bench.access import access_grids, access_markdown, run_access
         from bench.report import print_grids

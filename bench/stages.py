@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ async def _measure(config_path: Path, seconds: float) -> StageRun:
     await gateway.start()
     try:
         limits = LimitsIn(rpm=10_000_000, tpm=1_000_000_000, max_parallel=10_000)
-        budget = BudgetIn(max_usd=1_000_000, period="monthly")  # type: ignore[arg-type]
+        budget = BudgetIn(max_usd=Decimal(1_000_000), period="monthly")
         _, secret = await AccessAdmin(gateway.access).create_key(
             MASTER, KeyCreate(limits=limits, budget=budget)
         )

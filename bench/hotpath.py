@@ -8,7 +8,9 @@ Targets, one run, interleaved rounds:
 - `gateway`: the gateway with tracing to SQLite and no key (the open laptop);
 - `features`: the same with a master key, a virtual key carrying rate limits (rpm, tpm,
   max_parallel) and a budget, tracing to SQLite; every request authenticates, is admitted,
-  settled and traced.
+  settled and traced;
+- `features x2`: that gateway with two worker processes (`opsgate serve --workers 2`, the
+  kernel spreading connections over them); its CPU is not read (it is in the workers).
 
 Scenarios: c=1 JSON and SSE (added latency), c=32 with no upstream delay (throughput), and
 c=64 with a 50 ms upstream (queueing: an upstream as fast as a small model's first token). For
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -79,7 +82,9 @@ class Gateways:
     bare: Server
     gateway: Server
     features: Server
+    features2: Server
     key: str
+    key2: str
 
 
 @contextlib.contextmanager
@@ -90,7 +95,10 @@ def _stack(delay_ms: float) -> Iterator[Gateways]:
         plain = running.enter_context(gateway(upstream, name="no key"))
         env = {"OPSGATE_MASTER_KEY": MASTER}
         full = running.enter_context(gateway(upstream, name="features", env_extra=env))
-        yield Gateways(upstream, bare, plain, full, _virtual_key(full))
+        two = running.enter_context(gateway(upstream, name="features x2", env_extra=env, workers=2))
+        keys = _virtual_key(full), _virtual_key(two)
+        time.sleep(1.5)  # the other worker learns the new key from the change feed (0.5 s)
+        yield Gateways(upstream, bare, plain, full, two, *keys)
 
 
 def _virtual_key(gw: Server) -> str:
@@ -170,6 +178,11 @@ def _one(
             pid=gws.features.pid,
             headers={"Authorization": f"Bearer {gws.key}", "x-opsgate-end-user": "bench-user"},
         ),
+        Target(
+            "features x2",
+            gws.features2.url + CHAT_PATH,
+            headers={"Authorization": f"Bearer {gws.key2}", "x-opsgate-end-user": "bench-user"},
+        ),
     ]
     watched = {"gateway": gws.gateway, "features": gws.features}
     before = {name: _lag_buckets(gw) for name, gw in watched.items()}
@@ -190,7 +203,7 @@ def hotpath_grids(results: list[Result]) -> list[Grid]:
     )  # fmt: skip
     for r in results:
         direct, bare = r.summaries["direct"], r.summaries["bare"]
-        for name in ("direct", "bare", "gateway", "features"):
+        for name in ("direct", "bare", "gateway", "features", "features x2"):
             s = r.summaries[name]
             lag = r.lag.get(name)
             main.rows.append(
@@ -244,6 +257,12 @@ def _targets(results: list[Result]) -> Grid:
         grid.rows.append(
             ("c=32: >= 3,000 req/s, p99 <= 30 ms", f"{s.rps:,.0f}, {s.p99_ms:.1f} ms",
              "yes" if ok else "NO")
+        )  # fmt: skip
+        two = thr.summaries["features x2"]
+        scale = two.rps / s.rps if s.rps else 0.0
+        grid.rows.append(
+            ("2 workers >= 1.6x one worker at c=32 (0.8 N)", f"{scale:.2f}x",
+             "yes" if scale >= 1.6 else "NO")
         )  # fmt: skip
         plain = thr.summaries["gateway"]
         cost = 1 - s.rps / plain.rps if plain.rps else 0.0

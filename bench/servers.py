@@ -82,7 +82,7 @@ def bare_proxy(upstream: Server) -> Iterator[Server]:
         yield bare
 
 
-def _gateway_argv(server: str, config: Path, port: int) -> list[str]:
+def _gateway_argv(server: str, config: Path, port: int, workers: int = 1) -> list[str]:
     if server == "uvicorn":
         opsgate = VENV_BIN / "opsgate"
         cmd = (
@@ -99,6 +99,7 @@ def _gateway_argv(server: str, config: Path, port: int) -> list[str]:
             str(port),
             "--log-level",
             "warning",
+            *(["--workers", str(workers)] if workers > 1 else []),
         ]
     if server == "granian":
         return [
@@ -130,6 +131,7 @@ def gateway(
     extra_config: str = "",
     name: str = "",
     env_extra: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[Server]:
     """The gateway with one model `bench` -> the fake upstream, checked with one real request.
 
@@ -145,7 +147,7 @@ def gateway(
         )
         port = free_port()
         env = clean_env({"OPSGATE_CONFIG": str(config), **(env_extra or {})})
-        argv = _gateway_argv(server, config, port)
+        argv = _gateway_argv(server, config, port, workers)
         label = f"gateway ({name or server})"
         with serve(label, argv, port, "/healthz", env=env, cwd=Path(tmp)) as gw:
             _smoke(gw, (env_extra or {}).get("OPSGATE_MASTER_KEY"))

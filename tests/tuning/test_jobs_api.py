@@ -174,6 +174,9 @@ def test_a_job_trains_registers_an_adapter_and_is_tainted_by_an_erasure(
     followed = opsgate("tuning", "logs", job["id"], "--follow", env=env)
     assert followed.returncode == 0 and followed.stdout.count("\n") == len(lines)
     listed = json.loads(opsgate("tuning", "adapters", "--json", env=env).stdout)
+    table = opsgate("tuning", "adapters", env={**env, "COLUMNS": "200"})
+    exact = evaluation["scorers"]["exact"]
+    assert f"{exact['base']:.3f} → {exact['adapter']:.3f}" in table.stdout, table.stdout
     assert [a["name"] for a in listed["data"]] == ["colours-a"]
     refused = opsgate("tuning", "cancel", job["id"], env=env)
     assert refused.returncode != 0 and "(409)" in refused.stderr
@@ -243,6 +246,11 @@ def test_bad_input_is_refused_before_a_job_is_queued(
     for scorers in (["nope"], ["judge"], [{"type": "embedding", "embedder": "gateway"}]):
         err = _error(post(evaluation={"scorers": scorers}), 400, "invalid_scorer")
         assert err["param"] == "evaluation.scorers", err
+    env = {"OPSGATE_URL": admin.base, "OPSGATE_ADMIN_KEY": w.keys["team_admin:a"], "PATH": ""}
+    cli = ["tuning", "create", "--dataset", "colours", "--base", str(base), "--adapter", "a2"]
+    refused = opsgate(*cli, "--scorer", "exact", "--scorer", "judge", env=env)
+    assert refused.returncode != 0 and "(400)" in refused.stderr, refused.stderr
+    assert "cannot score a tuning job" in refused.stderr
     _error(lead.call("POST", f"{JOBS}/tj_unknown/cancel"), 404, "job_not_found")
     _error(lead.call("GET", JOBS, params={"status": "nope"}), 400, "invalid_parameter")
     assert lead.ok("GET", JOBS)["data"] == []  # nothing was queued

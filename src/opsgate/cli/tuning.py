@@ -71,10 +71,17 @@ def create(
         list[str] | None, typer.Option(help="modules to adapt (default: q_proj, v_proj)")
     ] = None,
     validation: Annotated[float, typer.Option(help="held-back share")] = 0.2,
+    scorer: Annotated[
+        list[str] | None,
+        typer.Option(help="scorer of base vs adapter (default: exact, contains, overlap)"),
+    ] = None,
+    no_evaluation: Annotated[bool, typer.Option(help="skip base vs adapter")] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="answer length when evaluating")] = 32,
     url: UrlOpt = DEFAULT_URL,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start a LoRA job (checked first: the dataset, the base folder, the adapter name)."""
+    """Start a LoRA job (checked first: the dataset, the base folder, the adapter name, the
+    scorers)."""
     settings: dict[str, Any] = {
         "epochs": epochs,
         "rank": rank,
@@ -92,6 +99,10 @@ def create(
         "settings": settings,
         "validation": validation,
     }
+    evaluation: dict[str, Any] = {"max_new_tokens": max_new_tokens}
+    if scorer or no_evaluation:
+        evaluation["scorers"] = [] if no_evaluation else scorer
+    body["evaluation"] = evaluation
     job = call(url, "POST", JOBS, body, timeout=600)
     if as_json:
         _dump(job)
@@ -266,6 +277,7 @@ def adapters(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
         Column("dataset"),
         Column("job", 1),
         Column("val. loss", 1, justify="right"),
+        Column("exact", 1, justify="right"),
         Column("tainted", 2),
         Column("base", 3, wrap=True),
     )
@@ -275,6 +287,7 @@ def adapters(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
             f"{a['dataset_id']}@{a['dataset_version']}",
             a["job_id"],
             _loss(a["metrics"]),
+            _exact(a["metrics"]),
             "yes" if a["tainted"] else "",
             a["base"],
         )
@@ -286,6 +299,12 @@ def adapters(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
 def _loss(metrics: dict[str, Any]) -> str:
     before, after = metrics.get("validation_before"), metrics.get("validation_after")
     return f"{before:.3f} → {after:.3f}" if before is not None and after is not None else "-"
+
+
+def _exact(metrics: dict[str, Any]) -> str:
+    """Exact match on the validation split, base → adapter (when the job measured it)."""
+    exact = ((metrics.get("evaluation") or {}).get("scorers") or {}).get("exact")
+    return f"{_figure(exact['base'])} → {_figure(exact['adapter'])}" if exact else "-"
 
 
 @tuning_app.command("adapter")

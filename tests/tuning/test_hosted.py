@@ -274,7 +274,9 @@ def test_provider_refusals_and_failures_are_clear_job_errors(setup: Setup) -> No
 
 def test_cancel_resume_and_a_restart_follow_the_provider_job(setup: Setup) -> None:
     fake = setup.fake
-    fake.tuning.plan(Plan(steps=2, hold=True), Plan(steps=2), Plan(steps=3, hold=True))
+    # The resumed job reports 250 steps in two looks: its events span several pages.
+    long = Plan(steps=250, per_look=125)
+    fake.tuning.plan(Plan(steps=2, hold=True), long, Plan(steps=3, hold=True))
     with setup.gateway() as gw:
         admin, w = _world(gw)
         lead = admin.as_(w.keys["team_admin:a"])
@@ -294,7 +296,10 @@ def test_cancel_resume_and_a_restart_follow_the_provider_job(setup: Setup) -> No
         lead.ok("POST", f"{JOBS}/{job['id']}/resume")
         done = _wait(lead, job["id"], lambda j: j["status"] in FINAL)
         assert done["status"] == "succeeded" and done["provider"]["job"] != first
-        assert done["steps"] == 2 and len(done["losses"]) == 2
+        assert done["steps"] == done["total_steps"] == len(done["losses"]) == 250
+        assert done["losses"] == sorted(done["losses"], reverse=True)
+        events = fake.tuning.jobs[done["provider"]["job"]].events
+        assert done["losses"] == [e["data"]["train_loss"] for e in events if e["type"] == "metrics"]
 
         # A gateway that stops leaves its running hosted job queued with the provider's job id.
         other = _start(lead, _hosted("restarted"))

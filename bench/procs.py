@@ -111,6 +111,7 @@ def serve(
     ready_path: str,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    ready_timeout: float = 30.0,
 ) -> Iterator[Server]:
     """Start `argv` (which must listen on `port`), wait for `ready_path`, stop it on exit."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
@@ -127,7 +128,7 @@ def serve(
             )
         server = Server(name, argv, port, proc, log_path)
         try:
-            server.wait_ready(ready_path)
+            server.wait_ready(ready_path, ready_timeout)
             yield server
         finally:
             server.stop()

@@ -149,7 +149,9 @@ def gateway(
         env = clean_env({"OPSGATE_CONFIG": str(config), **(env_extra or {})})
         argv = _gateway_argv(server, config, port, workers)
         label = f"gateway ({name or server})"
-        with serve(label, argv, port, "/healthz", env=env, cwd=Path(tmp)) as gw:
+        # Workers import and start one after another; on a busy machine that takes a while.
+        wait = 30.0 * workers
+        with serve(label, argv, port, "/healthz", env=env, cwd=Path(tmp), ready_timeout=wait) as gw:
             _smoke(gw, (env_extra or {}).get("OPSGATE_MASTER_KEY"))
             yield gw
 

@@ -276,7 +276,8 @@ def test_cancel_resume_and_a_restart_follow_the_provider_job(setup: Setup) -> No
     fake = setup.fake
     # The resumed job reports 250 steps in two looks: its events span several pages.
     long = Plan(steps=250, per_look=125)
-    fake.tuning.plan(Plan(steps=2, hold=True), long, Plan(steps=3, hold=True))
+    ends = Plan(steps=1, hold=True, finish_on_cancel=True)
+    fake.tuning.plan(Plan(steps=2, hold=True), long, ends, Plan(steps=3, hold=True))
     with setup.gateway() as gw:
         admin, w = _world(gw)
         lead = admin.as_(w.keys["team_admin:a"])
@@ -300,6 +301,14 @@ def test_cancel_resume_and_a_restart_follow_the_provider_job(setup: Setup) -> No
         assert done["losses"] == sorted(done["losses"], reverse=True)
         events = fake.tuning.jobs[done["provider"]["job"]].events
         assert done["losses"] == [e["data"]["train_loss"] for e in events if e["type"] == "metrics"]
+
+        # A job that ends as the cancel reaches the provider (refused: too late) succeeded.
+        late = _start(lead, _hosted("late"))
+        _wait(lead, late["id"], lambda j: j["steps"] == 1)
+        lead.ok("POST", f"{JOBS}/{late['id']}/cancel")
+        done = _wait(lead, late["id"], lambda j: j["status"] in FINAL)
+        assert done["status"] == "succeeded" and done["error"] is None, done
+        assert lead.ok("GET", f"{ADAPTERS}/late")["kind"] == "hosted"
 
         # A gateway that stops leaves its running hosted job queued with the provider's job id.
         other = _start(lead, _hosted("restarted"))

@@ -160,8 +160,8 @@ class HostedTrainer:
                 return {"status": "queued"}
             now = self._clock()
             if cancel:
-                remote = await calls.do("cancelling the job", lambda: client.cancel(remote_id))
                 follow.state["cancel_sent"] = True
+                remote = await self._cancel(client, calls, remote_id)
             elif now - looked >= self._config().hosted_poll:
                 remote = await calls.do("reading the job", lambda: client.job(remote_id))
             else:
@@ -174,6 +174,16 @@ class HostedTrainer:
                     return _outcome(remote)
             await self._store.update(job_id, follow.values(self._clock()), status_in=("running",))
             await wait(min(self._config().poll, self._config().hosted_poll))
+
+    async def _cancel(self, client: OpenAIFineTuning, calls: _Calls, remote_id: str) -> JSONObject:
+        """Pass a cancel on; a refusal because the job ended meanwhile is that end."""
+        try:
+            return await calls.do("cancelling the job", lambda: client.cancel(remote_id))
+        except HostedError:
+            remote = await calls.do("reading the job", lambda: client.job(remote_id))
+            if remote.get("status") in FINAL:
+                return remote
+            raise
 
     async def _events(self, follow: _Follow, client: OpenAIFineTuning, calls: _Calls) -> None:
         """The events since the last one seen, oldest first, into the curve and messages."""

@@ -2,8 +2,10 @@
 
 The only GGUF on disk is SmolLM2-135M-Instruct as Q4_1 (the `local` extra), so every other type
 is *requantised* from it (`opsgate.tools.quantize`): lower types are compared with Q4_1, the
-file they came from; Q8_0 and F16 carry Q4_1's weights unchanged (bar rounding), so their
-quality is Q4_1's by construction and only their size, memory and speed say anything.
+file they came from; Q8_0 and F16 carry Q4_1's weights unchanged (bar rounding), so their size,
+memory and speed say something and their quality columns only show the noise floor: llama.cpp
+multiplies quantised weights with 8-bit-quantised activations and F16 weights with F16 ones,
+so even identical weights do not give identical greedy answers.
 
 Each file is measured in a process of its own (`bench.quant_child`, bounded by a timeout):
 - quality, once: greedy answers to `QA_ROWS` HaluEval QA questions with their knowledge text
@@ -43,10 +45,14 @@ REFERENCE = "Q4_1"
 KINDS = ("F16", "Q8_0", "Q6_K", "Q5_1", "Q5_0", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K")
 DATA = REPO_ROOT.parent / "shared" / "data" / "halueval_qa" / "dev.jsonl"
 FOLDER = Path(os.environ.get("OPSGATE_QUANT_DIR", Path.home() / ".cache" / "opsgate-quant"))
-QA_ROWS = 40
+QA_ROWS = 20
 PPL_TOKENS = 1024
-ANSWER_TOKENS = 24
-REPEATS = 2
+ANSWER_TOKENS = 16
+PROMPT_TOKENS = 256
+REPEATS = 1
+THREADS = 1
+"""llama.cpp threads per model: on this shared 2-core box two threads spin at OpenMP barriers
+while other processes hold a core (generation fell from ~20 to ~2 tokens/s), see the docs."""
 CHILD_TIMEOUT_S = 600
 BUDGET_S = 3600
 GEN_PROMPT = "<|im_start|>user\nWrite a short story about a lighthouse keeper.<|im_end|>\n"
@@ -150,7 +156,7 @@ def run_quant(rounds: int, threads: int, progress: Progress) -> QuantRun:
     with tempfile.TemporaryDirectory(prefix="bench-quant-ref-") as reference:
         base = {"threads": threads, "reference": reference}
         for v in variants:  # the reference first: it writes the log-probabilities
-            progress(f"quality: {v.kind}")
+            progress(f"quality: {v.kind} ({time.monotonic() - deadline + BUDGET_S:.0f} s in)")
             job = {**base, "what": "quality", "model": str(v.path), "questions": evals.questions}
             job |= {"answer_tokens": ANSWER_TOKENS, "ppl_text": evals.ppl_text}
             job |= {"ppl_tokens": PPL_TOKENS, "write_reference": v is ref}
@@ -160,7 +166,12 @@ def run_quant(rounds: int, threads: int, progress: Progress) -> QuantRun:
         for v in variants:
             progress(f"speed round {r + 1}/{rounds}: {v.kind}")
             job = {"threads": threads, "what": "speed", "model": str(v.path)}
-            job |= {"prompt_text": prompt_text, "gen_prompt": GEN_PROMPT, "repeats": REPEATS}
+            job |= {
+                "prompt_text": prompt_text,
+                "prompt_tokens": PROMPT_TOKENS,
+                "gen_prompt": GEN_PROMPT,
+            }
+            job |= {"repeats": REPEATS}
             v.speed.append(child(job, deadline))
     return run
 
@@ -187,7 +198,8 @@ def quant_grids(run: QuantRun) -> list[Grid]:
     order = sorted(run.variants, key=lambda v: -v.size)
     size = Grid(
         f"SmolLM2-135M-Instruct requantised from Q4_1: size and speed ({run.threads} llama.cpp "
-        f"threads, medians of {run.rounds} rounds x {REPEATS})",
+        f"thread{'s' if run.threads > 1 else ''} per model, medians of {run.rounds} rounds "
+        f"x {REPEATS})",
         (
             "type",
             "weights stored as",
@@ -246,9 +258,9 @@ def quant_grids(run: QuantRun) -> list[Grid]:
             )
         )
     quality.notes.append(
-        "F16 and Q8_0 hold Q4_1's weights (requantising cannot restore precision), so their "
-        "quality rows measure rounding only; QA match = the gold answer, normalised, inside the "
-        "model's answer (greedy, at most 24 tokens)"
+        "F16 and Q8_0 hold Q4_1's weights (requantising cannot restore precision): their rows "
+        "are the noise floor of the arithmetic; QA match = the gold answer, normalised, inside the "
+        f"model's answer (greedy, at most {ANSWER_TOKENS} tokens)"
     )
     return [size, quality]
 
@@ -259,8 +271,7 @@ _SPACES = re.compile(r"\s+")
 def main_quant(args: Any, note: str, console: Console, progress: Progress) -> None:
     from bench.docs import update_section
 
-    threads = len(os.sched_getaffinity(0))
-    grids = quant_grids(run_quant(max(1, args.rounds), threads, progress))
+    grids = quant_grids(run_quant(max(1, args.rounds), THREADS, progress))
     for grid in grids:
         grid.rich(console)
     if not args.no_docs:

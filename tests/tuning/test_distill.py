@@ -166,6 +166,9 @@ def test_a_distillation_trains_a_student_and_compares_it_with_the_teacher(
     wrong = round((1 - rows["teacher"]["quality"]["exact"]) * held)
     assert calls["dropped"] + wrong == len(REFUSED - {FAILED})
     assert rows["student"]["quality"]["exact"] > rows["base"]["quality"]["exact"]
+    # The held-out conversations written for the student's worker are gone.
+    work = tmp_path / "tuning" / "distill"
+    assert (work / f"{record['id']}.json").is_file() and not (work / record["id"]).exists()
     # Stored with the job's and the adapter's metrics.
     job = lead.ok("GET", f"/admin/v1/tuning/jobs/{record['job_id']}")
     adapter = lead.ok("GET", "/admin/v1/adapters/colours-student")

@@ -156,10 +156,4 @@ async def compare(
             "student_cost": "CPU seconds per request x cpu_hour_usd / 3600",
             "student_load_s": round(float(local.get("load_s", 0.0)), 3),
         },
-        "samples": [
-            {"input": a.input.question, "teacher": a.text, "student": s, "base": b}
-            for a, s, b in list(
-                zip(held_out, local["student"]["answers"], local["base"]["answers"], strict=True)
-            )[:5]
-        ],
     }

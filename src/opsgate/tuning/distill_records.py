@@ -2,7 +2,8 @@
 
 A record is written at each stage of its run (replaced whole, atomically), so a reader on any
 replica that shares the tuning folder sees the stage, the counts so far and, at the end, the
-comparison. The records are small (counts, figures, five sample answers), never training data.
+comparison. The records are small: counts, figures and reasons, never rows of a dataset (the
+held-out conversations the student's worker reads are deleted once it has answered).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -201,10 +202,13 @@ class DistillRun:
             raise StageFailed(f"adapter {self.req.adapter!r} was not registered")
         folder = self.parts.records.work(self.record["id"])
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-        local = await student_answers(
-            folder, job["base"], adapter["path"], answers.held_out,
-            max_new_tokens=self.req.max_new_tokens, threads=self.parts.config().threads,
-        )  # fmt: skip
+        try:
+            local = await student_answers(
+                folder, job["base"], adapter["path"], answers.held_out,
+                max_new_tokens=self.req.max_new_tokens, threads=self.parts.config().threads,
+            )  # fmt: skip
+        finally:  # the held-out conversations and answers: not kept on disk
+            await asyncio.to_thread(shutil.rmtree, folder, True)
         table = await compare(
             self.req.teacher, answers.held_out, local, self.scorers,
             adapter=self.req.adapter, student=self.req.student, cpu_hour_usd=self.req.cpu_hour_usd,
@@ -215,9 +219,8 @@ class DistillRun:
     async def _store_metrics(
         self, job: dict[str, Any], adapter: dict[str, Any], table: dict[str, Any]
     ) -> None:
-        """The comparison, without its sample answers, in the job's and adapter's metrics."""
-        summary = {"id": self.record["id"], "teacher": self.req.teacher,
-                   **{k: v for k, v in table.items() if k != "samples"}}  # fmt: skip
+        """The comparison in the job's and adapter's metrics."""
+        summary = {"id": self.record["id"], "teacher": self.req.teacher, **table}
         await self.parts.tuning.store.update(
             job["id"], {"metrics": {**job["metrics"], "distillation": summary}}
         )

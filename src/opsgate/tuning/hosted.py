@@ -39,6 +39,7 @@ from opsgate.providers.openai_tuning import PROVIDERS, OpenAIFineTuning
 from opsgate.providers.transport import HTTPClient
 from opsgate.tuning import runner
 from opsgate.tuning.data import TrainingDataError, parse_lines, split
+from opsgate.tuning.hosted_progress import FINAL, Progress, outcome
 from opsgate.tuning.store import TuningStore
 from opsgate.types import JSONObject
 
@@ -49,9 +50,6 @@ ATTEMPTS = 5
 fails (1, 2, 3, 4 times `tuning.hosted_poll` apart)."""
 EVENT_PAGES = 10
 """Pages of 100 events read per look at most: a longer gap leaves a hole in the curve."""
-KEEP_EVENTS = 20
-"""Provider messages kept on the job (`provider.events`), newest last."""
-FINAL = ("succeeded", "failed", "cancelled")
 Wait = Callable[[float], Awaitable[None]]
 
 
@@ -99,7 +97,7 @@ class HostedTrainer:
     async def run(self, job: dict[str, Any], wait: Wait, closing: Callable[[], bool]) -> None:
         """Follow one claimed job until the provider finishes it, it fails, or we shut down."""
         state: JSONObject = dict(job.get("provider") or {})
-        follow = _Follow(job, state)
+        follow = Progress(job, state)
         client: OpenAIFineTuning | None = None
         try:
             try:
@@ -117,7 +115,7 @@ class HostedTrainer:
             await _forget_files(client, state)
         await self._finish(follow, outcome)
 
-    async def _start(self, follow: _Follow, client: OpenAIFineTuning, calls: _Calls) -> None:
+    async def _start(self, follow: Progress, client: OpenAIFineTuning, calls: _Calls) -> None:
         """Upload the train (and validation) split and create the provider's job."""
         job, state = follow.job, follow.state
         train, validation = await asyncio.to_thread(
@@ -143,7 +141,7 @@ class HostedTrainer:
 
     async def _follow(
         self,
-        follow: _Follow,
+        follow: Progress,
         client: OpenAIFineTuning,
         calls: _Calls,
         wait: Wait,
@@ -171,7 +169,7 @@ class HostedTrainer:
                 await self._events(follow, client, calls)
                 follow.state["status"] = remote.get("status")
                 if remote.get("status") in FINAL:
-                    return _outcome(remote)
+                    return outcome(remote)
             await self._store.update(job_id, follow.values(self._clock()), status_in=("running",))
             await wait(min(self._config().poll, self._config().hosted_poll))
 
@@ -185,7 +183,7 @@ class HostedTrainer:
                 return remote
             raise
 
-    async def _events(self, follow: _Follow, client: OpenAIFineTuning, calls: _Calls) -> None:
+    async def _events(self, follow: Progress, client: OpenAIFineTuning, calls: _Calls) -> None:
         """The events since the last one seen, oldest first, into the curve and messages."""
         remote_id, seen = str(follow.state["job"]), follow.state.get("last_event")
         fresh: list[JSONObject] = []
@@ -203,7 +201,7 @@ class HostedTrainer:
         for event in reversed(fresh):
             follow.take(event)
 
-    async def _finish(self, follow: _Follow, outcome: dict[str, Any]) -> None:
+    async def _finish(self, follow: Progress, outcome: dict[str, Any]) -> None:
         job, now = follow.job, self._clock()
         if outcome.get("trained_tokens") is not None:
             follow.metrics["trained_tokens"] = outcome["trained_tokens"]
@@ -275,83 +273,6 @@ def _message(what: str, exc: UpstreamError, attempts: int) -> str:
     return f"OpenAI fine-tuning, {what}: {exc}{hint}"
 
 
-class _Follow:
-    """A hosted job's progress as the provider reports it: its state (`provider`), the loss
-    per step, the metrics."""
-
-    def __init__(self, job: dict[str, Any], state: JSONObject) -> None:
-        self.job, self.state = job, state
-        self.losses: list[float] = list(job.get("losses") or [])
-        self.steps = int(job.get("steps") or 0)
-        self.total: int | None = job.get("total_steps")
-        self.metrics: dict[str, Any] = dict(job.get("metrics") or {})
-
-    def reset(self) -> None:
-        """A new provider job: a new curve."""
-        self.losses, self.steps, self.total = [], 0, None
-        self.state["events"] = []
-
-    def take(self, event: JSONObject) -> None:
-        self.state["last_event"] = event.get("id")
-        data = event.get("data")
-        step = data.get("step") if isinstance(data, dict) else None
-        loss = data.get("train_loss") if isinstance(data, dict) else None
-        if isinstance(data, dict) and isinstance(step, int) and isinstance(loss, int | float):
-            del self.losses[max(step, 1) - 1 :]  # a step read twice counts once
-            self.losses.append(float(loss))
-            self.steps = step
-            if isinstance(data.get("total_steps"), int):
-                self.total = int(data["total_steps"])
-            if _number(data.get("valid_loss")):
-                self.metrics["validation_loss"] = float(data["valid_loss"])
-            return
-        kept = list(self.state.get("events") or [])
-        kept.append(
-            {
-                "at": event.get("created_at"),
-                "level": event.get("level"),
-                "message": str(event.get("message") or "")[:500],
-            }
-        )
-        self.state["events"] = kept[-KEEP_EVENTS:]
-
-    def values(self, now: float) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "steps": self.steps,
-            "losses": self.losses,
-            "metrics": self.metrics,
-            "provider": self.state,
-            "updated_at": now,
-            "heartbeat_at": now,
-        }
-        if self.total is not None:
-            out["total_steps"] = self.total
-        return out
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _outcome(remote: JSONObject) -> dict[str, Any]:
-    status = remote.get("status")
-    if status == "succeeded":
-        model = remote.get("fine_tuned_model")
-        if not isinstance(model, str) or not model:
-            return {"status": "failed", "error": "the provider's job succeeded with no model"}
-        return {
-            "status": "succeeded",
-            "model": model,
-            "trained_tokens": remote.get("trained_tokens"),
-        }
-    if status == "failed":
-        err = remote.get("error")
-        err = err if isinstance(err, dict) else {}
-        why = ": ".join(str(err[k]) for k in ("code", "message") if err.get(k)) or "no reason given"
-        return {"status": "failed", "error": f"the provider's job {remote.get('id')} failed: {why}"}
-    return {"status": "cancelled"}
-
-
 def _splits(folder: Path) -> tuple[bytes, bytes]:
     """The train and validation JSONL to upload: the split a LoRA job on this dataset version
     would train and validate on."""
@@ -393,7 +314,7 @@ def _body(job: dict[str, Any], state: JSONObject) -> JSONObject:
     return body
 
 
-def _adapter_row(job: dict[str, Any], follow: _Follow, model: str, now: float) -> dict[str, Any]:
+def _adapter_row(job: dict[str, Any], follow: Progress, model: str, now: float) -> dict[str, Any]:
     return {
         "name": job["adapter"],
         "team_id": job["team_id"],

@@ -77,7 +77,8 @@ def _questions() -> list[tuple[str, str]]:
 
 
 def _dataset(client: Client, name: str, pairs: list[tuple[str, str]]) -> None:
-    rows = [{"messages": [{"role": "user", "content": q}], "output": a} for q, a in pairs]
+    rows = [{"messages": [{"role": "user", "content": q}], "output": a, "end_user": f"u{i % 2}"}
+            for i, (q, a) in enumerate(pairs)]  # fmt: skip
     client.ok("POST", "/admin/v1/datasets", {"name": name, "rows": rows})
 
 
@@ -166,6 +167,9 @@ def test_a_distillation_trains_a_student_and_compares_it_with_the_teacher(
     wrong = round((1 - rows["teacher"]["quality"]["exact"]) * held)
     assert calls["dropped"] + wrong == len(REFUSED - {FAILED})
     assert rows["student"]["quality"]["exact"] > rows["base"]["quality"]["exact"]
+    # The distilled rows keep their end users: an erasure reaches the student's job.
+    export = admin.ok("GET", "/admin/v1/end-users/u1/export")["data"]["tuning"]
+    assert {t["id"] for t in export} == {record["job_id"]}, export
     # The held-out conversations written for the student's worker are gone.
     work = tmp_path / "tuning" / "distill"
     assert (work / f"{record['id']}.json").is_file() and not (work / record["id"]).exists()

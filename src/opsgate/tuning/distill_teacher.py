@@ -38,6 +38,9 @@ class Input:
     question: str | None
     expected: str | None
     held_out: bool
+    end_user: str | None = None
+    """The source row's end user: the distilled row keeps it, so an erasure reaches it (and
+    taints the student's job) as it reaches the source row."""
 
 
 @dataclass(slots=True)
@@ -93,6 +96,9 @@ async def read_inputs(dataset: StoredDataset, share: float, limit: int) -> list[
     """The dataset version's inputs (rows that cannot be opened or hold no question are left
     out), each marked held out or not; at least one of each when there are two or more."""
     seed = f"{dataset.info.id}@{dataset.version}"
+    owners: dict[str, str] = {}
+    async for batch in dataset.reader.store.batches(dataset.info.id, dataset.version):
+        owners.update((r.id, r.end_user) for r in batch if r.end_user)
     inputs: list[Input] = []
     async for row in dataset.rows():
         if len(inputs) >= limit:
@@ -100,7 +106,8 @@ async def read_inputs(dataset: StoredDataset, share: float, limit: int) -> list[
         messages = _prompt(row) if row.error is None else []
         if messages:
             held = _held_out(messages, seed, share)
-            inputs.append(Input(len(inputs), messages, row.input, row.expected, held))
+            owner = owners.get(row.id or "")
+            inputs.append(Input(len(inputs), messages, row.input, row.expected, held, owner))
     _both_sides(inputs)
     return inputs
 
@@ -208,5 +215,11 @@ class Teacher:
 
 
 def training_rows(kept: list[Answer]) -> list[dict[str, Any]]:
-    """The kept pairs as dataset rows (the import's row form)."""
-    return [{"messages": a.input.messages, "output": a.text} for a in kept]
+    """The kept pairs as dataset rows (the import's row form), with their end users."""
+    rows: list[dict[str, Any]] = []
+    for a in kept:
+        row: dict[str, Any] = {"messages": a.input.messages, "output": a.text}
+        if a.input.end_user is not None:
+            row["end_user"] = a.input.end_user
+        rows.append(row)
+    return rows

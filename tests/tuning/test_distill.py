@@ -136,6 +136,7 @@ def test_a_distillation_trains_a_student_and_compares_it_with_the_teacher(
     assert calls["kept"] + calls["dropped"] + calls["train_failed"] == inputs["train"]
     assert calls["held_out_answers"] + calls["held_out_failed"] == inputs["held_out"]
     assert calls["failed"] == 1 and calls["errors"][0].startswith(f"input {FAILED}: 400")
+    assert [r.body["user"] for r in fake.requests] == [f"u{i % 2}" for i in range(len(pairs))]
     assert set(calls["dropped_by"]) <= {"refusal"}
 
     # The kept pairs are the distilled dataset, with its provenance; the job trained on it.

@@ -199,7 +199,11 @@ class Teacher:
         return inputs_from(questions, share), errors
 
     async def _ask(self, item: Input) -> Completion | CallError:
-        return await self.client.chat(self.model, item.messages, **self.params)
+        """The call carries the source row's end user (`user`), so its trace is theirs too."""
+        params = self.params
+        if item.end_user is not None and "user" not in params:
+            params = {**params, "user": item.end_user}
+        return await self.client.chat(self.model, item.messages, **params)
 
     async def _filter(self, item: Input, text: str) -> str | None:
         """The first filter the answer fails (a scorer error fails it too), or None."""

@@ -32,6 +32,8 @@ def generate(
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be at least 1")
     answers: list[str] = []
+    if tokenizer.pad_token_id is None:  # as `lora.load_base` does: pad with end-of-sequence
+        tokenizer.pad_token = tokenizer.eos_token
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     was_training = model.training

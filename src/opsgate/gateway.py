@@ -300,6 +300,8 @@ class Gateway:
         self.best_of_judge = PipelineClient(
             lambda: self.runtime.chat, source=BEST_OF_JUDGE, key=self._judge_key
         )
+        self._file_config = config
+        """The config as read (the runtime's is it with the adapter promotions laid over)."""
         self.runtime = self._build(config, None)
         self._reload_lock = asyncio.Lock()
 
@@ -334,9 +336,9 @@ class Gateway:
         return True
 
     async def _apply_promotions(self) -> None:
-        """Build the router again after a promotion (the config file itself is unchanged)."""
+        """Build the router again after a promotion or its removal (from the config as read)."""
         async with self._reload_lock:
-            self.runtime = self._build(self.runtime.config, self.runtime)
+            self.runtime = self._build(self._file_config, self.runtime)
 
     def _feedback(self, config: Config) -> FeedbackService:
         """Scores: their own writer, registered for erasure (after the trace writer's flush)
@@ -514,7 +516,7 @@ class Gateway:
             self.knowledge.reload(config.rag)
             await self._refresh_promotions()
             runtime = self._build(config, self.runtime)
-            self.runtime = runtime
+            self._file_config, self.runtime = config, runtime
             await self.experiments.reload()
             log.info("config reloaded from %s", self.source)
             return runtime

@@ -30,6 +30,7 @@ TUNING_ROUTES: list[Route] = [
     ("GET", A + "/{name}", READERS),
     ("DELETE", A + "/{name}", MANAGERS),
     ("POST", A + "/{name}/promote", MANAGERS),
+    ("POST", A + "/{name}/demote", MANAGERS),
     ("POST", D, MANAGERS),  # also datasets:read, datasets:manage and models:call
     ("GET", D, READERS),
     ("GET", D + "/{distill_id}", READERS),
@@ -37,6 +38,7 @@ TUNING_ROUTES: list[Route] = [
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", J): {"dataset": "nope", "base": "/nonexistent", "adapter": "x"},
     ("POST", A + "/{name}/promote"): {"model": "nope"},
+    ("POST", A + "/{name}/demote"): {"model": "nope"},
     ("POST", D): {"teacher": "nope", "dataset": "nope", "student": "/nonexistent", "adapter": "x"},
 }
 

@@ -3,7 +3,8 @@
 - direct promotion (`POST /admin/v1/adapters/{name}/promote`): the model's requests go to the
   adapter from the next request on, for everyone or one team; audited; refused for a tainted
   adapter, one on another base, a model without an adapter-serving deployment (409), an
-  unknown adapter or model (404), another team (403); a restarted gateway keeps it;
+  unknown adapter or model (404), another team (403); a restarted gateway keeps it; `demote`
+  takes it back (audited, kept taken back across a restart);
 - the experiment recipe: adapter against base as two model variants, sticky per end user,
   feedback joined to each variant in the experiment's statistics.
 """
@@ -124,6 +125,19 @@ def test_a_promotion_serves_the_adapter_audited_and_survives_a_restart(
     with GatewayServer(config) as again:
         assert _answer(again, service_a) == "[team-a-bot]"
         assert _answer(again, service_b) == "[support-a]"
+        # Taking promotions back: the config file's adapter (none here: the base) serves again
+        admin = Client(again.base, MASTER, again)
+        lead_a = admin.as_(w.keys["team_admin:a"])
+        team_a = {"model": "support-bot", "team": "team-a"}
+        lead_a.ok("POST", f"{A}/team-a-bot/demote", team_a)
+        assert _answer(again, service_a) == "[support-a]"
+        admin.ok("POST", f"{A}/support-a/demote", {"model": "support-bot"})
+        assert _answer(again, service_a) == _answer(again, MASTER) == "[base]"
+        _error(lead_a.call("POST", f"{A}/team-a-bot/demote", team_a), 404, "promotion_not_found")
+        demoted = admin.ok("GET", "/admin/v1/audit", params={"action": "tuning.adapter.demote"})
+        assert {e["target"] for e in demoted["data"]} == {"adapter:support-a", "adapter:team-a-bot"}
+    with GatewayServer(config) as third:  # and they stay taken back
+        assert _answer(third, service_a) == "[base]"
 
 
 def test_adapter_against_base_as_an_experiment_sticky_with_statistics(

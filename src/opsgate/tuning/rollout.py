@@ -10,7 +10,7 @@ Two jobs, both about which adapter a model's deployments serve:
   (every caller, or one team) from now on. It is stored (`tuning_promotions`) and laid over the
   config file each time the router is built (start, reload, a promotion), so a reload keeps it
   and a restart finds it; audited as `tuning.adapter.promote`; a tainted adapter or one on
-  another base is refused (409).
+  another base is refused (409). `demote` takes a promotion back (`tuning.adapter.demote`).
 
 The other way to roll out, an experiment of the adapter against the base, needs no code here:
 two model names as variants (the recipe is in the docs).
@@ -220,6 +220,44 @@ class AdapterRollout:
         if self.on_change is not None:
             await self.on_change()
         return promotion
+
+    async def demote(
+        self, who: Principal, name: str, *, model: str, team: str | None, actor: str
+    ) -> Promotion:
+        """Take back the promotion of adapter `name` on `model` for `team` (or everyone): the
+        config file's adapter serves again. 404 when that promotion is not in force."""
+        team_id = self._team(who, team)
+        await self.refresh()
+        found = next(
+            (
+                p
+                for p in self.promotions
+                if (p.model, p.team_id, p.adapter) == (model, team_id, name)
+            ),
+            None,
+        )
+        if found is None:
+            whom = f"team {team_id!r}" if team_id else "everyone"
+            raise NotFoundError(
+                f"adapter {name!r} is not promoted on model {model!r} for {whom}",
+                code="promotion_not_found",
+            )
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                delete(tuning_promotions).where(
+                    P.model == model, P.team_id == team_id, P.adapter == name
+                )
+            )
+        await self._audit.append(
+            actor,
+            "tuning.adapter.demote",
+            f"adapter:{name}",
+            {"model": model, "team_id": team_id or None},
+        )
+        await self.refresh()
+        if self.on_change is not None:
+            await self.on_change()
+        return found
 
     @staticmethod
     def _team(who: Principal, team: str | None) -> str:

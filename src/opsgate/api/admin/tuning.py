@@ -1,5 +1,5 @@
 """Admin API of tuning: `/admin/v1/tuning/jobs` (create, list, get, cancel, resume) and
-`/admin/v1/adapters` (list, get, delete, promote).
+`/admin/v1/adapters` (list, get, delete, promote, demote).
 
 Thin handlers over `TuningService`. Jobs and adapters are scoped by team: an admin sees all,
 a team admin or viewer those of its team; one outside the caller's scope is a 404, as for an
@@ -150,6 +150,18 @@ async def promote_adapter(call: AdminCall) -> Response:
     return JSONResponse(promotion.to_json())
 
 
+async def demote_adapter(call: AdminCall) -> Response:
+    """Take back an adapter's promotion on a model (for everyone or one team): the config
+    file's adapter serves again (audited; 404 when not promoted there)"""
+    body: PromoteRequest = call.body
+    adapter = await _tuning(call).adapter(call.who, call.path("name"))
+    promotion = await call.gateway.rollout.demote(
+        call.who, adapter["name"], model=body.model, team=body.team, actor=call.actor
+    )
+    call.audited()
+    return JSONResponse({**promotion.to_json(), "object": "adapter.promotion.deleted"})
+
+
 routes = [
     admin_route("POST", JOBS, create_job, P.TUNING_MANAGE, P.DATASETS_READ, body=JobCreate),
     admin_route("GET", JOBS, list_jobs, P.TUNING_READ, query=("status", "limit")),
@@ -163,4 +175,5 @@ routes = [
     admin_route(
         "POST", ADAPTER + "/promote", promote_adapter, P.TUNING_MANAGE, body=PromoteRequest
     ),
+    admin_route("POST", ADAPTER + "/demote", demote_adapter, P.TUNING_MANAGE, body=PromoteRequest),
 ]

@@ -4,7 +4,9 @@ direct through llama-cpp-python vs through the gateway (`provider: llamacpp`).
 At concurrency c, c requests run at once, each asking for `TOKENS` tokens with the end-of-turn
 tokens banned (so every answer has the same length), streamed. Direct: c threads, each with its
 own `Llama` instance, as the provider runs them. Gateway: `opsgate serve` with the same model,
-`concurrency: c` and the same llama.cpp threads per instance, loaded by c HTTP streams.
+`concurrency: c` and the same llama.cpp threads per instance, loaded by c HTTP streams. Both
+are loaded and warmed up together and their rounds alternate (direct, gateway, direct, ...), so
+the load other work puts on the shared box falls on both alike.
 Reported per round: aggregate completion tokens/s (all tokens over the round's wall time) and
 the median time to the first content token; the table gives the medians over the rounds and
 the gateway's share of the time (1 - gateway tokens/s over direct tokens/s).
@@ -13,7 +15,6 @@ the gateway's share of the time (1 - gateway tokens/s over direct tokens/s).
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import tempfile
 import threading
@@ -41,8 +42,11 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def threads_for(concurrency: int) -> int:
-    """llama.cpp threads per instance: the cores shared out, so neither side oversubscribes."""
-    return max(1, (os.cpu_count() or 1) // concurrency)
+    """llama.cpp threads per instance: one, whatever the concurrency. Sharing the cores out
+    (2 for c=1) is slower here: on a shared box a second OpenMP thread spins at barriers while
+    another process holds a core, and generation fell from ~20 to ~2 tokens/s (measured with
+    OMP_WAIT_POLICY unset; PASSIVE restores it, docs/local-models.md)."""
+    return 1
 
 
 @dataclass(slots=True)
@@ -76,12 +80,25 @@ def _parallel(concurrency: int, one: Callable[[int], tuple[int, float]]) -> Roun
     return Round(sum(r[0] for r in results), seconds, [r[1] for r in results])
 
 
-def direct_rounds(gguf: str, concurrency: int, rounds: int) -> list[Round]:
+One = Callable[[int], tuple[int, float]]
+"""One request on instance/stream i: (completion tokens, seconds to the first token)."""
+
+
+@contextlib.contextmanager
+def direct_requests(gguf: str, concurrency: int) -> Iterator[One]:
+    """c `Llama` instances in this process, each warmed up (the first call pays the graph
+    allocation), as the provider runs them."""
     from llama_cpp import Llama
 
     n_threads = threads_for(concurrency)
     models = [
-        Llama(model_path=gguf, n_ctx=1024, n_threads=n_threads, verbose=False)
+        Llama(
+            model_path=gguf,
+            n_ctx=1024,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            verbose=False,
+        )
         for _ in range(concurrency)
     ]
     bias = {int(k): v for k, v in NEVER_STOP.items()}
@@ -89,22 +106,19 @@ def direct_rounds(gguf: str, concurrency: int, rounds: int) -> list[Round]:
     def one(i: int) -> tuple[int, float]:
         started = time.perf_counter()
         first = 0.0
-        text = []
         for chunk in models[i].create_chat_completion(
             messages=MESSAGES,
             max_tokens=TOKENS,
             logit_bias=bias,
             stream=True,
         ):
-            piece = chunk["choices"][0]["delta"].get("content")
-            if piece:
+            if chunk["choices"][0]["delta"].get("content"):
                 first = first or time.perf_counter() - started
-                text.append(piece)
-        return TOKENS, first
+        return TOKENS, first  # end-of-turn banned: every answer runs to max_tokens
 
     try:
-        one(0)  # warm-up (first call pays the graph allocation)
-        return [_parallel(concurrency, one) for _ in range(rounds)]
+        _parallel(concurrency, one)
+        yield one
     finally:
         for m in models:
             m.close()
@@ -137,7 +151,10 @@ def local_gateway(gguf: str, concurrency: int) -> Iterator[str]:
             yield gw.url
 
 
-def gateway_rounds(gguf: str, concurrency: int, rounds: int) -> list[Round]:
+@contextlib.contextmanager
+def gateway_requests(gguf: str, concurrency: int) -> Iterator[One]:
+    """`opsgate serve` with the model at `concurrency: c`, every instance warmed up (c requests
+    at once: one after another would all land on the pool's first thread)."""
     body = {
         "model": "local-small",
         "messages": MESSAGES,
@@ -151,23 +168,22 @@ def gateway_rounds(gguf: str, concurrency: int, rounds: int) -> list[Round]:
         def one(i: int) -> tuple[int, float]:
             started = time.perf_counter()
             first = 0.0
-            tokens = 0
+            finish = None
             with http.stream("POST", f"{url}/v1/chat/completions", json=body) as resp:
                 resp.raise_for_status()
                 for line in resp.iter_lines():
                     if not line.startswith("data: {"):
                         continue
-                    chunk = orjson.loads(line[6:])
-                    if chunk.get("usage"):
-                        tokens = chunk["usage"]["completion_tokens"]
-                    for choice in chunk.get("choices") or ():
+                    for choice in orjson.loads(line[6:]).get("choices") or ():
                         if choice["delta"].get("content"):
                             first = first or time.perf_counter() - started
-            return tokens, first
+                        finish = choice.get("finish_reason") or finish
+            if finish != "length":
+                raise RuntimeError(f"local bench: the gateway's answer ended with {finish}")
+            return TOKENS, first
 
-        for i in range(concurrency):
-            one(i)  # warm-up: every instance loaded
-        return [_parallel(concurrency, one) for _ in range(rounds)]
+        _parallel(concurrency, one)
+        yield one
 
 
 @dataclass(slots=True)
@@ -183,10 +199,12 @@ def run_local(rounds: int, progress: Progress) -> LocalRun:
         raise SystemExit("the local extra is not installed: make local")
     run = LocalRun(rounds)
     for c in LEVELS:
-        progress(f"direct llama-cpp-python, c={c}")
-        run.direct[c] = direct_rounds(gguf, c, rounds)
-        progress(f"through the gateway, c={c}")
-        run.gateway[c] = gateway_rounds(gguf, c, rounds)
+        progress(f"c={c}: direct llama-cpp-python and the gateway, rounds interleaved")
+        with direct_requests(gguf, c) as direct, gateway_requests(gguf, c) as gateway:
+            run.direct[c], run.gateway[c] = [], []
+            for _ in range(rounds):
+                run.direct[c].append(_parallel(c, direct))
+                run.gateway[c].append(_parallel(c, gateway))
     return run
 
 

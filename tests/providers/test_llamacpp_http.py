@@ -175,8 +175,9 @@ def test_concurrency_limit_turns_away_the_overflow(
 
 
 def test_two_instances_answer_in_parallel(tmp_path: Path) -> None:
-    """concurrency=2: two long streams run at once, each on its own model instance."""
-    gw = start(tmp_path, concurrency=2, max_waiting=0)
+    """concurrency=2: two long streams run at once, each on its own model instance, with the
+    threads asked for, for the prompt too (llama-cpp-python's default there is every core)."""
+    gw = start(tmp_path, concurrency=2, max_waiting=0, n_threads=1)
     try:
         client = openai.OpenAI(base_url=gw.url, api_key=MASTER, max_retries=0, timeout=120)
         messages: Any = [{"role": "user", "content": "Describe a forest."}]
@@ -199,5 +200,6 @@ def test_two_instances_answer_in_parallel(tmp_path: Path) -> None:
         local = provider(gw)
         wait_until(lambda: local.cancelled == 2)
         assert len(local._instances) == 2
+        assert [(i.n_threads, i.n_threads_batch) for i in local._instances] == [(1, 1)] * 2
     finally:
         gw.stop()

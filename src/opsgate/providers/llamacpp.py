@@ -136,6 +136,8 @@ class LlamaCppProvider(Provider):
                     model_path=str(Path(o.model_path).expanduser()),
                     n_ctx=o.n_ctx,
                     n_threads=o.n_threads,
+                    # llama-cpp-python would take every core for the prompt otherwise
+                    n_threads_batch=o.n_threads,
                     verbose=False,
                 )
                 self._instances.append(llm)

@@ -79,7 +79,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "online: c=32 throughput with online scoring of 5%% of answers against none; local: "
         "the local model's tokens/s and TTFT at c=1 and 4, direct vs through the gateway; "
         "quant: the local model requantised from Q4_1 to other llama.cpp types, each measured "
-        "for size, memory, tokens/s and quality against Q4_1 (about 10 min); "
+        "for size, memory, tokens/s and quality against Q4_1 (about 20 min); "
         "drift: the drift tests' false-alarm rate and power on the question sets; "
         "drift-gateway: a topic shift detected end to end through the gateway (about 2 min)",
     )

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -97,6 +98,12 @@ def test_first_uses_load_once_and_a_restarted_server_gets_it_again(
         plain = client.chat.completions.create(model="plain", messages=MSG)
         assert plain.choices[0].message.content.startswith("[base]")
         assert len(vllm.calls_to(LOAD)) == 3  # a deployment without adapter_loading loads nothing
+
+    shown = httpx.get(
+        f"{gw.base}/admin/v1/deployments", headers={"authorization": f"Bearer {MASTER}"}
+    ).json()["data"]
+    loaded = {d["model"]: d.get("adapters_loaded") for d in shown}
+    assert loaded["support-bot"] == ["support-a"] and loaded["plain"] is None
 
 
 def test_unknown_adapter_other_base_and_a_refused_load_are_clear_errors(

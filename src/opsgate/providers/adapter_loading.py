@@ -53,7 +53,7 @@ class UpstreamAdapters:
         self.base_url = base_url
         self.loaded: set[str] = set()
         self.loads = 0
-        """Load calls made (for tests and the admin view)."""
+        """Load calls made (the loaded ones are in `GET /admin/v1/deployments`)."""
         self._http = http
         self._lookup = lookup
         self._loading: dict[str, asyncio.Task[None]] = {}

@@ -29,7 +29,8 @@ async def reload_config(call: AdminCall) -> Response:
 
 
 async def deployments(call: AdminCall) -> Response:
-    """Every deployment with its live health on this replica"""
+    """Every deployment with its live health on this replica (and, where it loads adapters,
+    the ones loaded)"""
     data = []
     for group in call.gateway.model_groups.values():
         for d in group.deployments:
@@ -52,6 +53,9 @@ async def deployments(call: AdminCall) -> Response:
                     "last_error": h.last_error,
                 }
             )
+            loader = d.provider.adapters
+            if loader is not None:  # adapter_loading: what this process loaded on the upstream
+                data[-1]["adapters_loaded"] = sorted(loader.loaded)
     return JSONResponse({"object": "list", "data": data})
 
 

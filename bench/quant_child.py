@@ -50,7 +50,7 @@ def speed(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     llm = load(job, n_ctx=1024)
     loaded = time.perf_counter() - started
-    prompt = llm.tokenize(job["prompt_text"].encode())[:PPL_WINDOW]
+    prompt = llm.tokenize(job["prompt_text"].encode())[: job["prompt_tokens"]]
     chat = llm.tokenize(job["gen_prompt"].encode())
     prompt_rates, gen_rates = [], []
     for _ in range(job["repeats"]):

@@ -82,7 +82,8 @@ def base_matches(adapter: Mapping[str, Any], dep: DeploymentConfig) -> bool:
     """Whether the deployment serves the base the adapter was trained on: its `base` (else its
     `model`) is the adapter's base folder, or a folder with the same fingerprint."""
     served = dep.base or dep.model
-    if served == adapter["base"] or _resolved(served) == _resolved(str(adapter["base"])):
+    here, there = _resolved(served), _resolved(str(adapter["base"]))
+    if served == adapter["base"] or (here is not None and here == there):
         return True
     try:
         return (

@@ -25,6 +25,7 @@ import contextlib
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -113,9 +114,16 @@ def _virtual_key(gw: Server) -> str:
         data=json.dumps(body).encode(),
         headers={"authorization": f"Bearer {MASTER}", "content-type": "application/json"},
     )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        key: str = json.loads(resp.read())["key"]
-    return key
+    for attempt in range(10):  # a multi-worker gateway may still be starting its other worker
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                key: str = json.loads(resp.read())["key"]
+            return key
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or attempt == 9:
+                raise RuntimeError(f"{gw.name}: {exc.code} {exc.read()[:500]!r}") from exc
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
 
 
 def _lag_buckets(gw: Server) -> dict[float, float]:

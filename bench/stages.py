@@ -116,8 +116,11 @@ async def _measure(config_path: Path, seconds: float) -> StageRun:
                 for t in timed:
                     t.samples.clear()
                 end.samples.clear()
-        rows = [(t.name, median(t.samples) * 1e6, percentile(t.samples, 99) * 1e6) for t in timed]
-        ends = (median(end.samples) * 1e6, percentile(end.samples, 99) * 1e6)
+        rows = [
+            (t.name, median(t.samples) * 1e6, percentile(sorted(t.samples), 99) * 1e6)
+            for t in timed
+        ]
+        ends = (median(end.samples) * 1e6, percentile(sorted(end.samples), 99) * 1e6)
         return StageRun(len(end.samples), rows, ends)
     finally:
         await gateway.aclose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -28,17 +29,22 @@ from opsgate.web.audit import append_or_log
 
 log = logging.getLogger("opsgate")
 
+GC_YOUNG_THRESHOLD = 50_000
+"""Allocations between two collections of the youngest generation (CPython's default: 700)."""
+
 
 def create_app(
     config: Config | None = None,
     *,
     config_path: str | Path | None = None,
     tracer: GenAITracer | None = None,
+    own_process: bool = False,
 ) -> Starlette:
     """Build the gateway app. Without `config`, it is loaded from `config_path` (or the default).
 
     `tracer` replaces the OpenTelemetry exporter chosen from the environment (tests pass one
-    with an in-memory exporter).
+    with an in-memory exporter). `own_process`: the app is the process's only one (a server
+    worker), so it may tune the garbage collector after start-up (`settle_heap`).
     """
     if config is None:
         config = load_config(config_path)
@@ -48,6 +54,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         _watch_sighup(gateway)
         await gateway.start()
+        if own_process:
+            settle_heap()
         try:
             yield
         finally:
@@ -64,6 +72,21 @@ def create_app(
     )
     app.state.gateway = gateway
     return app
+
+
+def settle_heap() -> None:
+    """Keep the collector off the start-up heap, and run it less often.
+
+    Everything alive after start-up (modules, config, compiled schemas, caches) lives as long as
+    the process, yet every full collection walked all of it: about 100 ms each, which was the
+    gateway's p99 at c=32 (issue #22; docs/benchmarks.md). `gc.freeze` moves those objects out
+    of the collector's sight; the higher young-generation threshold makes collections rarer,
+    at the cost of cyclic garbage living a little longer. Only a server worker does this: a
+    test process that builds many apps would keep each one's cycles for good.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
 def _watch_sighup(gateway: Gateway) -> None:
@@ -88,4 +111,4 @@ def _watch_sighup(gateway: Gateway) -> None:
 
 def app_from_env() -> Starlette:
     """Factory for `uvicorn --factory` and worker processes: config from $OPSGATE_CONFIG."""
-    return create_app()
+    return create_app(own_process=True)

@@ -21,7 +21,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 TOKENS_PER_MESSAGE = 3
@@ -131,12 +131,28 @@ def _part_tokens(part: Any, tok: Tokenizer) -> int:
     return tok.count(str(part))
 
 
+_REPEATED = frozenset({"system", "developer"})
+"""Roles whose text comes back on every request of an application (its instructions)."""
+
+
+@lru_cache(maxsize=1024)
+def _count_repeated(tok: Tokenizer, text: str) -> int:
+    """Counts of texts that recur request after request: a role, an application's system
+    prompt. Budgets and TPM limits price every request's prompt before it is sent, and the
+    tokenizer was the largest part of that (issue #22). End users' texts are never kept."""
+    return tok.count(text)
+
+
 def count_message_tokens(message: Mapping[str, Any], tokenizer: Tokenizer | None = None) -> int:
     """One chat message with its fixed overhead."""
     tok = tokenizer or get_tokenizer()
     total = TOKENS_PER_MESSAGE
+    repeated = message.get("role") in _REPEATED
     for key, value in message.items():
-        total += _part_tokens(value, tok)
+        if isinstance(value, str) and (key == "role" or (repeated and key == "content")):
+            total += _count_repeated(tok, value)
+        else:
+            total += _part_tokens(value, tok)
         if key == "name":
             total += TOKENS_PER_NAME
     return total

@@ -4,7 +4,8 @@
   adapter from the next request on, for everyone or one team; audited; refused for a tainted
   adapter, one on another base, a model without an adapter-serving deployment (409), an
   unknown adapter or model (404), another team (403); a restarted gateway keeps it; `demote`
-  takes it back (audited, kept taken back across a restart);
+  takes it back (audited, kept taken back across a restart); a promoted adapter cannot be
+  deleted (409) until it is demoted;
 - the experiment recipe: adapter against base as two model variants, sticky per end user,
   feedback joined to each variant in the experiment's statistics.
 """
@@ -131,11 +132,15 @@ def test_a_promotion_serves_the_adapter_audited_and_survives_a_restart(
         team_a = {"model": "support-bot", "team": "team-a"}
         lead_a.ok("POST", f"{A}/team-a-bot/demote", team_a)
         assert _answer(again, service_a) == "[support-a]"
+        # a promoted adapter is not deleted from under the model that serves it
+        _error(admin.call("DELETE", f"{A}/support-a"), 409, "adapter_promoted")
+        assert _answer(again, MASTER) == "[support-a]"
         admin.ok("POST", f"{A}/support-a/demote", {"model": "support-bot"})
         assert _answer(again, service_a) == _answer(again, MASTER) == "[base]"
         _error(lead_a.call("POST", f"{A}/team-a-bot/demote", team_a), 404, "promotion_not_found")
         demoted = admin.ok("GET", "/admin/v1/audit", params={"action": "tuning.adapter.demote"})
         assert {e["target"] for e in demoted["data"]} == {"adapter:support-a", "adapter:team-a-bot"}
+        assert admin.ok("DELETE", f"{A}/support-a")["object"] == "adapter.deleted"  # demoted
     with GatewayServer(config) as third:  # and they stay taken back
         assert _answer(third, service_a) == "[base]"
 

@@ -171,6 +171,20 @@ class AdapterRollout:
 
     # --- promotion ---------------------------------------------------------------------------
 
+    async def refuse_if_promoted(self, name: str) -> None:
+        """409 `adapter_promoted` while a model serves adapter `name` by promotion: deleting
+        it would leave that model answering 404 `adapter_not_found` until someone demoted it."""
+        serving = [p for p in await self.refresh() if p.adapter == name]
+        if serving:
+            where = ", ".join(
+                f"{p.model} (team {p.team_id})" if p.team_id else p.model for p in serving
+            )
+            raise ConflictError(
+                f"adapter {name!r} is promoted on {where}: demote it first "
+                f"(POST /admin/v1/adapters/{name}/demote)",
+                code="adapter_promoted",
+            )
+
     async def refresh(self) -> list[Promotion]:
         """Read the stored promotions (at start and reload; another replica may have promoted)."""
         async with self._engine.connect() as conn:

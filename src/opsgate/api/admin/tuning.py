@@ -126,8 +126,11 @@ async def get_adapter(call: AdminCall) -> Response:
 
 
 async def delete_adapter(call: AdminCall) -> Response:
-    """Unregister an adapter and delete its weights (its job stays)"""
-    row = await _tuning(call).delete_adapter(call.who, call.path("name"), call.actor)
+    """Unregister an adapter and delete its weights (its job stays; 409 while promoted)"""
+    name = call.path("name")
+    await _tuning(call).adapter(call.who, name)  # 404 first for another team's or none
+    await call.gateway.rollout.refuse_if_promoted(name)
+    row = await _tuning(call).delete_adapter(call.who, name, call.actor)
     call.audited()
     return JSONResponse({"object": "adapter.deleted", "name": row["name"]})
 

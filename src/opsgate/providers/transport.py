@@ -79,6 +79,20 @@ class StreamResponse:
             yield line.rstrip(b"\r\n")
 
 
+def upstream_error(
+    exc: TimeoutError | aiohttp.ClientError, timeout: float
+) -> UpstreamTimeoutError | StreamBrokenError | UpstreamConnectionError | UpstreamProtocolError:
+    """The project's error for what aiohttp raised while asking an upstream (before a stream's
+    body: its lines have their own, `StreamResponse.lines`)."""
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeoutError(f"upstream did not answer within {timeout:g}s")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return StreamBrokenError(f"upstream answer broke off: {exc}")
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return UpstreamConnectionError(f"cannot reach upstream: {exc}")
+    return UpstreamProtocolError(f"upstream request failed: {exc}")
+
+
 class HTTPClient:
     """A pooled HTTP/1.1 client; one per gateway process, created inside the event loop."""
 
@@ -114,14 +128,8 @@ class HTTPClient:
                     return HTTPResult(
                         resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw
                     )
-        except TimeoutError:
-            raise UpstreamTimeoutError(f"upstream did not answer within {timeout:g}s") from None
-        except aiohttp.ClientPayloadError as exc:
-            raise StreamBrokenError(f"upstream answer broke off: {exc}") from None
-        except aiohttp.ClientConnectionError as exc:
-            raise UpstreamConnectionError(f"cannot reach upstream: {exc}") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamProtocolError(f"upstream request failed: {exc}") from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise upstream_error(exc, timeout) from None
 
     async def send(
         self,
@@ -155,12 +163,8 @@ class HTTPClient:
                     return HTTPResult(
                         resp.status, {k.lower(): v for k, v in resp.headers.items()}, raw
                     )
-        except TimeoutError:
-            raise UpstreamTimeoutError(f"upstream did not answer within {timeout:g}s") from None
-        except aiohttp.ClientConnectionError as exc:
-            raise UpstreamConnectionError(f"cannot reach upstream: {exc}") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamProtocolError(f"upstream request failed: {exc}") from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise upstream_error(exc, timeout) from None
 
     @asynccontextmanager
     async def stream(
@@ -181,12 +185,8 @@ class HTTPClient:
                     headers={"content-type": "application/json", **headers},
                     timeout=aiohttp.ClientTimeout(total=None, sock_read=idle_timeout),
                 )
-        except TimeoutError:
-            raise UpstreamTimeoutError(f"upstream did not answer within {timeout:g}s") from None
-        except aiohttp.ClientConnectionError as exc:
-            raise UpstreamConnectionError(f"cannot reach upstream: {exc}") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamProtocolError(f"upstream request failed: {exc}") from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise upstream_error(exc, timeout) from None
         try:
             yield StreamResponse(resp, idle_timeout)
         finally:

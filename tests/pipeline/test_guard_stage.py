@@ -13,7 +13,7 @@ import pytest
 from opsgate.cache.build import build_cache
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse
 from opsgate.errors import BadRequestError
-from opsgate.gateway import build_runtime
+from opsgate.runtime import build_runtime
 from opsgate.pipeline.context import ChatCall, RequestContext
 from opsgate.pipeline.stages.authenticate import Authenticate
 from opsgate.pipeline.stages.best_of import PlanBestOf

@@ -13,7 +13,6 @@ import pytest
 from opsgate.cache.build import build_cache
 from opsgate.chat import ChatChunk, ChatRequest, ChatResponse
 from opsgate.errors import BadRequestError
-from opsgate.runtime import build_runtime
 from opsgate.pipeline.context import ChatCall, RequestContext
 from opsgate.pipeline.stages.authenticate import Authenticate
 from opsgate.pipeline.stages.best_of import PlanBestOf
@@ -22,6 +21,7 @@ from opsgate.pipeline.stages.guard import InputGuard, OutputGuard
 from opsgate.pipeline.stages.record import Record
 from opsgate.pipeline.stages.settle import Settle
 from opsgate.providers.transport import HTTPClient
+from opsgate.runtime import build_runtime
 from tests.fixtures import _wire as wire
 from tests.fixtures.gateway import make_config
 from tests.fixtures.upstream import FakeUpstream, Reply

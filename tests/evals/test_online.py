@@ -6,6 +6,7 @@ OpenTelemetry."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -199,9 +200,15 @@ def test_judges_run_as_the_configured_key(
             online.settle()
             assert online.evaluator.stats.recorded == recorded, online.evaluator.stats
             if recorded:
-                traces = Client(server.base, MASTER, server).ok(
-                    "GET", "/admin/v1/traces", params={"model": "judge"}
-                )["data"]
+                # the judge's trace reaches the store through the background writer
+                deadline = time.monotonic() + 15
+                while True:
+                    traces = Client(server.base, MASTER, server).ok(
+                        "GET", "/admin/v1/traces", params={"model": "judge"}
+                    )["data"]
+                    if traces or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
                 assert [t["key_id"] for t in traces] == [key["id"]]
             else:
                 assert online.evaluator.stats.failed == 1

@@ -75,6 +75,23 @@ class AdminCall:
         exactly as for an unknown id)."""
         return in_scope(self.who, team_id=team_id, user_id=user_id, key_id=key_id)
 
+    @property
+    def caller_key(self) -> str:
+        """The caller's own key, for calls a background run makes on their behalf (eval runs,
+        drift proposals, distillation); empty on a gateway without keys."""
+        return self.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+
+    @property
+    def own_url(self) -> str:
+        """This listener's `/v1`: a background run's calls come back in through the same port,
+        so they are traced, limited and budgeted like any other."""
+        server = self.request.scope.get("server")
+        if server and server[1] is not None:
+            host = "127.0.0.1" if server[0] in ("0.0.0.0", "::", "") else server[0]
+            host = f"[{host}]" if ":" in host else host
+            return f"http://{host}:{server[1]}/v1"
+        return str(self.request.base_url).rstrip("/") + "/v1"
+
     def audited(self) -> None:
         """Say that the handler wrote its own, richer audit entry (the audit layer then adds
         none for this request)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from opsgate.access.permissions import Permission
-from opsgate.api.admin.evals import _base_url, _key
 from opsgate.api.responses import JSONResponse
 from opsgate.errors import BadRequestError
 from opsgate.pipeline.stages.authenticate import check_model
@@ -36,7 +35,7 @@ async def start(call: AdminCall) -> Response:
     body: DistillCreate = call.body
     call.gateway.runtime.router.group(body.teacher)  # 404 for a model the gateway does not serve
     check_model(call.who, body.teacher)  # 403 for one the caller's key may not call
-    record = await _distill(call).start(call.who, body, _key(call), _base_url(call), call.actor)
+    record = await _distill(call).start(call.who, body, call.caller_key, call.own_url, call.actor)
     call.audited()
     return JSONResponse(record, status_code=201)
 

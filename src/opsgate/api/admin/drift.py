@@ -21,8 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from opsgate.access.permissions import Permission, require
-from opsgate.api.admin.evals import _base_url as eval_base_url
-from opsgate.api.admin.evals import _key as caller_key
 from opsgate.api.responses import JSONResponse
 from opsgate.config.drift import MonitorConfig
 from opsgate.drift import DriftService, Monitor
@@ -227,7 +225,7 @@ async def _decide(call: AdminCall, accept: bool) -> Response:
             raise BadRequestError(
                 f"the eval run's target model {model!r} is not served here", code="unknown_target"
             )
-        credentials = Credentials(caller_key(call), eval_base_url(call))
+        credentials = Credentials(call.caller_key, call.own_url)
     done = await service.proposals.decide(call.who, found, accept, call.actor, credentials)
     call.audited()
     return JSONResponse(proposal_json(done))

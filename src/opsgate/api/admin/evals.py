@@ -40,21 +40,6 @@ def _evals(call: AdminCall) -> EvalService:
     return service
 
 
-def _key(call: AdminCall) -> str:
-    """The caller's own key, for the run's calls (empty on a gateway without keys)."""
-    return call.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-
-
-def _base_url(call: AdminCall) -> str:
-    """This listener's `/v1`: the run's calls come back in through the same port."""
-    server = call.request.scope.get("server")
-    if server and server[1] is not None:
-        host = "127.0.0.1" if server[0] in ("0.0.0.0", "::", "") else server[0]
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{server[1]}/v1"
-    return str(call.request.base_url).rstrip("/") + "/v1"
-
-
 def _check_dataset(call: AdminCall, spec: EvalSpec) -> None:
     """A stored dataset's rows are prompts and answers: 403 without the right to read them."""
     if spec.dataset.name is not None:
@@ -93,7 +78,7 @@ async def start(call: AdminCall) -> Response:
     spec = parse_spec(await read_json(call.request, MAX_BODY), "body")
     _check_dataset(call, spec)
     _check_targets(call, [t.model for t in spec.targets if t.model is not None])
-    run = await _evals(call).start(spec, call.who, _key(call), _base_url(call), call.actor)
+    run = await _evals(call).start(spec, call.who, call.caller_key, call.own_url, call.actor)
     return JSONResponse(_json(call, run), 201)
 
 
@@ -188,7 +173,7 @@ async def resume(call: AdminCall) -> Response:
     spec = parse_spec(run.spec, f"run {run.id}")
     _check_dataset(call, spec)
     resumed = await _evals(call).resume(
-        run, spec, call.who, _key(call), _base_url(call), call.actor
+        run, spec, call.who, call.caller_key, call.own_url, call.actor
     )
     return JSONResponse(_json(call, resumed))
 

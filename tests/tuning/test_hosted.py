@@ -9,7 +9,6 @@ with the official `openai` SDK and its types."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,9 @@ from tests.access.helpers import MASTER, Client, World, seed
 from tests.fixtures.finetune import Plan
 from tests.fixtures.gateway import GatewayServer
 from tests.fixtures.upstream import FakeUpstream, Status
+from tests.tuning.jobs import ADAPTERS, FINAL, JOBS, wait_job
 
 pytestmark = pytest.mark.integration
-JOBS, ADAPTERS = "/admin/v1/tuning/jobs", "/admin/v1/adapters"
-FINAL = ("succeeded", "failed", "cancelled")
 KEY = "sk-provider"
 BASE = "gpt-4o-mini-2024-07-18"
 
@@ -87,16 +85,6 @@ def _hosted(adapter: str, deployment: str = "mini", **hosted: Any) -> dict[str, 
         "adapter": adapter,
         "hosted": {"deployment": deployment, **hosted},
     }
-
-
-def _wait(client: Client, job_id: str, until: Any, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = client.ok("GET", f"{JOBS}/{job_id}")
-        if until(job):
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
 
 
 def _start(client: Client, body: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +170,7 @@ def test_a_hosted_job_registers_the_tuned_model_and_a_deployment_serves_it(
         job = _start(lead, body)
         assert job["method"] == "openai" and job["provider"] == {"deployment": "mini"}
 
-        done = _wait(lead, job["id"], lambda j: j["status"] in FINAL)
+        done = wait_job(lead, job["id"], lambda j: j["status"] in FINAL, timeout=30)
         assert done["status"] == "succeeded", done
         remote = fake.tuning.jobs[done["provider"]["job"]].obj
         assert done["provider"]["status"] == "succeeded"
@@ -247,7 +235,9 @@ def test_provider_refusals_and_failures_are_clear_job_errors(setup: Setup) -> No
         assert lead.ok("GET", JOBS)["data"] == []
 
         def failed(body: dict[str, Any]) -> str:
-            done = _wait(lead, _start(lead, body)["id"], lambda j: j["status"] in FINAL)
+            done = wait_job(
+                lead, _start(lead, body)["id"], lambda j: j["status"] in FINAL, timeout=30
+            )
             assert done["status"] == "failed", done
             assert done["finished_at"] is not None and done["heartbeat_at"] is None
             return str(done["error"])
@@ -283,10 +273,10 @@ def test_cancel_resume_and_a_restart_follow_the_provider_job(setup: Setup) -> No
         lead = admin.as_(w.keys["team_admin:a"])
         lead.ok("POST", "/admin/v1/datasets", {"name": "colours", "rows": _rows()})
         job = _start(lead, _hosted("held"))
-        _wait(lead, job["id"], lambda j: j["steps"] == 2)
+        wait_job(lead, job["id"], lambda j: j["steps"] == 2, timeout=30)
         first = lead.ok("GET", f"{JOBS}/{job['id']}")["provider"]["job"]
         lead.ok("POST", f"{JOBS}/{job['id']}/cancel")
-        done = _wait(lead, job["id"], lambda j: j["status"] in FINAL)
+        done = wait_job(lead, job["id"], lambda j: j["status"] in FINAL, timeout=30)
         assert done["status"] == "cancelled" and done["provider"]["status"] == "cancelled"
         assert fake.tuning.jobs[first].obj["status"] == "cancelled"
         assert [r.path for r in fake.requests if r.path.endswith("/cancel")] == [
@@ -295,7 +285,7 @@ def test_cancel_resume_and_a_restart_follow_the_provider_job(setup: Setup) -> No
 
         # Resuming a hosted job starts a new provider job (a cancelled one cannot go on).
         lead.ok("POST", f"{JOBS}/{job['id']}/resume")
-        done = _wait(lead, job["id"], lambda j: j["status"] in FINAL)
+        done = wait_job(lead, job["id"], lambda j: j["status"] in FINAL, timeout=30)
         assert done["status"] == "succeeded" and done["provider"]["job"] != first
         assert done["steps"] == done["total_steps"] == len(done["losses"]) == 250
         assert done["losses"] == sorted(done["losses"], reverse=True)
@@ -304,21 +294,21 @@ def test_cancel_resume_and_a_restart_follow_the_provider_job(setup: Setup) -> No
 
         # A job that ends as the cancel reaches the provider (refused: too late) succeeded.
         late = _start(lead, _hosted("late"))
-        _wait(lead, late["id"], lambda j: j["steps"] == 1)
+        wait_job(lead, late["id"], lambda j: j["steps"] == 1, timeout=30)
         lead.ok("POST", f"{JOBS}/{late['id']}/cancel")
-        done = _wait(lead, late["id"], lambda j: j["status"] in FINAL)
+        done = wait_job(lead, late["id"], lambda j: j["status"] in FINAL, timeout=30)
         assert done["status"] == "succeeded" and done["error"] is None, done
         assert lead.ok("GET", f"{ADAPTERS}/late")["kind"] == "hosted"
 
         # A gateway that stops leaves its running hosted job queued with the provider's job id.
         other = _start(lead, _hosted("restarted"))
-        running = _wait(lead, other["id"], lambda j: j["steps"] == 3)
+        running = wait_job(lead, other["id"], lambda j: j["steps"] == 3, timeout=30)
     remote = running["provider"]["job"]
     creates = len(_posts(fake, "/v1/fine_tuning/jobs"))
     fake.tuning.jobs[remote].plan = Plan(steps=3)  # let it finish
     with setup.gateway() as gw:
         lead = Client(gw.base, w.keys["team_admin:a"], gw)
-        done = _wait(lead, other["id"], lambda j: j["status"] in FINAL)
+        done = wait_job(lead, other["id"], lambda j: j["status"] in FINAL, timeout=30)
         assert done["status"] == "succeeded" and done["provider"]["job"] == remote
         assert len(_posts(fake, "/v1/fine_tuning/jobs")) == creates  # followed, not restarted
         assert done["losses"] == running["losses"]

@@ -9,7 +9,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,22 +23,13 @@ import_or_need("peft", "the tune extra (peft)")
 from opsgate.tuning.lora import load_adapter, load_base  # noqa: E402
 from tests.access.helpers import MASTER, Client, World, seed  # noqa: E402
 from tests.fixtures.gateway import GatewayServer, make_config  # noqa: E402
-from tests.tuning.tiny import ALL_LINEAR, COLOURS, answer_probability, tiny_base  # noqa: E402
+from tests.tuning.jobs import ADAPTERS, FINAL, JOBS, wait_job  # noqa: E402
+from tests.tuning.tiny import COLOURS, TOY_SETTINGS, answer_probability, tiny_base  # noqa: E402
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated"),
 ]
-JOBS, ADAPTERS = "/admin/v1/tuning/jobs", "/admin/v1/adapters"
-FINAL = ("succeeded", "failed", "cancelled")
-SETTINGS = {
-    "rank": 8,
-    "alpha": 16,
-    "epochs": 10,
-    "batch_size": 4,
-    "learning_rate": 1e-2,
-    "target_modules": list(ALL_LINEAR),
-}
 
 
 def _config(tmp: Path) -> Any:
@@ -85,16 +75,6 @@ def _dataset(client: Client, name: str, rows: list[dict[str, Any]]) -> str:
     return str(made["dataset"]["id"])
 
 
-def _wait(client: Client, job_id: str, until: Any, timeout: float = 100) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = client.ok("GET", f"{JOBS}/{job_id}")
-        if until(job):
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
-
-
 def _error(resp: Any, status: int, code: str | None = None) -> dict[str, Any]:
     assert resp.status_code == status, resp.text
     err: dict[str, Any] = resp.json()["error"]
@@ -110,14 +90,19 @@ def test_a_job_trains_registers_an_adapter_and_is_tainted_by_an_erasure(
     lead = admin.as_(w.keys["team_admin:a"])
     base = tiny_base(tmp_path / "base")
     dataset = _dataset(lead, "colours", _rows())
-    body = {"dataset": "colours", "base": str(base), "adapter": "colours-a", "settings": SETTINGS}
+    body = {
+        "dataset": "colours",
+        "base": str(base),
+        "adapter": "colours-a",
+        "settings": TOY_SETTINGS,
+    }
     made = lead.call("POST", JOBS, body)
     assert made.status_code == 201, made.text
     job = made.json()
     assert job["status"] in ("queued", "running") and job["team_id"] == "team-a"
     assert job["examples"]["train"] + job["examples"]["validation"] == len(_rows())
 
-    done = _wait(lead, job["id"], lambda j: j["status"] in FINAL)
+    done = wait_job(lead, job["id"], lambda j: j["status"] in FINAL)
     assert done["status"] == "succeeded", done
     assert done["steps"] == done["total_steps"] == len(done["losses"]) > 10
     assert sum(done["losses"][-3:]) < sum(done["losses"][:3]) / 2
@@ -259,7 +244,7 @@ def test_bad_input_is_refused_before_a_job_is_queued(
 
 def _long_job(admin: Client, base: Path, epochs: int) -> dict[str, Any]:
     """A job long enough to be stopped mid-way even on a fast machine."""
-    long = {**SETTINGS, "epochs": epochs, "checkpoint_every": 2}
+    long = {**TOY_SETTINGS, "epochs": epochs, "checkpoint_every": 2}
     body = {"dataset": "colours", "base": str(base), "adapter": "long", "settings": long}
     _dataset(admin, "colours", _rows())
     job: dict[str, Any] = admin.ok("POST", JOBS, body)
@@ -271,10 +256,10 @@ def test_a_cancelled_job_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     with GatewayServer(_config(tmp_path)) as gw:
         admin = Client(gw.base, MASTER, gw)
         job = _long_job(admin, base, epochs=1000)  # never run to its end
-        _wait(admin, job["id"], lambda j: j["steps"] >= 1)
+        wait_job(admin, job["id"], lambda j: j["steps"] >= 1)
         asked = admin.ok("POST", f"{JOBS}/{job['id']}/cancel")
         assert asked["status"] in ("running", "cancelled") and asked["cancel_requested"]
-        first = _wait(admin, job["id"], lambda j: j["status"] in FINAL)
+        first = wait_job(admin, job["id"], lambda j: j["status"] in FINAL)
         total = 1000 * math.ceil(job["examples"]["train"] / 4)
         assert first["status"] == "cancelled" and first["total_steps"] == total
         assert 1 <= first["steps"] < total and not first["cancel_requested"]
@@ -284,9 +269,9 @@ def test_a_cancelled_job_resumes_from_its_checkpoint(tmp_path: Path) -> None:
         resumed = admin.ok("POST", f"{JOBS}/{job['id']}/resume")
         assert resumed["status"] in ("queued", "running") and resumed["error"] is None
         _error(admin.call("POST", f"{JOBS}/{job['id']}/resume"), 409, "job_not_resumable")
-        _wait(admin, job["id"], lambda j: j["steps"] > first["steps"] or j["status"] in FINAL)
+        wait_job(admin, job["id"], lambda j: j["steps"] > first["steps"] or j["status"] in FINAL)
         admin.ok("POST", f"{JOBS}/{job['id']}/cancel")
-        second = _wait(admin, job["id"], lambda j: j["status"] in FINAL)
+        second = wait_job(admin, job["id"], lambda j: j["status"] in FINAL)
         # It went on from the checkpoint: the curve so far is kept, never started over (a
         # checkpoint is every 2 steps, so up to one step is repeated, with the same loss).
         assert second["status"] == "cancelled" and second["steps"] > first["steps"]
@@ -299,10 +284,10 @@ def test_a_restart_resumes_a_running_job_from_its_checkpoint(tmp_path: Path) -> 
     with GatewayServer(_config(tmp_path)) as gw:
         admin = Client(gw.base, MASTER, gw)
         job = _long_job(admin, base, epochs=100)
-        before = _wait(admin, job["id"], lambda j: j["steps"] >= 3)
+        before = wait_job(admin, job["id"], lambda j: j["steps"] >= 3)
     with GatewayServer(_config(tmp_path)) as gw:  # the same database and folder
         admin = Client(gw.base, MASTER, gw)
-        done = _wait(admin, job["id"], lambda j: j["status"] in FINAL)
+        done = wait_job(admin, job["id"], lambda j: j["status"] in FINAL)
         assert done["status"] == "succeeded", done
         assert done["steps"] == done["total_steps"] == len(done["losses"])
         assert done["metrics"]["resumed_from"] >= before["steps"] - 1
@@ -322,7 +307,7 @@ def test_a_job_that_cannot_load_its_base_fails_clearly_and_the_gateway_serves_on
     _dataset(admin, "colours", _rows())
     body = {"dataset": "colours", "base": str(base), "adapter": "broken"}
     job = admin.ok("POST", JOBS, body)
-    failed = _wait(admin, job["id"], lambda j: j["status"] in FINAL)
+    failed = wait_job(admin, job["id"], lambda j: j["status"] in FINAL)
     assert failed["status"] == "failed" and failed["steps"] == 0
     assert failed["error"] and "Traceback" not in failed["error"], failed["error"]
     # The log keeps what the worker said, the traceback on stderr and the error event.

@@ -27,21 +27,13 @@ import_or_need("peft", "the tune extra (peft)")
 from tests.access.helpers import MASTER, Client  # noqa: E402
 from tests.fixtures.gateway import GatewayServer, make_config  # noqa: E402
 from tests.fixtures.vllm import FakeVLLM  # noqa: E402
-from tests.tuning.tiny import ALL_LINEAR, COLOURS, tiny_base  # noqa: E402
+from tests.tuning.tiny import COLOURS, TOY_SETTINGS, tiny_base  # noqa: E402
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.timeout(300),
     pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated"),
 ]
-SETTINGS = {
-    "rank": 8,
-    "alpha": 16,
-    "epochs": 10,
-    "batch_size": 4,
-    "learning_rate": 1e-2,
-    "target_modules": list(ALL_LINEAR),
-}
 EXPERIMENT = "colours-a-vs-base"
 
 
@@ -144,7 +136,7 @@ def test_traffic_to_feedback_to_adapter_to_experiment_to_promotion(tmp_path: Pat
             "POST",
             "/admin/v1/tuning/jobs",
             {"dataset": "colours", "dataset_version": 1, "base": str(base),
-             "adapter": "colours-a", "settings": SETTINGS},
+             "adapter": "colours-a", "settings": TOY_SETTINGS},
         )  # fmt: skip
         done = _until(
             lambda: (

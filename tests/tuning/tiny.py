@@ -13,6 +13,15 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 COLOURS = {"sky": "blue", "grass": "green", "sun": "yellow", "snow": "white", "coal": "black"}
+TOY_SETTINGS = {
+    "rank": 8,
+    "alpha": 16,
+    "epochs": 10,
+    "batch_size": 4,
+    "learning_rate": 1e-2,
+    "target_modules": list(ALL_LINEAR),
+}
+"""LoRA settings under which the tiny base learns the colours (the API tests' job body)."""
 WORDS = ["user", "assistant", ":", "what", "colour", "is", "the", "?", *COLOURS, *COLOURS.values()]
 
 

@@ -10,7 +10,7 @@ Targets, one run, interleaved rounds:
   max_parallel) and a budget, tracing to SQLite; every request authenticates, is admitted,
   settled and traced;
 - `features x2`: that gateway with two worker processes (`opsgate serve --workers 2`, the
-  kernel spreading connections over them); its CPU is not read (it is in the workers).
+  kernel spreading connections over them); its CPU is its process group's (both workers).
 
 Scenarios: c=1 JSON and SSE (added latency), c=32 with no upstream delay (throughput), and
 c=64 with a 50 ms upstream (queueing: an upstream as fast as a small model's first token). For
@@ -189,6 +189,7 @@ def _one(
         Target(
             "features x2",
             gws.features2.url + CHAT_PATH,
+            pid=gws.features2.pid,
             headers={"Authorization": f"Bearer {gws.key2}", "x-opsgate-end-user": "bench-user"},
         ),
     ]
@@ -235,7 +236,8 @@ def hotpath_grids(results: list[Result]) -> list[Grid]:
         [
             "vs direct / vs bare: req/s over the direct upstream's / the bare forwarder's in the "
             "same scenario; added p50/p99: minus the direct upstream's.",
-            "CPU µs/req: the server process's CPU (all threads) per request served, median of "
+            "CPU µs/req: the server's CPU (its process group: all threads and workers) per request "
+            "served, median of "
             "rounds. Loop lag: how late the gateway's event loop ran its 0.25 s timer during the "
             "scenario (mean, and the share of samples later than 5 ms).",
         ]

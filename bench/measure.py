@@ -3,12 +3,11 @@ round k+1 of any, so drift on a shared machine hits all targets alike. Figures a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench.loadgen import LoadResult, run_load
+from bench.procs import group_cpu_s
 from bench.stats import median
 
 
@@ -34,7 +33,8 @@ class Target:
     headers: dict[str, str] | None = None
     """Sent with every request (wrk only), e.g. a key."""
     pid: int | None = None
-    """The server's process: its CPU time per request is measured too (`Summary.cpu_us`)."""
+    """The server's process, leader of its process group: the group's CPU time per request
+    (workers included) is measured too (`Summary.cpu_us`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +43,8 @@ class Summary:
 
     rounds: tuple[LoadResult, ...]
     cpu_per_request: tuple[float, ...] = ()
-    """Per round: the server process's CPU seconds (user + system, all its threads) over the
-    requests it served. Other load on the machine hardly moves it, unlike req/s."""
+    """Per round: the server's CPU seconds (user + system, every thread and worker of its process
+    group) over the requests it served. Other load on the machine hardly moves it, unlike req/s."""
 
     @property
     def cpu_us(self) -> float | None:
@@ -99,22 +99,9 @@ def measure(
         for target in targets:
             if progress:
                 progress(f"round {k + 1}/{settings.rounds} {target.name} c={concurrency}")
-            before = cpu_seconds(target.pid)
+            before = group_cpu_s(target.pid) if target.pid is not None else 0.0
             got = load(target, settings.seconds)
             results[target.name].append(got)
-            if before is not None and got.requests:
-                after = cpu_seconds(target.pid)
-                if after is not None:
-                    cpu[target.name].append((after - before) / got.requests)
+            if target.pid is not None and got.requests:
+                cpu[target.name].append((group_cpu_s(target.pid) - before) / got.requests)
     return {name: Summary(tuple(rounds), tuple(cpu[name])) for name, rounds in results.items()}
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds of process `pid` so far (Linux `/proc`), None elsewhere."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from orjson import loads as orjson_loads
@@ -41,7 +39,7 @@ from rich.console import Console
 
 from bench.loadgen import LoadResult, run_load
 from bench.measure import Settings
-from bench.procs import Server
+from bench.procs import Server, group_cpu_s
 from bench.report import Grid, grids_markdown
 from bench.servers import CHAT_PATH, MODEL, fake_upstream, gateway, request_body
 from bench.stats import median, percentile
@@ -108,22 +106,6 @@ def _metric(text: str, name: str, labels: str = "") -> float:
         if labels in (match.group(1) or ""):
             total += float(match.group(2))
     return total
-
-
-def group_cpu_s(pgid: int) -> float:
-    """User + system CPU seconds of every live process in a process group (from /proc)."""
-    ticks = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid:  # pgrp; utime and stime follow at 11 and 12
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _metrics(server: Server) -> str:

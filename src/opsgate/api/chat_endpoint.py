@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from opsgate.api.auth_failures import count_auth_failure
 from opsgate.api.parse import parse_chat
 from opsgate.api.responses import SSE_DONE, sse_event
 from opsgate.chat import ChatChunk, ChatResponse
@@ -125,8 +126,7 @@ async def _refuse(
 ) -> None:
     """An error answer; a 401 is counted against the client's address (alerts/security.py)."""
     if exc.status == 401:
-        client = scope.get("client")
-        gateway.compliance.security.auth_failed(client[0] if client else "unknown")
+        count_auth_failure(scope, gateway)
     await send_error(send, exc, headers)
 
 

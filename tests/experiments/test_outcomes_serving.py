@@ -47,13 +47,15 @@ def test_a_thompson_bandit_moves_new_units_to_the_better_variant_and_keeps_place
             score(c, trace_id, False)
         for trace_id in traces["b"]:
             score(c, trace_id, True)
-        # reading the report evaluates the experiment: the bandit re-weighs once all is in
+        # reading the report evaluates the experiment: the bandit re-weighs once all is in (a
+        # report read while the last scores were still being written re-weighed on part of
+        # them, so wait for the weights of the whole set, not just for the counts)
         report = report_until(
             c,
             "exp1",
             lambda r: (
                 variants(r)["a"]["scored_units"] + variants(r)["b"]["scored_units"] == 20
-                and r["weights"]["b"] > 0.5
+                and r["weights"]["b"] > 0.9
             ),
         )
         weights = report["weights"]
